@@ -1,0 +1,55 @@
+"""Model checkpoints: a state dict plus JSON hyperparameters, safe to load.
+
+A checkpoint is ``{"format": CHECKPOINT_FORMAT, "hyperparameters": "<json>", "state_dict": {...},
+"metadata": "<json>"}`` written by ``torch.save`` and read with ``torch.load(weights_only=True)``,
+so loading a file never executes code.
+"""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .pet import UnconstrainedPET
+
+CHECKPOINT_FORMAT = "omm-symbreak-pet-1"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "water-pet.ckpt"
+
+
+def save_checkpoint(model: UnconstrainedPET, path, metadata: Optional[dict] = None) -> None:
+    """Write ``model`` (its weights, buffers and hyperparameters) and JSON ``metadata`` to ``path``."""
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "hyperparameters": json.dumps(model.hyperparameters),
+            "state_dict": {name: t.detach().cpu() for name, t in model.state_dict().items()},
+            "metadata": json.dumps(metadata or {}),
+        },
+        path,
+    )
+
+
+def load_checkpoint(path=None) -> UnconstrainedPET:
+    """Rebuild the model stored at ``path`` (float32, CPU, eval mode); None: the shipped model."""
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        if path == DEFAULT_CHECKPOINT:
+            raise FileNotFoundError("this installation ships no trained model yet "
+                                    f"({DEFAULT_CHECKPOINT}): pass a checkpoint file")
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not an omm-symbreak checkpoint: {error}") from error
+    if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an omm-symbreak checkpoint (format {CHECKPOINT_FORMAT})")
+    model = UnconstrainedPET(**json.loads(content["hyperparameters"]))
+    model.load_state_dict(content["state_dict"])
+    return model.eval()
+
+
+def checkpoint_metadata(path) -> dict:
+    """The JSON metadata stored with a checkpoint (training data, metrics, ...)."""
+    content = torch.load(Path(path), map_location="cpu", weights_only=True)
+    return json.loads(content["metadata"])

@@ -1,0 +1,183 @@
+"""An unconstrained, PET-style transformer for atomistic energies (DESIGN.md section 4).
+
+Nothing in this network is built to be rotationally invariant: edge tokens embed the raw
+Cartesian displacement vectors. Rotational symmetry is only learned from rotated training data,
+and is restored on demand by the modules of ``omm_symbreak.symmetrize``.
+
+Units on the model side: Angstrom and eV. Shapes use ``B`` for the batch of rotated copies of
+one structure, ``N`` atoms and ``K`` neighbour slots (see ``omm_symbreak.model.neighbors``).
+"""
+
+import math
+from typing import List
+
+import torch
+from torch import Tensor, nn
+
+
+def smooth_cutoff(distances: Tensor, cutoff: float, width: float) -> Tensor:
+    """Cosine switch: 1 below ``cutoff - width``, 0 beyond ``cutoff``, C1-continuous between.
+
+    distances: any shape (Angstrom). Returns the same shape, dtype and device.
+    """
+    onset = cutoff - width
+    scaled = ((distances - onset) / width).clamp(0.0, 1.0)
+    return 0.5 * (1.0 + torch.cos(math.pi * scaled))
+
+
+class CutoffAttentionLayer(nn.Module):
+    """One pre-norm transformer layer whose attention toward each key is scaled by a weight.
+
+    After the softmax, the weight toward key s is multiplied by ``key_weights[s]`` (1 for the
+    central token, f_c(r) for an edge, 0 for padding) and every row is renormalised, so that a
+    neighbour crossing the cutoff enters and leaves the sequence continuously.
+    """
+
+    def __init__(self, width: int, n_heads: int, ffn_width: int):
+        super().__init__()
+        if width % n_heads != 0:
+            raise ValueError(f"width {width} is not divisible by n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.head_width = width // n_heads
+        self.attention_norm = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.attention_out = nn.Linear(width, width)
+        self.ffn_norm = nn.LayerNorm(width)
+        self.ffn = nn.Sequential(nn.Linear(width, ffn_width), nn.SiLU(), nn.Linear(ffn_width, width))
+
+    def forward(self, tokens: Tensor, key_weights: Tensor) -> Tensor:
+        """tokens [M, S, width], key_weights [M, S] in [0, 1] -> tokens [M, S, width]."""
+        m, s, width = tokens.shape
+        qkv = self.qkv(self.attention_norm(tokens)).view(m, s, 3, self.n_heads, self.head_width)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [M, H, S, hw]
+        scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_width)
+        weights = key_weights[:, None, None, :]
+        # the maximum over present keys only keeps the central token's exp() from underflowing
+        scores_max = scores.masked_fill(weights == 0, -1e30).amax(dim=-1, keepdim=True).detach()
+        attention = torch.exp(scores - scores_max) * weights
+        attention = attention / attention.sum(dim=-1, keepdim=True)
+        mixed = torch.matmul(attention, value).transpose(1, 2).reshape(m, s, width)
+        tokens = tokens + self.attention_out(mixed)
+        return tokens + self.ffn(self.ffn_norm(tokens))
+
+
+def _mlp(width: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, n_out))
+
+
+class MessagePassingBlock(nn.Module):
+    """Builds every atom's token sequence (central token + K edge tokens) and runs transformer
+    layers over it. Returns the updated central and edge tokens and this block's atomic energy."""
+
+    def __init__(self, width: int, n_layers: int, n_heads: int, ffn_width: int):
+        super().__init__()
+        self.edge_geometry = nn.Linear(4, width)
+        self.edge_token = _mlp(2 * width, width)
+        self.layers = nn.ModuleList(
+            [CutoffAttentionLayer(width, n_heads, ffn_width) for _ in range(n_layers)]
+        )
+        self.central_head = _mlp(width, 1)
+        self.edge_head = _mlp(width, 1)
+
+    def forward(self, central: Tensor, messages: Tensor, geometry: Tensor, edge_weights: Tensor):
+        """central [M, w], messages [M, K, w], geometry [M, K, 4], edge_weights [M, K].
+
+        Returns (central [M, w], edges [M, K, w], atomic_energy [M]).
+        """
+        edges = self.edge_token(torch.cat([self.edge_geometry(geometry), messages], dim=-1))
+        tokens = torch.cat([central.unsqueeze(1), edges], dim=1)
+        key_weights = torch.cat([torch.ones_like(edge_weights[:, :1]), edge_weights], dim=1)
+        for layer in self.layers:
+            tokens = layer(tokens, key_weights)
+        central, edges = tokens[:, 0], tokens[:, 1:]
+        energy = self.central_head(central).squeeze(-1)
+        energy = energy + (self.edge_head(edges).squeeze(-1) * edge_weights).sum(dim=1)
+        return central, edges, energy
+
+
+class UnconstrainedPET(nn.Module):
+    """Point-Edge-Transformer-style energy model on raw Cartesian displacements.
+
+    Hyperparameters (all stored in ``self.hyperparameters`` for checkpoints):
+      atomic_numbers: elements the model knows, e.g. [1, 8]
+      cutoff, cutoff_width: radial cutoff and width of its smooth switch (Angstrom)
+      max_neighbors: K, the padded neighbour slots per atom
+      width, n_blocks, n_layers, n_heads, ffn_width: network sizes
+
+    The per-species energy baseline (eV) and the energy scale (eV) are buffers set by training.
+    """
+
+    __jit_ignored_attributes__ = ["hyperparameters"]
+
+    def __init__(
+        self,
+        atomic_numbers: List[int],
+        cutoff: float = 3.5,
+        cutoff_width: float = 0.5,
+        max_neighbors: int = 40,
+        width: int = 64,
+        n_blocks: int = 2,
+        n_layers: int = 1,
+        n_heads: int = 4,
+        ffn_width: int = 128,
+    ):
+        super().__init__()
+        if n_blocks < 2:
+            raise ValueError("n_blocks must be at least 2 (receptive field of two cutoffs)")
+        if not 0.0 < cutoff_width < cutoff:
+            raise ValueError(f"need 0 < cutoff_width < cutoff, got {cutoff_width}, {cutoff}")
+        self.hyperparameters = dict(
+            atomic_numbers=[int(z) for z in atomic_numbers], cutoff=float(cutoff),
+            cutoff_width=float(cutoff_width), max_neighbors=int(max_neighbors), width=width,
+            n_blocks=n_blocks, n_layers=n_layers, n_heads=n_heads, ffn_width=ffn_width,
+        )
+        self.cutoff = float(cutoff)
+        self.cutoff_width = float(cutoff_width)
+        self.max_neighbors = int(max_neighbors)
+        self.register_buffer("atomic_numbers", torch.tensor(atomic_numbers, dtype=torch.long))
+        self.register_buffer("energy_baseline", torch.zeros(len(atomic_numbers)))
+        self.register_buffer("energy_scale", torch.ones(()))
+        self.species_embedding = nn.Embedding(len(atomic_numbers), width)
+        self.blocks = nn.ModuleList(
+            [MessagePassingBlock(width, n_layers, n_heads, ffn_width) for _ in range(n_blocks)]
+        )
+
+    def species_of(self, atomic_numbers: List[int]) -> Tensor:
+        """Map atomic numbers to the model's species indices [N]; ValueError for unknown ones."""
+        known = self.atomic_numbers.tolist()
+        unknown = sorted(set(atomic_numbers) - set(known))
+        if unknown:
+            raise ValueError(
+                f"the model knows the atomic numbers {known}, not {unknown}"
+            )
+        return torch.tensor([known.index(z) for z in atomic_numbers], dtype=torch.long,
+                            device=self.atomic_numbers.device)
+
+    def forward(self, species: Tensor, vectors: Tensor, index: Tensor, reverse: Tensor,
+                mask: Tensor) -> Tensor:
+        """Atomic energies (eV) of a batch of rotated copies of one structure.
+
+        species [N] species indices; vectors [B, N, K, 3] displacements (Angstrom), padded slots
+        zero; index, reverse [N, K] neighbour atom and reverse-edge slot; mask [N, K] bool.
+        Returns [B, N].
+        """
+        b, n, k, _ = vectors.shape
+        width = self.species_embedding.embedding_dim
+        distances = torch.sqrt((vectors * vectors).sum(-1) + 1e-12)
+        edge_weights = smooth_cutoff(distances, self.cutoff, self.cutoff_width) * mask
+        geometry = torch.cat([vectors, distances.unsqueeze(-1)], dim=-1) / self.cutoff
+        geometry = geometry.reshape(b * n, k, 4)
+        edge_weights = edge_weights.reshape(b * n, k)
+
+        embedded = self.species_embedding(species)
+        central = embedded.expand(b, n, width).reshape(b * n, width)
+        messages = embedded[index].expand(b, n, k, width).reshape(b * n, k, width)
+        reverse_slot = (index * k + reverse).reshape(-1)
+        energy = torch.zeros(b * n, dtype=vectors.dtype, device=vectors.device)
+        for block in self.blocks:
+            central, edges, block_energy = block(central, messages, geometry, edge_weights)
+            energy = energy + block_energy
+            from_reverse = edges.reshape(b, n * k, width)[:, reverse_slot]
+            messages = 0.5 * (messages + from_reverse.reshape(b * n, k, width))
+        energy = energy.reshape(b, n) * self.energy_scale
+        return energy + self.energy_baseline[species]
