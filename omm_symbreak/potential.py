@@ -1,0 +1,87 @@
+"""Build OpenMM forces and systems around the exported modules of ``omm_symbreak.export``.
+
+Strategies (how the symmetry breaking of the raw model is handled):
+  - ``none``:   the raw model (grid ignored);
+  - ``full``:   the model averaged over ``grid``;
+  - ``mts``:    the raw model in force group ``FAST_GROUP`` plus the correction
+                E_avg - E_raw in force group ``SLOW_GROUP``, for multiple time stepping
+                (``openmm.MTSLangevinIntegrator`` / ``openmm.MTSIntegrator``);
+  - ``random``: the model in a fresh random orientation at every evaluation.
+"""
+
+from typing import List, Union
+
+import torch  # noqa: F401  (must be imported before openmmtorch: it loads the CUDA runtime)
+import openmm
+import openmmtorch
+
+from .export import openmm_module
+from .grids import RotationGrid
+from .model.pet import UnconstrainedPET
+
+
+def _load_torch_plugin_if_it_failed() -> None:
+    """OpenMM loads its plugins when ``openmm`` is first imported. If that happened before
+    ``torch`` was imported, the openmm-torch kernels failed to load (``libnvrtc.so.12`` missing,
+    as torch had not loaded the CUDA runtime yet); load them again now that torch is loaded."""
+    prefix = "Error loading library "
+    for failure in openmm.Platform.getPluginLoadFailures():
+        library = failure[len(prefix):].split(":")[0] if failure.startswith(prefix) else ""
+        if "OpenMMTorch" in library and "OpenCL" not in library:
+            openmm.Platform.loadPluginLibrary(library)
+
+
+_load_torch_plugin_if_it_failed()
+
+STRATEGIES = ("none", "full", "mts", "random")
+FAST_GROUP = 0
+SLOW_GROUP = 1
+
+
+def torch_force(module: Union[torch.jit.ScriptModule, str], force_group: int = FAST_GROUP):
+    """An ``openmmtorch.TorchForce`` around an exported module or a TorchScript file of one,
+    its periodic flag taken from the module."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        module = torch.jit.load(str(module))
+    force = openmmtorch.TorchForce(module)
+    force.setUsesPeriodicBoundaryConditions(bool(module.uses_periodic_boundary_conditions))
+    force.setForceGroup(force_group)
+    return force
+
+
+def create_forces(topology, model: UnconstrainedPET, strategy: str = "none",
+                  grid: Union[str, RotationGrid] = "2i", positions=None) -> List:
+    """The TorchForce(s) of a strategy of ``STRATEGIES`` (two forces for ``mts``)."""
+    if strategy == "none":
+        return [torch_force(openmm_module(topology, model, "none", "full", positions))]
+    if strategy == "full":
+        return [torch_force(openmm_module(topology, model, grid, "full", positions))]
+    if strategy == "random":
+        return [torch_force(openmm_module(topology, model, "none", "random", positions))]
+    if strategy == "mts":
+        return [
+            torch_force(openmm_module(topology, model, "none", "full", positions), FAST_GROUP),
+            torch_force(openmm_module(topology, model, grid, "correction", positions), SLOW_GROUP),
+        ]
+    raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+
+
+def create_system(topology, model: UnconstrainedPET, strategy: str = "none",
+                  grid: Union[str, RotationGrid] = "2i", positions=None) -> openmm.System:
+    """An ``openmm.System`` with the topology's masses and box and the model's force(s).
+
+    No centre-of-mass motion remover is added: total momentum and angular momentum are
+    observables here. ``positions`` (optional) are checked against the topology, and the
+    model is evaluated once on them, so that bad input fails now rather than during MD.
+    """
+    system = openmm.System()
+    for atom in topology.atoms():
+        if atom.element is None:
+            raise ValueError(f"atom {atom.index} ({atom.name}) has no element")
+        system.addParticle(atom.element.mass)
+    box = topology.getPeriodicBoxVectors()
+    if box is not None:
+        system.setDefaultPeriodicBoxVectors(*box)
+    for force in create_forces(topology, model, strategy, grid, positions):
+        system.addForce(force)
+    return system
