@@ -1,0 +1,89 @@
+"""Water systems from the PDB templates in ``systems/``: (topology, positions, box vectors).
+
+Every template holds HOH residues with atoms O, H1, H2 in that order (bonds O-H1 and O-H2 come
+from OpenMM's standard HOH template when the file is read), molecules whole (no O-H bond crosses
+the box), and a CRYST1 record when periodic. ``systems/generate.py`` regenerates them.
+
+- ``water-monomer``: one molecule at the q-TIP4P/F minimum (r_OH 0.9419 Angstrom, 107.4 deg, to
+  the 0.001 Angstrom precision of PDB coordinates), no box.
+- ``liquid-64``, ``liquid-256``: 64 / 256 molecules at 0.997 g/cm^3 in a cubic box, equilibrated
+  with q-TIP4P/F at 300 K.
+- ``ice-ih``: 128 molecules of proton-disordered hexagonal ice (ice rules, near-zero net dipole)
+  in an orthorhombic cell, relaxed with q-TIP4P/F.
+
+The templates live in the repository (``<repo>/systems``), next to the package directory.
+"""
+import itertools
+from pathlib import Path
+
+import numpy as np
+from openmm import Vec3, app, unit
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "systems"
+
+
+def available() -> list[str]:
+    """Names of the templates, sorted (file names in ``systems/`` without ``.pdb``)."""
+    return sorted(path.stem for path in TEMPLATES_DIR.glob("*.pdb"))
+
+
+def load(name: str, replicate: tuple[int, int, int] = (1, 1, 1)):
+    """Load a template, optionally tiled periodically.
+
+    Args:
+        name: one of ``available()``; anything else raises ValueError listing them.
+        replicate: copies of the periodic cell along a, b, c (positive integers); the non-periodic
+            ``water-monomer`` accepts only (1, 1, 1).
+
+    Returns:
+        (topology, positions, box_vectors): an ``openmm.app.Topology`` (HOH residues with atoms
+        O, H1, H2, bonded; periodic box set when periodic), positions as a numpy [n_atoms, 3]
+        Quantity in nm (replica-major order: all of copy (0,0,0), then (0,0,1), ...), and the box
+        vectors (a Quantity of three Vec3 in nm, as ``Topology.getPeriodicBoxVectors``) or None.
+    """
+    if name not in available():
+        raise ValueError(f"unknown system {name!r}; available: {', '.join(available())}")
+    counts = tuple(int(count) for count in replicate)
+    if len(counts) != 3 or min(counts) < 1:
+        raise ValueError(f"replicate needs three positive integers; got {replicate!r}")
+    pdb = app.PDBFile(str(TEMPLATES_DIR / f"{name}.pdb"))
+    topology = pdb.topology
+    positions_nm = pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    if counts != (1, 1, 1):
+        if topology.getPeriodicBoxVectors() is None:
+            raise ValueError(f"system {name!r} has no periodic box; replicate must be (1, 1, 1), got {replicate!r}")
+        topology, positions_nm = _replicate(topology, positions_nm, counts)
+    return topology, unit.Quantity(np.asarray(positions_nm), unit.nanometer), topology.getPeriodicBoxVectors()
+
+
+def water_topology(n_molecules: int, box_vectors_nm: np.ndarray | None = None) -> app.Topology:
+    """A topology of ``n_molecules`` HOH residues (atoms O, H1, H2; bonds O-H1, O-H2; one chain,
+    residues numbered 1, 2, ...), with periodic box vectors [3, 3] in nm (rows a, b, c) if given."""
+    topology = app.Topology()
+    chain = topology.addChain()
+    for number in range(1, n_molecules + 1):
+        residue = topology.addResidue("HOH", chain, str(number))
+        oxygen = topology.addAtom("O", app.element.oxygen, residue)
+        for name in ("H1", "H2"):
+            topology.addBond(oxygen, topology.addAtom(name, app.element.hydrogen, residue))
+    if box_vectors_nm is not None:
+        topology.setPeriodicBoxVectors(_box_quantity(box_vectors_nm))
+    return topology
+
+
+def _box_quantity(box_vectors_nm: np.ndarray):
+    """[3, 3] box vectors in nm as the Quantity of three Vec3 that OpenMM topologies hold."""
+    return [Vec3(*map(float, vector)) for vector in box_vectors_nm] * unit.nanometer
+
+
+def _replicate(topology: app.Topology, positions_nm: np.ndarray, counts: tuple[int, int, int]):
+    """Tile a periodic water template counts[0] x counts[1] x counts[2] times.
+
+    Returns a fresh ``water_topology`` of all copies (box vectors multiplied by the counts) and
+    the [n_copies * n_atoms, 3] positions in nm, copy (i, j, k) shifted by i a + j b + k c.
+    """
+    box_nm = np.array(topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer))
+    cells = np.array(list(itertools.product(*(range(count) for count in counts))))
+    tiled_positions_nm = np.concatenate([positions_nm + cell @ box_nm for cell in cells])
+    tiled = water_topology(topology.getNumResidues() * len(cells), box_nm * np.array(counts)[:, None])
+    return tiled, tiled_positions_nm
