@@ -7,25 +7,11 @@ from pathlib import Path
 from .export import MODES
 
 
-def load_structure(name_or_pdb: str):
-    """(topology, positions) of a template of ``systems/`` or of a PDB file."""
-    from openmm.app import PDBFile
-
-    from . import systems
-
-    if name_or_pdb.lower().endswith(".pdb"):
-        if not Path(name_or_pdb).is_file():
-            raise FileNotFoundError(f"no PDB file {name_or_pdb}")
-        pdb = PDBFile(name_or_pdb)
-        return pdb.topology, pdb.positions
-    topology, positions, _ = systems.load(name_or_pdb)
-    return topology, positions
-
-
 def run_export(args) -> None:
     from .export import export
     from .grids import parse_grid
     from .model import load_checkpoint
+    from .simulate import load_structure
 
     grid = parse_grid(args.grid)
     if args.output.exists() and not args.force:
@@ -36,6 +22,202 @@ def run_export(args) -> None:
     periodic = topology.getPeriodicBoxVectors() is not None
     print(f"wrote {path}: {topology.getNumAtoms()} atoms, grid {grid.spec} "
           f"({grid.size} evaluations), mode {args.mode}, periodic {periodic}")
+
+
+def run_simulate(args) -> None:
+    from .simulate import RunSettings, SimulationError, run
+
+    steps = args.steps if args.time_ps is None else round(args.time_ps * 1000 / args.timestep_fs)
+    settings = RunSettings(
+        system=args.system, checkpoint=args.model, strategy=args.strategy, grid=args.grid,
+        mts_stride=args.mts_stride, ensemble=args.ensemble, thermostat=args.thermostat,
+        temperature_k=args.temperature, friction_per_ps=args.friction,
+        timestep_fs=args.timestep_fs, steps=steps, platform=args.platform,
+        precision=args.precision, seed=args.seed, state_interval=args.state_interval,
+        trajectory_interval=args.trajectory_interval,
+        diagnostics_interval=args.diagnostics_interval, diagnostic_grid=args.diagnostic_grid,
+        checkpoint_interval=args.checkpoint_interval, velocities=args.velocities)
+    try:
+        directory = run(settings, args.output, resume=args.resume, progress=not args.quiet)
+    except SimulationError as error:
+        raise ValueError(str(error)) from error
+    print(f"finished {settings.steps} steps; outputs in {directory}")
+
+
+def add_simulate_parser(commands) -> None:
+    from .simulate import ENSEMBLES, PLATFORMS, STRATEGIES, THERMOSTATS, RunSettings
+
+    d = RunSettings(system="")
+    p = commands.add_parser(
+        "simulate", help="run MD with a chosen symmetrization strategy",
+        description="Molecular dynamics of a water system with the ML model, writing a DCD "
+                    "trajectory, an OpenMM state CSV and symmetry diagnostics (units in each "
+                    "file). Step counts are in units of --timestep-fs.")
+    p.add_argument("system", help="a template of systems/ or a PDB file")
+    p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--strategy", default=d.strategy, choices=STRATEGIES)
+    p.add_argument("--grid", default=d.grid, help="grid of full / mts (DESIGN notation)")
+    p.add_argument("--mts-stride", type=int, default=d.mts_stride,
+                   help="inner steps per evaluation of the correction (strategy mts)")
+    p.add_argument("--ensemble", default=d.ensemble, choices=ENSEMBLES)
+    p.add_argument("--thermostat", default=d.thermostat, choices=THERMOSTATS)
+    p.add_argument("--temperature", type=float, default=d.temperature_k, help="K")
+    p.add_argument("--friction", type=float, default=d.friction_per_ps,
+                   help="Langevin friction or Nose-Hoover collision frequency, 1/ps")
+    p.add_argument("--timestep-fs", type=float, default=d.timestep_fs)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=d.steps)
+    length.add_argument("--time-ps", type=float, default=None)
+    p.add_argument("--platform", default=d.platform, choices=PLATFORMS)
+    p.add_argument("--precision", default=d.precision, choices=("single", "double"),
+                   help="model precision (double also selects it on CUDA/OpenCL)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--state-interval", type=int, default=d.state_interval)
+    p.add_argument("--trajectory-interval", type=int, default=d.trajectory_interval)
+    p.add_argument("--diagnostics-interval", type=int, default=d.diagnostics_interval)
+    p.add_argument("--diagnostic-grid", default=d.diagnostic_grid)
+    p.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval)
+    p.add_argument("--velocities", action="store_true", help="also write velocities.dcd")
+    p.add_argument("-o", "--output", type=Path, required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_simulate)
+
+
+def run_reference(args) -> None:
+    from tqdm import tqdm
+
+    from .data import write_frames
+    from .reference.sample import sample_system
+
+    if args.output.exists() and not args.force:
+        raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
+    with tqdm(total=args.frames, desc=f"q-TIP4P/F {args.system}", unit="frame",
+              disable=args.quiet) as bar:
+        frames = sample_system(
+            args.system, args.temperatures, args.densities, n_frames=args.frames,
+            spacing_ps=args.spacing_ps, equilibration_ps=args.equilibration_ps, seed=args.seed,
+            friction_per_ps=args.friction, platform=args.platform, threads=args.threads,
+            progress=lambda done, total: bar.update(1))
+    write_frames(args.output, frames, force=args.force)
+    print(f"wrote {args.output}: {len(frames)} frames of {args.system} "
+          f"({frames[0].n_atoms} atoms), spacing {frames[0].info['spacing_ps']} ps")
+
+
+def add_reference_parser(commands) -> None:
+    from .reference.sample import DEFAULT_EQUILIBRATION_PS, DEFAULT_SPACING_PS
+
+    p = commands.add_parser("reference", help="label data with the q-TIP4P/F reference")
+    actions = p.add_subparsers(dest="action", required=True)
+    s = actions.add_parser(
+        "sample", help="q-TIP4P/F MD frames (energies eV, forces eV/Angstrom) as extended XYZ",
+        description="Langevin MD (dt 0.5 fs) of a bulk water template with q-TIP4P/F at every "
+                    "temperature x density; after --equilibration-ps per state, one frame every "
+                    "--spacing-ps. --frames is the total, split evenly over the states.")
+    s.add_argument("--system", default="liquid-64", help="a periodic template of systems/")
+    s.add_argument("--temperatures", type=float, nargs="+", default=[300.0], help="K")
+    s.add_argument("--densities", type=float, nargs="+", default=None,
+                   help="g/cm^3 (default: the template's density)")
+    s.add_argument("--frames", type=int, default=100, help="frames in total")
+    s.add_argument("--spacing-ps", type=float, default=DEFAULT_SPACING_PS)
+    s.add_argument("--equilibration-ps", type=float, default=DEFAULT_EQUILIBRATION_PS)
+    s.add_argument("--friction", type=float, default=1.0, help="Langevin friction, 1/ps")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--platform", default="CPU", help="OpenMM platform name")
+    s.add_argument("--threads", type=int, default=None, help="CPU platform threads")
+    s.add_argument("-o", "--output", type=Path, required=True, help="output .extxyz file")
+    s.add_argument("--force", action="store_true", help="overwrite an existing output")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(run=run_reference)
+
+
+def run_train(args) -> None:
+    from .train import train_files
+
+    hyperparameters = {name: getattr(args, name) for name in TRAIN_MODEL_OPTIONS}
+    train_files(args.train, args.valid or [], args.output, epochs=args.epochs, lr=args.lr,
+                batch_size=args.batch_size, seed=args.seed, weight_decay=args.weight_decay,
+                patience=args.patience, warmup_epochs=args.warmup_epochs, resume=args.resume, force=args.force,
+                hyperparameters=hyperparameters, progress=not args.quiet)
+
+
+TRAIN_MODEL_OPTIONS = ("cutoff", "cutoff_width", "max_neighbors", "width", "n_blocks",
+                       "n_layers", "n_heads", "ffn_width")
+
+
+def add_train_parser(commands) -> None:
+    from .train import MODEL_DEFAULTS
+
+    p = commands.add_parser(
+        "train", help="train the unconstrained model on extended XYZ energies and forces",
+        description="Train an UnconstrainedPET (Angstrom, eV) with a fresh random rotation "
+                    "(improper half the time) of every structure every time it is seen. Writes "
+                    "the checkpoint every epoch and OUTPUT.resume for --resume.")
+    p.add_argument("train", type=Path, nargs="+", help="training extended XYZ file(s)")
+    p.add_argument("--valid", type=Path, nargs="+", default=None,
+                   help="validation extended XYZ file(s)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output checkpoint")
+    p.add_argument("--epochs", type=int, default=100, help="total epochs (also when resuming)")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--batch-size", type=int, default=4, help="structures per step")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--patience", type=int, default=10,
+                   help="epochs without improvement before the learning rate is halved")
+    p.add_argument("--warmup-epochs", type=float, default=1.0,
+                   help="linear learning-rate warm-up, in epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT.resume with its stored settings")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    model = p.add_argument_group("model hyperparameters (ignored with --resume)")
+    for name in TRAIN_MODEL_OPTIONS:
+        default = MODEL_DEFAULTS[name]
+        model.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
+                           help=f"default {default}")
+    p.set_defaults(run=run_train)
+
+
+def run_evaluate(args) -> None:
+    import json
+
+    from .evaluate import evaluate_files
+
+    result = evaluate_files(args.checkpoint, args.dataset, args.output, args.grids,
+                            args.rotations, args.max_structures, args.seed, args.float64,
+                            args.force, progress=not args.quiet,
+                            grid_rotations=args.grid_rotations)
+    summary = {spec: {**entry["accuracy"], **entry["rotational"]}
+               for spec, entry in result["grids"].items()}
+    print(json.dumps(summary, indent=1))
+    if args.output is not None:
+        print(f"wrote {args.output}")
+
+
+def add_evaluate_parser(commands) -> None:
+    from .evaluate import DEFAULT_ROTATIONS
+
+    p = commands.add_parser(
+        "evaluate", help="test-set errors and rotational symmetry breaking of a model",
+        description="Energy (meV/atom) and force (meV/Angstrom) MAE/RMSE, and the spread over "
+                    "random rotations of energies and rotated-back forces, for the raw model "
+                    "and each --grids average.")
+    p.add_argument("checkpoint", type=Path, help="model checkpoint")
+    p.add_argument("dataset", type=Path, help="labelled extended XYZ file")
+    p.add_argument("--rotations", type=int, default=DEFAULT_ROTATIONS,
+                   help="random rotations per structure")
+    p.add_argument("--grids", nargs="*", default=[], help="grids to compare with the raw model")
+    p.add_argument("--grid-rotations", type=int, default=None,
+                   help="evaluate the grids at only the first of the random rotations "
+                        "(default: all; a grid of G rotations costs G raw evaluations)")
+    p.add_argument("--max-structures", type=int, default=None,
+                   help="use only the first structures of the file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--float64", action="store_true", help="evaluate in double precision")
+    p.add_argument("-o", "--output", type=Path, default=None, help="metrics JSON file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, required=True, help="output .pt file")
     export.add_argument("--force", action="store_true", help="overwrite an existing output")
     export.set_defaults(run=run_export)
+    add_simulate_parser(commands)
+    add_reference_parser(commands)
+    add_train_parser(commands)
+    add_evaluate_parser(commands)
     return parser
 
 

@@ -1,0 +1,179 @@
+"""Simulations: strategies, outputs, resume after kill -9, explosions and bad input."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mdtraj
+import numpy as np
+import openmm
+import openmm.app as app
+import openmm.unit as unit
+import pytest
+import torch
+
+from conftest import tiny_model
+from omm_symbreak.model import save_checkpoint
+from omm_symbreak.potential import create_system
+from omm_symbreak.simulate import (RunSettings, SimulationError, make_integrator,
+                                   read_diagnostics, run)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path = tmp_path / "tiny.ckpt"
+    save_checkpoint(tiny_model(dtype=torch.float32), path)
+    return str(path)
+
+
+def diagnostics_of(directory):
+    return read_diagnostics(directory / "diagnostics.csv")
+
+
+def quick(checkpoint, **changes):
+    settings = RunSettings(system="water-monomer", checkpoint=checkpoint, steps=40,
+                           state_interval=10, trajectory_interval=10, diagnostics_interval=10,
+                           checkpoint_interval=20)
+    return dataclasses.replace(settings, **changes)
+
+
+def test_mts_with_stride_1_coincides_with_full_averaging(water_box):
+    """Reference platform, float64 model: the MTS splitting (raw fast + correction slow) with
+    k = 1 integrates the same forces as the grid-averaged model."""
+    topology, positions_angstrom, _ = water_box
+    positions, box = positions_angstrom / 10, topology.getPeriodicBoxVectors()
+    model = tiny_model(dtype=torch.float64)
+    trajectories = {}
+    for strategy in ("full", "mts"):
+        settings = RunSettings(system="water-box", strategy=strategy, grid="1i", mts_stride=1,
+                               ensemble="nve", timestep_fs=0.5)
+        system = create_system(topology, model, strategy, "1i")
+        context = openmm.Context(system, make_integrator(settings),
+                                 openmm.Platform.getPlatformByName("Reference"))
+        context.setPeriodicBoxVectors(*box)
+        context.setPositions(positions)
+        context.setVelocitiesToTemperature(300, 1)
+        context.getIntegrator().step(3)
+        trajectories[strategy] = context.getState(positions=True).getPositions(asNumpy=True)._value
+    np.testing.assert_allclose(trajectories["mts"], trajectories["full"], rtol=0, atol=1e-12)
+
+
+def test_every_strategy_runs_and_writes_documented_outputs(tmp_path, checkpoint):
+    for strategy, ensemble in [("none", "nve"), ("full", "nvt"), ("mts", "nve"), ("random", "nvt")]:
+        directory = tmp_path / strategy
+        settings = quick(checkpoint, strategy=strategy, ensemble=ensemble, grid="1i",
+                         diagnostic_grid="1i", velocities=True,
+                         mts_stride=2 if strategy == "mts" else 4)
+        run(settings, directory, progress=False)
+        trajectory = mdtraj.load(str(directory / "trajectory.dcd"), top=str(directory / "topology.pdb"))
+        assert trajectory.n_frames == 5
+        diagnostics = diagnostics_of(directory)
+        assert list(diagnostics["step"]) == [0, 10, 20, 30, 40]
+        np.testing.assert_allclose(diagnostics["time_ps"], [0, 0.005, 0.01, 0.015, 0.02])
+        assert np.all(np.isfinite(diagnostics["delta_kj_mol"]))
+        velocities = mdtraj.load(str(directory / "velocities.dcd"), top=str(directory / "topology.pdb"))
+        assert velocities.n_frames == 5
+    header = (tmp_path / "none" / "diagnostics.csv").read_text()
+    assert "kJ/mol" in header and "amu nm^2/ps" in header
+
+
+def test_random_strategy_is_reproducible_for_a_seed(tmp_path, checkpoint):
+    first = run(quick(checkpoint, strategy="random"), tmp_path / "a", progress=False)
+    second = run(quick(checkpoint, strategy="random"), tmp_path / "b", progress=False)
+    third = run(quick(checkpoint, strategy="random", seed=1), tmp_path / "c", progress=False)
+    a, b, c = (diagnostics_of(d) for d in (first, second, third))
+    np.testing.assert_array_equal(a["potential_kj_mol"], b["potential_kj_mol"])
+    assert not np.array_equal(a["potential_kj_mol"], c["potential_kj_mol"])
+
+
+def test_nve_conserves_angular_momentum_of_the_averaged_model_better_than_raw(tmp_path, checkpoint):
+    wander = {}
+    for strategy in ("none", "full"):
+        directory = run(quick(checkpoint, strategy=strategy, grid="2i", ensemble="nve", steps=200,
+                              diagnostics_interval=20, precision="double", platform="Reference"),
+                        tmp_path / strategy, progress=False)
+        diagnostics = diagnostics_of(directory)
+        wander[strategy] = np.abs(np.diff(np.stack([diagnostics[f"L_{a}"] for a in "xyz"]))).max()
+    assert wander["full"] < wander["none"] / 10
+
+
+def test_bad_inputs_fail_before_any_simulation(tmp_path, checkpoint):
+    cases = {
+        "unknown system": (quick(checkpoint, system="lava"), "available"),
+        "unknown strategy": (quick(checkpoint, strategy="sometimes"), "unknown strategy"),
+        "unknown grid": (quick(checkpoint, strategy="full", grid="7x"), "lebedev:L"),
+        "random with NVE": (quick(checkpoint, strategy="random", ensemble="nve"), "thermostat"),
+        "mts stride": (quick(checkpoint, strategy="mts", mts_stride=3), "multiple"),
+    }
+    for name, (settings, message) in cases.items():
+        with pytest.raises(ValueError, match=message):
+            run(settings, tmp_path / name.replace(" ", "-"), progress=False)
+        assert not (tmp_path / name.replace(" ", "-")).exists(), name
+    run(quick(checkpoint), tmp_path / "done", progress=False)
+    with pytest.raises(ValueError, match="different run"):
+        run(quick(checkpoint, seed=5), tmp_path / "done", progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        run(quick(checkpoint), tmp_path / "done", progress=False)
+
+    sodium = app.Topology()
+    residue = sodium.addResidue("NA", sodium.addChain())
+    sodium.addAtom("NA", app.element.sodium, residue)
+    with open(tmp_path / "sodium.pdb", "w") as handle:
+        app.PDBFile.writeFile(sodium, [[0.0, 0.0, 0.0]] * unit.nanometer, handle)
+    with pytest.raises(ValueError, match=r"not \[11\]"):
+        run(quick(checkpoint, system=str(tmp_path / "sodium.pdb")), tmp_path / "na", progress=False)
+
+
+def test_explosion_stops_with_a_clear_message_and_keeps_good_frames(tmp_path, checkpoint):
+    settings = quick(checkpoint, system="liquid-64", timestep_fs=20.0, steps=400,
+                     diagnostic_grid="none", checkpoint_interval=200)
+    with pytest.raises(SimulationError, match=r"last good frame, step (\d+)") as error:
+        run(settings, tmp_path / "boom", progress=False)
+    last_good = int(error.value.args[0].split("last good frame, step ")[1].split()[0])
+    diagnostics = diagnostics_of(tmp_path / "boom")
+    assert diagnostics["step"][-1] == last_good
+    assert np.all(np.isfinite(diagnostics["potential_kj_mol"]))
+    trajectory = mdtraj.load(str(tmp_path / "boom" / "trajectory.dcd"),
+                             top=str(tmp_path / "boom" / "topology.pdb"))
+    assert trajectory.n_frames == last_good // 10 + 1
+    assert np.all(np.isfinite(trajectory.xyz))
+
+
+def simulate_command(checkpoint, output, *extra):
+    return [sys.executable, "-m", "omm_symbreak.cli", "simulate", "water-monomer", "--model",
+            checkpoint, "--steps", "3000", "--state-interval", "10", "--trajectory-interval",
+            "10", "--diagnostics-interval", "10", "--checkpoint-interval", "200",
+            "--diagnostic-grid", "none", "--seed", "3", "--quiet", "-o", str(output), *extra]
+
+
+def test_resume_after_kill_minus_9_loses_and_duplicates_nothing(tmp_path, checkpoint):
+    subprocess.run(simulate_command(checkpoint, tmp_path / "whole"), check=True)
+    process = subprocess.Popen(simulate_command(checkpoint, tmp_path / "killed"))
+    diagnostics = tmp_path / "killed" / "diagnostics.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if diagnostics.exists() and diagnostics.read_text().count("\n") > 6 + 120:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    rows_at_kill = diagnostics.read_text().count("\n") - 6
+    assert 0 < rows_at_kill < 301, "the kill must land mid-run"
+    subprocess.run(simulate_command(checkpoint, tmp_path / "killed", "--resume"), check=True)
+
+    whole, resumed = diagnostics_of(tmp_path / "whole"), diagnostics_of(tmp_path / "killed")
+    np.testing.assert_array_equal(resumed["step"], whole["step"])
+    np.testing.assert_array_equal(resumed["time_ps"], whole["time_ps"])
+    top = str(tmp_path / "whole" / "topology.pdb")
+    a = mdtraj.load(str(tmp_path / "whole" / "trajectory.dcd"), top=top)
+    b = mdtraj.load(str(tmp_path / "killed" / "trajectory.dcd"), top=top)
+    assert a.n_frames == b.n_frames == 301
+    # the same trajectory continued (the checkpoint restores the thermostat's random state);
+    # float32 forces on the CPU platform make it agree closely, not bitwise
+    np.testing.assert_allclose(b.xyz, a.xyz, atol=1e-3)
+    state_steps = [line.split(",")[0] for line in
+                   (tmp_path / "killed" / "state.csv").read_text().splitlines()[1:]]
+    assert state_steps == [str(10 * i) for i in range(301)]
