@@ -255,6 +255,20 @@ def test_gradients(search, kind):
         np.testing.assert_allclose(cell_t.grad.numpy(), expected_cell, atol=1e-9)
 
 
+@pytest.mark.parametrize("search", SEARCHES.values(), ids=SEARCHES.keys())
+def test_second_derivatives(search):
+    """Force training differentiates forces: check second derivatives through the search."""
+    rng = np.random.default_rng(3)
+    cell = torch.tensor(random_cell(rng, "triclinic", 3.0, 3.5), requires_grad=True)
+    positions = torch.tensor(random_positions(rng, 4, cell.detach().numpy()), requires_grad=True)
+
+    def energy(positions, cell):
+        vectors = search(positions, cell, 3.0, 64).vectors
+        return torch.exp(-vectors.square().sum(-1)).sum()
+
+    assert torch.autograd.gradgradcheck(energy, (positions, cell))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("search", SEARCHES.values(), ids=SEARCHES.keys())
 def test_cuda_matches_cpu(search):

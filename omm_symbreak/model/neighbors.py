@@ -10,7 +10,7 @@ Lengths are in whatever unit the caller uses (the model uses Angstrom). ``N`` is
 atoms and ``K = max_neighbors`` the number of slots per atom.
 
 Algorithm, O(N^2 x images): pair displacements are wrapped to fractional coordinates in
-[-0.5, 0.5); every image shift ``n`` with ``|n_a| <= floor(cutoff / width_a + 0.5)`` along each
+[-0.5, 0.5]; every image shift ``n`` with ``|n_a| <= floor(cutoff / width_a + 0.5)`` along each
 cell direction (``width_a = V / |b x c|``, the distance between the faces spanned by ``b`` and
 ``c``) is added; candidates within the cutoff are numbered along their row (by ``j``, then by
 shift) with a cumulative sum and gathered into the padded layout. The image shifts are listed
@@ -23,7 +23,7 @@ host: the cell's volume and image counts (periodic only), and whether some atom 
 ``cell``; the integer shifts are not (they are piecewise constant).
 """
 
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -84,12 +84,9 @@ def neighbor_list(
         if cell.shape != (3, 3):
             raise ValueError("cell must have shape [3, 3], got " + str(list(cell.shape)))
         cell = cell.to(positions.dtype)
-        shifts = _pair_shifts(diff.detach(), cell.detach(), cutoff)  # [N, N, S, 3]
-        # Element-wise rather than a matmul, so that negating a shift negates the vector exactly.
-        offsets = (
-            shifts[..., 0:1] * cell[0] + shifts[..., 1:2] * cell[1] + shifts[..., 2:3] * cell[2]
-        )
-        candidates = diff.unsqueeze(2) + offsets
+        wrap, images = _shifts(diff.detach(), cell.detach(), cutoff)  # [N, N, 3], [S, 3]
+        wrapped = diff + _times_matrix(wrap, cell)
+        candidates = wrapped.unsqueeze(2) + _times_matrix(images, cell)  # [N, N, S, 3]
     n_shifts = candidates.shape[2]
     candidates = candidates.reshape(n_atoms, n_atoms * n_shifts, 3)
 
@@ -110,8 +107,8 @@ def neighbor_list(
     mask = slots.unsqueeze(0) < counts.unsqueeze(1)  # [N, K]
     # The candidate in slot k is the first one whose running count reaches k + 1.
     wanted = (slots + 1).unsqueeze(0).expand(n_atoms, max_neighbors).contiguous()
-    source = torch.where(mask, torch.searchsorted(running, wanted), 0)  # [N, K]
-    index = torch.where(mask, source // n_shifts, 0)
+    source = torch.where(mask, torch.searchsorted(running, wanted), 0)  # [N, K], 0 if padded
+    index = source // n_shifts
     shift = source % n_shifts
     gathered = candidates.gather(1, source.unsqueeze(-1).expand(n_atoms, max_neighbors, 3))
     vectors = torch.where(mask.unsqueeze(-1), gathered, torch.zeros_like(gathered))
@@ -123,11 +120,19 @@ def neighbor_list(
     return NeighborList(index, vectors, mask, reverse)
 
 
-def _pair_shifts(diff: Tensor, cell: Tensor, cutoff: float) -> Tensor:
-    """Integer cell shifts of every candidate image, [N, N, S, 3] in the dtype of ``diff``.
+def _shifts(diff: Tensor, cell: Tensor, cutoff: float) -> Tuple[Tensor, Tensor]:
+    """Integer cell shifts (in the dtype of ``diff``) of the candidates: pair (i, j) in image s
+    is displaced by ``r_j - r_i + (wrap[i, j] + images[s]) @ cell``.
 
-    ``diff`` is [N, N, 3] (r_j - r_i, no gradient), ``cell`` [3, 3] (no gradient). Shift ``s``
-    of pair (i, j) is the negative of shift ``S - 1 - s`` of pair (j, i).
+    Args:
+      diff: [N, N, 3] pair displacements r_j - r_i (no gradient).
+      cell: [3, 3] box vectors as rows (no gradient).
+      cutoff: the cutoff radius.
+
+    Returns:
+      ``wrap`` [N, N, 3], which brings every pair displacement to fractional coordinates in
+      [-0.5, 0.5] and is exactly antisymmetric (``wrap[j, i] == -wrap[i, j]``), and ``images``
+      [S, 3] in lexicographic order over symmetric ranges (``images[S - 1 - s] == -images[s]``).
     """
     work = cell.to(torch.promote_types(cell.dtype, torch.float32))
     volume = torch.linalg.det(work)
@@ -146,19 +151,19 @@ def _pair_shifts(diff: Tensor, cell: Tensor, cutoff: float) -> Tensor:
             "cell must have rows a, b, c spanning a right-handed cell of volume > 0, got volume "
             + str(host[0])
         )
-
-    # Image shifts in lexicographic order over symmetric ranges: reversing the list negates it.
     ranges = [
         torch.arange(-int(m), int(m) + 1, device=diff.device, dtype=diff.dtype) for m in host[1:]
     ]
-    images = torch.stack(torch.meshgrid(ranges, indexing="ij"), dim=-1).reshape(-1, 3)  # [S, 3]
+    images = torch.stack(torch.meshgrid(ranges, indexing="ij"), dim=-1).reshape(-1, 3)
 
-    # Wrap to fractional coordinates in [-0.5, 0.5); taken from the upper triangle and negated
-    # for the lower one, so that (j, i) wraps exactly opposite to (i, j).
-    fractional = diff.to(work.dtype) @ torch.linalg.inv(work)
-    wrap = -torch.floor(fractional + 0.5)
-    n_atoms = diff.shape[0]
-    atoms = torch.arange(n_atoms, device=diff.device)
-    upper = (atoms.unsqueeze(1) < atoms.unsqueeze(0)).unsqueeze(-1)
-    wrap = torch.where(upper, wrap, -wrap.transpose(0, 1)).to(diff.dtype)
-    return wrap.unsqueeze(2) + images
+    # Element-wise products and round-half-to-even are odd functions in floating point, so
+    # (j, i) wraps exactly opposite to (i, j).
+    fractional = _times_matrix(diff.to(work.dtype), torch.linalg.inv(work))
+    wrap = -torch.round(fractional)
+    return wrap.to(diff.dtype), images
+
+
+def _times_matrix(rows: Tensor, matrix: Tensor) -> Tensor:
+    """``rows @ matrix`` for [..., 3] rows and a [3, 3] matrix, written element-wise so that
+    negating a row negates its product exactly (a matmul kernel need not)."""
+    return rows[..., 0:1] * matrix[0] + rows[..., 1:2] * matrix[1] + rows[..., 2:3] * matrix[2]
