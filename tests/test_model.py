@@ -76,6 +76,9 @@ def test_batched_grid_average_equals_loop_over_rotated_structures(model, water_b
                for r, w in zip(grid.rotations, grid.weights))
     batched, _ = energy(averaged(model, grid), positions, cell)
     assert batched == pytest.approx(loop, rel=1e-12)
+    chunked_module = averaged(model, grid)
+    chunked_module.cpu_batch_atoms = 5 * len(positions)  # 36 copies in batches of 5
+    assert energy(chunked_module, positions, cell)[0] == pytest.approx(loop, rel=1e-12)
     delta, _ = energy(correction(model, grid), positions, cell)
     assert delta == pytest.approx(loop - energy(raw, positions, cell)[0], rel=1e-9, abs=1e-12)
 

@@ -51,11 +51,11 @@ class CutoffAttentionLayer(nn.Module):
         qkv = self.qkv(self.attention_norm(tokens)).view(m, s, 3, self.n_heads, self.head_width)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [M, H, S, hw]
         scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_width)
-        weights = key_weights[:, None, None, :]
-        # the maximum over present keys only keeps the central token's exp() from underflowing
-        scores_max = scores.masked_fill(weights == 0, -1e30).amax(dim=-1, keepdim=True).detach()
-        attention = torch.exp(scores - scores_max) * weights
-        attention = attention / attention.sum(dim=-1, keepdim=True)
+        # softmax(s + log w) = w e^s / sum(w e^s): the weighted, renormalised attention in one
+        # fused softmax; absent keys (w = 0) get -inf, hence exactly zero weight
+        log_weights = torch.where(key_weights > 0, torch.log(key_weights.clamp_min(1e-30)),
+                                  torch.full_like(key_weights, -math.inf))
+        attention = torch.softmax(scores + log_weights[:, None, None, :], dim=-1)
         mixed = torch.matmul(attention, value).transpose(1, 2).reshape(m, s, width)
         tokens = tokens + self.attention_out(mixed)
         return tokens + self.ffn(self.ffn_norm(tokens))
