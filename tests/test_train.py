@@ -1,0 +1,227 @@
+"""Reference sampling, augmentation, batching, training, checkpoints and exact resumption."""
+
+import json
+
+import numpy as np
+import openmm
+import pytest
+import torch
+from openmm import unit
+
+from conftest import TINY_MODEL, tiny_model, water_positions_angstrom, water_topology
+from omm_symbreak.cli import main
+from omm_symbreak.data import Frame, read_frames, write_frames
+from omm_symbreak.export import KJ_PER_MOL_PER_EV
+from omm_symbreak.grids import random_rotations
+from omm_symbreak.model import checkpoint_metadata, load_checkpoint
+from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
+from omm_symbreak.reference.sample import density_g_cm3, frames_per_state, sample_states, scale_to_density
+from omm_symbreak.symmetrize import averaged
+from omm_symbreak.train import (dataset_statistics, energies_and_forces, resume_path, rotate_frame,
+                                train)
+
+HYPERPARAMETERS = {key: value for key, value in TINY_MODEL.items() if key != "atomic_numbers"}
+CELL = np.eye(3) * 6.2
+
+
+@pytest.fixture(scope="module")
+def reference_frames():
+    """8 q-TIP4P/F molecules in a 6.2 Angstrom box, two densities, 8 frames."""
+    topology = water_topology(8, CELL)
+    positions_nm = water_positions_angstrom(2, 3.1, seed=1) / 10
+    return sample_states(topology, positions_nm, CELL / 10, [300.0], [0.95, 1.0], n_frames=8,
+                         spacing_ps=0.01, equilibration_ps=0.02, seed=4, threads=1)
+
+
+def _qtip4pf_energy_ev(frame: Frame) -> float:
+    topology = water_topology(8, frame.cell_angstrom)
+    site_topology, site_positions = add_virtual_sites(topology, frame.positions_angstrom / 10)
+    system = create_qtip4pf_system(site_topology)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(site_positions)
+    energy = context.getState(getEnergy=True).getPotentialEnergy()
+    return energy.value_in_unit(unit.kilojoule_per_mole) / KJ_PER_MOL_PER_EV
+
+
+def test_reference_frames(reference_frames):
+    frames = reference_frames
+    assert len(frames) == 8 and frames_per_state(8, 2) == [4, 4]
+    assert [f.info["density_g_cm3"] for f in frames] == [0.95] * 4 + [1.0] * 4
+    assert all(f.info["spacing_ps"] == 0.01 and f.info["reference"] == "q-TIP4P/F" for f in frames)
+    topology = water_topology(8, CELL)
+    for frame in frames[::4]:
+        assert density_g_cm3(topology, frame.cell_angstrom / 10) == pytest.approx(
+            frame.info["density_g_cm3"], rel=1e-6)
+        molecules = frame.positions_angstrom.reshape(-1, 3, 3)
+        assert np.linalg.norm(molecules[:, 1:] - molecules[:, :1], axis=-1).max() < 1.3  # whole
+        assert np.abs(frame.forces_ev_per_angstrom.sum(axis=0)).max() < 1e-3
+    # labels in eV and eV/Angstrom of the real atoms: forces are minus the energy gradient
+    frame = frames[0]
+    assert _qtip4pf_energy_ev(frame) == pytest.approx(frame.energy_ev, abs=1e-5)
+    step = 1e-4
+    for atom, axis in ((0, 0), (4, 2)):  # an oxygen (carries the M-site force), a hydrogen
+        shifted = []
+        for sign in (1, -1):
+            positions = frame.positions_angstrom.copy()
+            positions[atom, axis] += sign * step
+            shifted.append(_qtip4pf_energy_ev(Frame(frame.atomic_numbers, positions,
+                                                    frame.cell_angstrom)))
+        numeric = -(shifted[0] - shifted[1]) / (2 * step)
+        assert numeric == pytest.approx(frame.forces_ev_per_angstrom[atom, axis], abs=2e-4)
+
+
+def test_scale_to_density_keeps_molecules():
+    topology = water_topology(8, CELL)
+    positions = water_positions_angstrom(2, 3.1, seed=1) / 10
+    scaled, box = scale_to_density(topology, positions, CELL / 10, 0.8)
+    assert density_g_cm3(topology, box) == pytest.approx(0.8)
+    internal = lambda p: p.reshape(-1, 3, 3) - p.reshape(-1, 3, 3)[:, :1]  # noqa: E731
+    assert np.allclose(internal(scaled), internal(positions))
+
+
+def test_rotation_augmentation_rotates_forces_and_keeps_the_lattice():
+    rng = np.random.default_rng(3)
+    cell = np.array([[6.2, 0, 0], [0.7, 6.0, 0], [0.4, -0.3, 6.4]])
+    frame = Frame(np.tile([8, 1, 1], 8), water_positions_angstrom(2, 3.1, seed=1), cell,
+                  -1.0, rng.normal(size=(24, 3)))
+    model = tiny_model()
+    energy, (forces,) = energies_and_forces(model, [frame])
+    rotations = random_rotations(6, rng)
+    assert (np.linalg.det(rotations) < 0).any() and (np.linalg.det(rotations) > 0).any()
+    for rotation in rotations:
+        rotated = rotate_frame(frame, rotation)
+        assert np.allclose(rotated.forces_ev_per_angstrom, frame.forces_ev_per_angstrom @ rotation.T)
+        assert np.allclose(rotated.positions_angstrom, frame.positions_angstrom @ rotation.T)
+        assert np.linalg.det(rotated.cell_angstrom) > 0  # right-handed, same lattice
+        lattice = np.linalg.solve(rotation.T.T, rotated.cell_angstrom.T).T  # back-rotated rows
+        assert np.allclose(np.abs(np.linalg.solve(cell.T, lattice.T)), np.eye(3), atol=1e-9)
+        # a model evaluated on the rotated frame equals the model on the rotated displacements
+        module = averaged(model, "none")
+        species = model.species_of(frame.atomic_numbers.tolist())
+        expected = module.energies(species, torch.tensor(frame.positions_angstrom),
+                                   torch.tensor(cell), torch.tensor(rotation)[None])
+        got, (rotated_forces,) = energies_and_forces(model, [rotated])
+        assert float(got.detach()) == pytest.approx(float(expected.detach()), abs=1e-9)
+    # an invariant quantity: the rotated frame's energy of an identity rotation
+    identity, _ = energies_and_forces(model, [rotate_frame(frame, np.eye(3))])
+    assert float(identity.detach()) == pytest.approx(float(energy.detach()))
+
+
+def test_batched_energies_and_forces_match_the_averaged_module(water_box, water_cluster):
+    model = tiny_model()
+    _, positions, cell = water_box
+    _, cluster = water_cluster
+    frames = [Frame(np.tile([8, 1, 1], 8), positions, cell),
+              Frame(np.tile([8, 1, 1], 8), cluster),
+              Frame([8, 1, 1], cluster[:3])]
+    energies, forces = energies_and_forces(model, frames)
+    module = averaged(model, "none")
+    for frame, energy, force in zip(frames, energies, forces):
+        x = torch.tensor(frame.positions_angstrom, requires_grad=True)
+        cell_tensor = None if frame.cell_angstrom is None else torch.tensor(frame.cell_angstrom)
+        expected = module(model.species_of(frame.atomic_numbers.tolist()), x, cell_tensor)
+        gradient, = torch.autograd.grad(expected, x)
+        assert float(energy.detach()) == pytest.approx(float(expected.detach()), abs=1e-10)
+        assert torch.allclose(force, -gradient, atol=1e-10)
+
+
+def test_dataset_statistics(reference_frames):
+    statistics = dataset_statistics(reference_frames, [1, 8])
+    baseline = np.array(statistics["energy_baseline_ev"])
+    energies = np.array([f.energy_ev for f in reference_frames])
+    assert 16 * baseline[0] + 8 * baseline[1] == pytest.approx(energies.mean())
+    assert statistics["sigma_energy_ev_per_atom"] == pytest.approx(np.std(energies / 24))
+    forces = np.concatenate([f.forces_ev_per_angstrom for f in reference_frames])
+    assert statistics["sigma_force_ev_per_angstrom"] == pytest.approx(np.sqrt(np.mean(forces ** 2)))
+    assert statistics["energy_scale_ev"] == statistics["sigma_force_ev_per_angstrom"]
+
+
+def _state(path):
+    return {name: tensor.clone() for name, tensor in load_checkpoint(path).state_dict().items()}
+
+
+def test_train_checkpoint_and_exact_resume(reference_frames, tmp_path):
+    torch.set_num_threads(1)
+    train_frames, valid_frames = reference_frames[:6], reference_frames[6:]
+    options = dict(lr=2e-3, batch_size=4, seed=7, hyperparameters=HYPERPARAMETERS, progress=False,
+                   log=lambda line: None)
+    report = train(train_frames, valid_frames, tmp_path / "a.ckpt", epochs=3, **options)
+    metadata = checkpoint_metadata(tmp_path / "a.ckpt")
+    history = metadata["history"]
+    assert [record["epoch"] for record in history] == [1, 2, 3]
+    assert all(np.isfinite(record["train_loss"]) and np.isfinite(record["valid_loss"])
+               for record in history)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert metadata["final"] == json.loads(json.dumps(report))
+    assert set(report) == {"epoch", "train", "valid"}
+    assert report["valid"]["force_rmse_mev_per_angstrom"] > 0
+    # both files are plain tensors and numbers: weights_only loading works
+    model = load_checkpoint(tmp_path / "a.ckpt")
+    assert model.energy_scale.item() == pytest.approx(metadata["config"]["energy_scale_ev"])
+    assert model.atomic_numbers.tolist() == [1, 8]
+    config = metadata["config"]  # the baseline: reference fit minus the initial network's mean
+    assert model.energy_baseline.tolist() == pytest.approx(
+        (np.array(config["energy_baseline_ev"]) - config["network_offset_ev"]).tolist(), abs=1e-5)
+    torch.load(resume_path(tmp_path / "a.ckpt"), weights_only=True)
+
+    train(train_frames, valid_frames, tmp_path / "b.ckpt", epochs=1, **options)
+    lines = []
+    train(train_frames, valid_frames, tmp_path / "b.ckpt", epochs=3, resume=True,
+          **{**options, "seed": 99, "lr": 1.0, "log": lines.append})  # stored settings win
+    assert lines[0].startswith("resuming") and "after epoch 1 of 3" in lines[0]
+    resumed = checkpoint_metadata(tmp_path / "b.ckpt")["history"]
+    assert [record["epoch"] for record in resumed] == [1, 2, 3]
+    first, second = _state(tmp_path / "a.ckpt"), _state(tmp_path / "b.ckpt")
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert resumed[-1]["train_loss"] == history[-1]["train_loss"]
+
+
+def test_train_refuses_bad_inputs(reference_frames, tmp_path):
+    options = dict(epochs=1, hyperparameters=HYPERPARAMETERS, progress=False, log=lambda line: None)
+    with pytest.raises(FileNotFoundError, match="resume"):
+        train(reference_frames, None, tmp_path / "m.ckpt", resume=True, **options)
+    (tmp_path / "m.ckpt").write_text("")
+    with pytest.raises(FileExistsError, match="--force"):
+        train(reference_frames, None, tmp_path / "m.ckpt", **options)
+    odd = Frame([8, 1, 6], np.eye(3) * 2, None, 0.0, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"atomic numbers \[6\]"):
+        train(reference_frames, [odd], tmp_path / "n.ckpt", **options)
+    crowded = dict(HYPERPARAMETERS, max_neighbors=2)
+    with pytest.raises(ValueError, match="--max-neighbors"):
+        train(reference_frames, None, tmp_path / "n.ckpt", **{**options, "hyperparameters": crowded})
+    unlabelled = Frame([8, 1, 1], np.eye(3))
+    with pytest.raises(ValueError, match="no energy or no forces"):
+        train([unlabelled], None, tmp_path / "n.ckpt", **options)
+    assert not (tmp_path / "n.ckpt").exists()
+
+
+def test_cli_train_and_reference(reference_frames, tmp_path, capsys):
+    write_frames(tmp_path / "train.extxyz", reference_frames[:4])
+    write_frames(tmp_path / "valid.extxyz", reference_frames[4:6])
+    size_options = []
+    for name, value in HYPERPARAMETERS.items():
+        size_options += ["--" + name.replace("_", "-"), str(value)]
+    command = ["train", str(tmp_path / "train.extxyz"), "--valid", str(tmp_path / "valid.extxyz"),
+               "-o", str(tmp_path / "m.ckpt"), "--epochs", "1", "--batch-size", "2", "--quiet",
+               *size_options]
+    assert main(command) == 0
+    assert "final report" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "m.ckpt").hyperparameters["width"] == HYPERPARAMETERS["width"]
+    assert main(command) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "nothing.extxyz"), "-o", str(tmp_path / "x.ckpt")]) == 2
+    assert "no dataset file" in capsys.readouterr().err
+
+    output = tmp_path / "ice.extxyz"
+    sample = ["reference", "sample", "--system", "ice-ih", "--temperatures", "100",
+              "--frames", "1", "--spacing-ps", "0.005", "--equilibration-ps", "0",
+              "--threads", "1", "--quiet", "-o", str(output)]
+    assert main(sample) == 0
+    frame, = read_frames(output)
+    assert frame.n_atoms == 384 and frame.info["system"] == "ice-ih"
+    assert main(sample) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["reference", "sample", "--system", "water-monomer", "-o",
+                 str(tmp_path / "gas.extxyz")]) == 2
+    assert "bulk" in capsys.readouterr().err
