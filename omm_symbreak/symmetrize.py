@@ -41,9 +41,12 @@ class _RotatedCopies(nn.Module):
                  rotations: Tensor) -> Tensor:
         """Total energies [G] (eV) of the structure rotated by each of ``rotations`` [G, 3, 3]."""
         neighbors = neighbor_list(positions, cell, self.model.cutoff, self.model.max_neighbors)
-        # Slots past the fullest row are padding for every atom; they enter nothing (zero
-        # attention weight, zero readout weight), so dropping them changes no result but the cost.
-        used = max(int(neighbors.mask.sum(dim=1).max()), 1)
+        # On CPUs, slots past the fullest row are dropped: padding enters nothing (zero
+        # attention and readout weight), so only the cost changes. CUDA keeps the static
+        # shapes (K slots) that CUDA graphs need.
+        used = self.model.max_neighbors
+        if not positions.is_cuda:
+            used = max(int(neighbors.mask.sum(dim=1).max()), 1)
         index, reverse = neighbors.index[:, :used], neighbors.reverse[:, :used]
         mask, edge_vectors = neighbors.mask[:, :used], neighbors.vectors[:, :used]
         # On CPUs, batches of about cpu_batch_atoms atoms stay in cache: several times faster
