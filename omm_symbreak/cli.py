@@ -137,7 +137,8 @@ def run_train(args) -> None:
     hyperparameters = {name: getattr(args, name) for name in TRAIN_MODEL_OPTIONS}
     train_files(args.train, args.valid or [], args.output, epochs=args.epochs, lr=args.lr,
                 batch_size=args.batch_size, seed=args.seed, weight_decay=args.weight_decay,
-                patience=args.patience, warmup_epochs=args.warmup_epochs, resume=args.resume, force=args.force,
+                patience=args.patience, warmup_epochs=args.warmup_epochs,
+                energy_weight=args.energy_weight, resume=args.resume, force=args.force,
                 hyperparameters=hyperparameters, progress=not args.quiet)
 
 
@@ -163,6 +164,9 @@ def add_train_parser(commands) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--patience", type=int, default=10,
                    help="epochs without improvement before the learning rate is halved")
+    p.add_argument("--energy-weight", type=float, default=1.0,
+                   help="weight of the (eV/atom)^2 energy term against the (eV/Angstrom)^2 "
+                        "force term")
     p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="linear learning-rate warm-up, in epochs")
     p.add_argument("--seed", type=int, default=0)

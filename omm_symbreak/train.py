@@ -53,7 +53,6 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from .data import Frame, read_datasets
 from .grids import random_rotations
