@@ -143,7 +143,7 @@ def run_train(args) -> None:
 
 
 TRAIN_MODEL_OPTIONS = ("cutoff", "cutoff_width", "max_neighbors", "width", "n_blocks",
-                       "n_layers", "n_heads", "ffn_width")
+                       "n_layers", "n_heads", "ffn_width", "n_radial")
 
 
 def add_train_parser(commands) -> None:

@@ -69,9 +69,10 @@ class MessagePassingBlock(nn.Module):
     """Builds every atom's token sequence (central token + K edge tokens) and runs transformer
     layers over it. Returns the updated central and edge tokens and this block's atomic energy."""
 
-    def __init__(self, width: int, n_layers: int, n_heads: int, ffn_width: int):
+    def __init__(self, width: int, n_layers: int, n_heads: int, ffn_width: int,
+                 n_geometry: int = 4):
         super().__init__()
-        self.edge_geometry = nn.Linear(4, width)
+        self.edge_geometry = nn.Linear(n_geometry, width)
         self.edge_token = _mlp(2 * width, width)
         self.layers = nn.ModuleList(
             [CutoffAttentionLayer(width, n_heads, ffn_width) for _ in range(n_layers)]
@@ -103,6 +104,11 @@ class UnconstrainedPET(nn.Module):
       cutoff, cutoff_width: radial cutoff and width of its smooth switch (Angstrom)
       max_neighbors: K, the padded neighbour slots per atom
       width, n_blocks, n_layers, n_heads, ffn_width: network sizes
+      n_radial: Gaussians of |r| (centres from 0.5 Angstrom to the cutoff) appended to the
+        (x, y, z, |r|) edge input. They describe the length only, so the model stays
+        unconstrained; without them the stiff O-H stretch (curvature ~50 eV/A^2) must come
+        from a linear map of |r| / r_cut and training stalls at zero forces (measured: force
+        loss flat at 1.0 for 60 steps; with 16 Gaussians it falls from the start).
 
     The per-species energy baseline (eV) and the energy scale (eV) are buffers set by training.
     """
@@ -120,6 +126,7 @@ class UnconstrainedPET(nn.Module):
         n_layers: int = 1,
         n_heads: int = 4,
         ffn_width: int = 128,
+        n_radial: int = 16,
     ):
         super().__init__()
         if n_blocks < 2:
@@ -130,6 +137,7 @@ class UnconstrainedPET(nn.Module):
             atomic_numbers=[int(z) for z in atomic_numbers], cutoff=float(cutoff),
             cutoff_width=float(cutoff_width), max_neighbors=int(max_neighbors), width=width,
             n_blocks=n_blocks, n_layers=n_layers, n_heads=n_heads, ffn_width=ffn_width,
+            n_radial=n_radial,
         )
         self.cutoff = float(cutoff)
         self.cutoff_width = float(cutoff_width)
@@ -138,8 +146,11 @@ class UnconstrainedPET(nn.Module):
         self.register_buffer("energy_baseline", torch.zeros(len(atomic_numbers)))
         self.register_buffer("energy_scale", torch.ones(()))
         self.species_embedding = nn.Embedding(len(atomic_numbers), width)
+        self.n_radial = n_radial
+        self.register_buffer("radial_centers", torch.linspace(0.5, cutoff, max(n_radial, 1)))
         self.blocks = nn.ModuleList(
-            [MessagePassingBlock(width, n_layers, n_heads, ffn_width) for _ in range(n_blocks)]
+            [MessagePassingBlock(width, n_layers, n_heads, ffn_width, 4 + n_radial)
+             for _ in range(n_blocks)]
         )
 
     def species_of(self, atomic_numbers: List[int]) -> Tensor:
@@ -166,7 +177,11 @@ class UnconstrainedPET(nn.Module):
         distances = torch.sqrt((vectors * vectors).sum(-1) + 1e-12)
         edge_weights = smooth_cutoff(distances, self.cutoff, self.cutoff_width) * mask
         geometry = torch.cat([vectors, distances.unsqueeze(-1)], dim=-1) / self.cutoff
-        geometry = geometry.reshape(b * n, k, 4)
+        if self.n_radial > 0:
+            spacing = (self.cutoff - 0.5) / max(self.n_radial - 1, 1)
+            radial = torch.exp(-((distances.unsqueeze(-1) - self.radial_centers) / spacing) ** 2)
+            geometry = torch.cat([geometry, radial], dim=-1)
+        geometry = geometry.reshape(b * n, k, geometry.shape[-1])
         edge_weights = edge_weights.reshape(b * n, k)
 
         embedded = self.species_embedding(species)
