@@ -9,7 +9,7 @@ import torch
 
 from omm_symbreak.model import UnconstrainedPET
 
-TINY_MODEL = dict(atomic_numbers=[1, 8], cutoff=3.0, cutoff_width=0.5, max_neighbors=24,
+TINY_MODEL = dict(atomic_numbers=[1, 8], cutoff=3.0, cutoff_width=0.5, max_neighbors=48,
                   width=16, n_blocks=2, n_layers=1, n_heads=2, ffn_width=32)
 WATER_ANGSTROM = np.array([[0.0, 0.0, 0.0], [0.9419, 0.0, 0.0],
                            [0.9419 * np.cos(np.radians(107.4)), 0.9419 * np.sin(np.radians(107.4)), 0.0]])

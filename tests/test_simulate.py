@@ -127,8 +127,13 @@ def test_bad_inputs_fail_before_any_simulation(tmp_path, checkpoint):
         run(quick(checkpoint, system=str(tmp_path / "sodium.pdb")), tmp_path / "na", progress=False)
 
 
-def test_explosion_stops_with_a_clear_message_and_keeps_good_frames(tmp_path, checkpoint):
-    settings = quick(checkpoint, system="liquid-64", timestep_fs=20.0, steps=400,
+def test_explosion_stops_with_a_clear_message_and_keeps_good_frames(tmp_path):
+    """A model with forces 1000 times too strong and a 5 fs step: the dynamics blow up."""
+    wild = tiny_model(dtype=torch.float32)
+    wild.energy_scale.fill_(1000.0)
+    checkpoint = tmp_path / "wild.ckpt"
+    save_checkpoint(wild, checkpoint)
+    settings = quick(str(checkpoint), system="liquid-64", timestep_fs=5.0, steps=400,
                      diagnostic_grid="none", checkpoint_interval=200)
     with pytest.raises(SimulationError, match=r"last good frame, step (\d+)") as error:
         run(settings, tmp_path / "boom", progress=False)
@@ -171,9 +176,13 @@ def test_resume_after_kill_minus_9_loses_and_duplicates_nothing(tmp_path, checkp
     a = mdtraj.load(str(tmp_path / "whole" / "trajectory.dcd"), top=top)
     b = mdtraj.load(str(tmp_path / "killed" / "trajectory.dcd"), top=top)
     assert a.n_frames == b.n_frames == 301
-    # the same trajectory continued (the checkpoint restores the thermostat's random state);
-    # float32 forces on the CPU platform make it agree closely, not bitwise
-    np.testing.assert_allclose(b.xyz, a.xyz, atol=1e-3)
+    # The same trajectory continued (the checkpoint restores the thermostat's random state):
+    # identical up to the checkpoint, then close for a while (float32 forces on the CPU
+    # platform are not bitwise reproducible, and MD is chaotic).
+    checkpoint_frame = (rows_at_kill - 1) * 10 // 200 * 200 // 10
+    np.testing.assert_array_equal(b.xyz[:checkpoint_frame + 1], a.xyz[:checkpoint_frame + 1])
+    np.testing.assert_allclose(b.xyz[:checkpoint_frame + 10], a.xyz[:checkpoint_frame + 10],
+                               atol=1e-4)
     state_steps = [line.split(",")[0] for line in
                    (tmp_path / "killed" / "state.csv").read_text().splitlines()[1:]]
     assert state_steps == [str(10 * i) for i in range(301)]
