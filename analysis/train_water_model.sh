@@ -11,4 +11,4 @@ cd "$(dirname "$0")/training"
 D=../data
 nice -n 19 ../../.venv/bin/omm-symbreak train "$D/train-liquid.extxyz" "$D/train-ice.extxyz" \
     --valid "$D/valid.extxyz" -o model.ckpt --epochs "${EPOCHS:-200}" --lr 1e-3 \
-    --batch-size 4 --seed 0 --quiet "$@" 2>&1 | grep -v "simtk.openmm" >> train.log
+    --batch-size 4 --seed 0 --quiet "$@" 2>&1 | grep --line-buffered -v "simtk.openmm" >> train.log
