@@ -22,12 +22,11 @@ RUNS = {
 }
 
 
-def _settings(checkpoint, seed, steps=None, **run):
-    n = steps if steps is not None else run.pop("steps")
-    interval = n // 40 if run["system"] == "water-monomer" else 8
+def _settings(checkpoint, seed, steps, **run):
+    interval = steps // 40 if run["system"] == "water-monomer" else 8
     return RunSettings(checkpoint=checkpoint, grid="2i", diagnostic_grid="2i", seed=seed,
-                       steps=n, state_interval=interval, trajectory_interval=interval,
-                       diagnostics_interval=interval, checkpoint_interval=n, **run)
+                       steps=steps, state_interval=interval, trajectory_interval=interval,
+                       diagnostics_interval=interval, checkpoint_interval=steps, **run)
 
 
 def run_demo(output_dir, checkpoint=None, seed=0) -> dict:
@@ -35,7 +34,7 @@ def run_demo(output_dir, checkpoint=None, seed=0) -> dict:
     output_dir = Path(output_dir)
     summaries, diagnostics = {}, {}
     for name, spec in RUNS.items():
-        settings = _settings(checkpoint, seed, **dict(spec))
+        settings = _settings(checkpoint, seed, **spec)
         directory = output_dir / name.replace(" ", "_")
         start = time.perf_counter()
         run(settings, directory, progress=True)
