@@ -138,7 +138,9 @@ def run_train(args) -> None:
     train_files(args.train, args.valid or [], args.output, epochs=args.epochs, lr=args.lr,
                 batch_size=args.batch_size, seed=args.seed, weight_decay=args.weight_decay,
                 patience=args.patience, warmup_epochs=args.warmup_epochs,
-                energy_weight=args.energy_weight, resume=args.resume, force=args.force,
+                energy_weight=args.energy_weight, schedule=args.schedule,
+                refit=not args.no_refit, init_from=args.init_from, resume=args.resume,
+                force=args.force,
                 hyperparameters=hyperparameters, progress=not args.quiet)
 
 
@@ -169,12 +171,20 @@ def add_train_parser(commands) -> None:
                         "force term")
     p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="linear learning-rate warm-up, in epochs")
+    p.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                   help="after the warm-up: halve the rate on a plateau of the validation "
+                        "loss (--patience), or decay it along a cosine to lr/100 at --epochs")
+    p.add_argument("--no-refit", action="store_true",
+                   help="do not refit the per-species energy baseline after every epoch")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from this checkpoint's weights (fine-tuning; its "
+                        "hyperparameters are kept)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue from OUTPUT.resume with its stored settings")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    model = p.add_argument_group("model hyperparameters (ignored with --resume)")
+    model = p.add_argument_group("model hyperparameters (ignored with --resume and --init-from)")
     for name in TRAIN_MODEL_OPTIONS:
         default = MODEL_DEFAULTS[name]
         model.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,

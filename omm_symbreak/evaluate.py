@@ -35,7 +35,7 @@ import torch
 from .data import Frame, read_frames
 from .grids import parse_grid, random_rotations
 from .model.checkpoint import load_checkpoint
-from .model.neighbors import neighbor_list
+from .model.neighbors import neighbor_list, trim_padding
 from .model.pet import UnconstrainedPET
 from .train import error_metrics
 
@@ -54,7 +54,7 @@ def rotated_predictions(model: UnconstrainedPET, frame: Frame, grid_rotations: n
     dtype = model.energy_scale.dtype
     positions = torch.tensor(frame.positions_angstrom, dtype=dtype)
     cell = None if frame.cell_angstrom is None else torch.tensor(frame.cell_angstrom, dtype=dtype)
-    neighbors = neighbor_list(positions, cell, model.cutoff, model.max_neighbors)
+    neighbors = trim_padding(neighbor_list(positions, cell, model.cutoff, model.max_neighbors))
     species = model.species_of(frame.atomic_numbers.tolist())
     n_rotations, n_grid = len(rotations), len(grid_weights)
     combined = np.einsum("gab,mbc->mgac", grid_rotations, rotations).reshape(-1, 3, 3)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .grids import RotationGrid, parse_grid
-from .model.neighbors import neighbor_list
+from .model.neighbors import neighbor_list, trim_padding
 from .model.pet import UnconstrainedPET
 
 
@@ -41,14 +41,11 @@ class _RotatedCopies(nn.Module):
                  rotations: Tensor) -> Tensor:
         """Total energies [G] (eV) of the structure rotated by each of ``rotations`` [G, 3, 3]."""
         neighbors = neighbor_list(positions, cell, self.model.cutoff, self.model.max_neighbors)
-        # On CPUs, slots past the fullest row are dropped: padding enters nothing (zero
-        # attention and readout weight), so only the cost changes. CUDA keeps the static
-        # shapes (K slots) that CUDA graphs need.
-        used = self.model.max_neighbors
+        # CUDA keeps the static shapes (K slots) that CUDA graphs need.
         if not positions.is_cuda:
-            used = max(int(neighbors.mask.sum(dim=1).max()), 1)
-        index, reverse = neighbors.index[:, :used], neighbors.reverse[:, :used]
-        mask, edge_vectors = neighbors.mask[:, :used], neighbors.vectors[:, :used]
+            neighbors = trim_padding(neighbors)
+        index, reverse = neighbors.index, neighbors.reverse
+        mask, edge_vectors = neighbors.mask, neighbors.vectors
         # On CPUs, batches of about cpu_batch_atoms atoms stay in cache: several times faster
         # than one huge batch (benchmarks/energy_forces.py), and fewer calls than one by one.
         n_rotations = rotations.shape[0]

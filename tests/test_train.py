@@ -17,8 +17,8 @@ from omm_symbreak.model import checkpoint_metadata, load_checkpoint
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.reference.sample import density_g_cm3, frames_per_state, sample_states, scale_to_density
 from omm_symbreak.symmetrize import averaged
-from omm_symbreak.train import (dataset_statistics, energies_and_forces, resume_path, rotate_frame,
-                                train)
+from omm_symbreak.train import (dataset_statistics, energies_and_forces, refit_baseline,
+                                resume_path, rotate_frame, train)
 
 HYPERPARAMETERS = {key: value for key, value in TINY_MODEL.items() if key != "atomic_numbers"}
 CELL = np.eye(3) * 6.2
@@ -160,9 +160,8 @@ def test_train_checkpoint_and_exact_resume(reference_frames, tmp_path):
     model = load_checkpoint(tmp_path / "a.ckpt")
     assert model.energy_scale.item() == pytest.approx(metadata["config"]["energy_scale_ev"])
     assert model.atomic_numbers.tolist() == [1, 8]
-    config = metadata["config"]  # the baseline: reference fit minus the initial network's mean
-    assert model.energy_baseline.tolist() == pytest.approx(
-        (np.array(config["energy_baseline_ev"]) - config["network_offset_ev"]).tolist(), abs=1e-5)
+    # the baseline was refit after the last epoch: a second least-squares refit moves nothing
+    assert abs(refit_baseline(model, train_frames, 4)) < 1e-6
     torch.load(resume_path(tmp_path / "a.ckpt"), weights_only=True)
 
     train(train_frames, valid_frames, tmp_path / "b.ckpt", epochs=1, **options)
@@ -175,6 +174,28 @@ def test_train_checkpoint_and_exact_resume(reference_frames, tmp_path):
     first, second = _state(tmp_path / "a.ckpt"), _state(tmp_path / "b.ckpt")
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert resumed[-1]["train_loss"] == history[-1]["train_loss"]
+
+
+def test_cosine_schedule_without_refit_and_fine_tuning(reference_frames, tmp_path):
+    torch.set_num_threads(1)
+    options = dict(batch_size=2, seed=3, progress=False, log=lambda line: None, refit=False)
+    train(reference_frames, None, tmp_path / "a.ckpt", epochs=3, lr=1e-3, schedule="cosine",
+          warmup_epochs=0.5, hyperparameters=HYPERPARAMETERS, **options)
+    metadata = checkpoint_metadata(tmp_path / "a.ckpt")
+    rates = [record["lr"] for record in metadata["history"]]
+    assert rates[0] > rates[1] > rates[2] == pytest.approx(1e-5)  # lr/100 at the last step
+    model = load_checkpoint(tmp_path / "a.ckpt")
+    config = metadata["config"]  # without refit: reference fit minus the initial network's mean
+    assert model.energy_baseline.tolist() == pytest.approx(
+        (np.array(config["energy_baseline_ev"]) - config["network_offset_ev"]).tolist(), abs=1e-5)
+
+    # fine-tuning at a vanishing learning rate keeps the starting checkpoint, sizes included
+    other_sizes = dict(HYPERPARAMETERS, width=2 * HYPERPARAMETERS["width"])
+    train(reference_frames, None, tmp_path / "b.ckpt", epochs=1, lr=1e-12,
+          init_from=tmp_path / "a.ckpt", hyperparameters=other_sizes, **options)
+    start, tuned = _state(tmp_path / "a.ckpt"), _state(tmp_path / "b.ckpt")
+    assert all(torch.allclose(start[name], tuned[name], atol=1e-9) for name in start)
+    assert checkpoint_metadata(tmp_path / "b.ckpt")["config"]["init_from"] == str(tmp_path / "a.ckpt")
 
 
 def test_train_refuses_bad_inputs(reference_frames, tmp_path):
