@@ -5,7 +5,7 @@
 #   stage 1: from scratch, lr 1e-3, energy weight 1, no baseline refit, 9 epochs;
 #   stage 2: fine-tunes stage 1, with the hot (400-500 K) and dense (1.2-1.35 g/cm3) liquid
 #            frames added, with a cosine schedule from lr 5e-4 to 5e-6 over 45 epochs,
-#            energy weight 10 and the per-epoch baseline refit.
+#            energy weight 100 (on batch-centred energies) and the per-epoch baseline refit.
 # Run `bash analysis/train_water_model.sh` again after an interruption: a stage with a resume
 # state continues from its last epoch, a finished one only re-writes its final report.
 # On 2 quiet cores about 60 s per epoch in stage 1 (300 structures of 192 atoms, batches of 4)
@@ -26,4 +26,4 @@ stage() {  # stage NAME "EXTRA TRAINING FILES" OPTIONS...
 }
 stage stage1 "" --epochs 9 --lr 1e-3 --seed 0 --no-refit
 stage stage2 "$D/train-hot.extxyz $D/train-dense.extxyz" --init-from stage1/model.ckpt \
-    --epochs 45 --lr 5e-4 --schedule cosine --energy-weight 10 --seed 1
+    --epochs 45 --lr 5e-4 --schedule cosine --energy-weight 100 --seed 1

@@ -33,12 +33,16 @@ Recipe (shared DESIGN.md, section 4):
   the validation loss (the training loss without a validation set) has not improved for
   ``patience`` epochs (ReduceLROnPlateau); ``cosine`` decays it per step along a half cosine
   to lr/100 at the last of ``epochs`` (the better choice when the budget is fixed in advance).
-- Baseline refit (``refit_baseline``): after every epoch the per-species baseline is refit by
-  least squares to the training energies the network now predicts (unrotated, no gradient).
-  Force training leaves the energy per atom free to drift by a constant, which the small
-  energy term pins only loosely (measured: 24 meV/atom of offset against 1.0 meV/atom of
-  spread on the test set after 9 epochs); the refit removes that drift for the cost of one
-  forward pass over the training set.
+- Baseline refit (``refit_baseline``): the energy term compares the per-atom errors with their
+  batch mean removed, and after every epoch the per-species baseline is refit by least
+  squares to the training energies the network now predicts (unrotated, no gradient). Adam
+  moves every parameter by about the learning rate per step whatever its gradient, so the
+  per-atom energy offset, pinned only by the small energy term, drifts (measured: 24
+  meV/atom of offset against 1.0 meV/atom of spread on the test set after 9 epochs, and a
+  weight-10 energy term dominated by that offset outweighed the forces); without the offset
+  in the loss, relative energies and forces are learned and the refit sets the offset for
+  the cost of one forward pass over the training set. (With one structure per batch the
+  centred energy term vanishes: forces and the refit alone then fix the energies.)
 - Fine-tuning (``init_from``): the weights, baseline and scale of an existing checkpoint are
   the starting point; its hyperparameters are kept.
 - Every epoch writes the model checkpoint ``output`` (``save_checkpoint``: weights plus JSON
@@ -230,7 +234,8 @@ def _atomic_save(content, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def _loss(model, batch: Sequence[Frame], energy_weight: float, sigma_force: float):
+def _loss(model, batch: Sequence[Frame], energy_weight: float, sigma_force: float,
+          center_energy: bool):
     energies, forces = energies_and_forces(model, batch, create_graph=True)
     dtype = energies.dtype
     n_atoms = torch.tensor([frame.n_atoms for frame in batch], dtype=dtype)
@@ -238,7 +243,8 @@ def _loss(model, batch: Sequence[Frame], energy_weight: float, sigma_force: floa
     energy_error = (energies - reference) / n_atoms
     force_error = torch.cat([(f - torch.tensor(frame.forces_ev_per_angstrom, dtype=dtype)).reshape(-1)
                              for f, frame in zip(forces, batch)])
-    loss = (energy_weight * (energy_error ** 2).mean() + (force_error ** 2).mean()) / sigma_force ** 2
+    fitted = energy_error - energy_error.mean() if center_energy else energy_error
+    loss = (energy_weight * (fitted ** 2).mean() + (force_error ** 2).mean()) / sigma_force ** 2
     return loss, energy_error.detach(), force_error.detach()
 
 
@@ -406,7 +412,8 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
                     group["lr"] = rate
             batch = [rotate_frame(train_frames[i], rotations[i]) for i in order[start:start + size]]
             optimizer.zero_grad(set_to_none=True)
-            loss, energy_error, force_error = _loss(model, batch, energy_weight, sigma_force)
+            loss, energy_error, force_error = _loss(model, batch, energy_weight, sigma_force,
+                                                    config.get("refit_baseline", False))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
             optimizer.step()

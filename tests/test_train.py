@@ -17,7 +17,7 @@ from omm_symbreak.model import checkpoint_metadata, load_checkpoint
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.reference.sample import density_g_cm3, frames_per_state, sample_states, scale_to_density
 from omm_symbreak.symmetrize import averaged
-from omm_symbreak.train import (dataset_statistics, energies_and_forces, refit_baseline,
+from omm_symbreak.train import (_loss, dataset_statistics, energies_and_forces, refit_baseline,
                                 resume_path, rotate_frame, train)
 
 HYPERPARAMETERS = {key: value for key, value in TINY_MODEL.items() if key != "atomic_numbers"}
@@ -246,3 +246,20 @@ def test_cli_train_and_reference(reference_frames, tmp_path, capsys):
     assert main(["reference", "sample", "--system", "water-monomer", "-o",
                  str(tmp_path / "gas.extxyz")]) == 2
     assert "bulk" in capsys.readouterr().err
+
+
+def test_centred_energy_loss_ignores_a_constant_offset_per_atom(reference_frames):
+    model = tiny_model()
+    batch = reference_frames[:4]
+    weight, sigma, shift = 100.0, 0.8, 0.05  # shift: eV per atom on every species
+    losses, errors = {}, {}
+    for offset in (0.0, shift):
+        model.energy_baseline += offset
+        for centred in (True, False):
+            loss, errors[offset], _ = _loss(model, batch, weight, sigma, centred)
+            losses[offset, centred] = float(loss)
+    assert losses[0.0, True] == pytest.approx(losses[shift, True], rel=1e-9)
+    # uncentred: mean((e + s)^2) - mean(e^2) = 2 s mean(e) + s^2, times the weight / sigma^2
+    mean_error = float(errors[0.0].mean())
+    assert losses[shift, False] - losses[0.0, False] == pytest.approx(
+        weight * (2 * shift * mean_error + shift ** 2) / sigma ** 2, rel=1e-6)

@@ -14,7 +14,7 @@ import torch
 from .pet import UnconstrainedPET
 
 CHECKPOINT_FORMAT = "omm-symbreak-pet-1"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "water-pet.ckpt"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "water-pet.ckpt"
 
 
 def save_checkpoint(model: UnconstrainedPET, path, metadata: Optional[dict] = None) -> None:

@@ -1,0 +1,170 @@
+"""Ship a trained checkpoint as the package's default model, with its model card.
+
+    python analysis/ship_model.py [--checkpoint analysis/training/stage2/model.ckpt]
+                                  [--grid-structures 5] [--grid-rotations 10]
+
+1. Copies the checkpoint to ``omm_symbreak/models/water-pet.ckpt`` (after loading it with
+   ``torch.load(weights_only=True)``).
+2. Runs ``omm-symbreak evaluate`` twice on the held-out test set (``analysis/data/test.extxyz``,
+   50 frames of liquid-64 at 300 K), through the same function as the command line:
+   - ``raw``: every test frame, the raw model, 100 random rotations: accuracy and rotational
+     spread;
+   - ``grids``: the first ``--grid-structures`` frames, the raw model and the ``1i``, ``2i``,
+     ``3i`` averages at the first ``--grid-rotations`` of 100 random rotations (a ``3i`` average
+     costs 150 raw evaluations, so all 50 x 100 would take hours on 2 cores).
+   Their JSON goes to ``analysis/results/model_metrics_{raw,grids}.json``.
+3. Writes the model card ``omm_symbreak/models/water-pet.card.json``: the data and how they
+   were made, the training stages (settings, epochs, wall time), the hyperparameters, the
+   metrics with the commands that reproduce them, the issue's targets and whether each is met,
+   and (if ``analysis/results/raw_md_stability.json`` exists) the raw-MD stability check.
+"""
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from omm_symbreak.data import read_frames
+from omm_symbreak.evaluate import evaluate_files
+from omm_symbreak.model import checkpoint_metadata, load_checkpoint
+from omm_symbreak.model.checkpoint import DEFAULT_CHECKPOINT
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "analysis" / "data"
+RESULTS = ROOT / "analysis" / "results"
+CARD = DEFAULT_CHECKPOINT.with_name("water-pet.card.json")
+TEST_SET = DATA / "test.extxyz"
+GRIDS = ("1i", "2i", "3i")
+
+
+def _relative(path: Path) -> str:
+    return str(Path(path).resolve().relative_to(ROOT))
+
+
+def evaluation_runs(grid_structures: int, grid_rotations: int) -> dict:
+    """The two evaluations of the card: name -> (evaluate_files keyword arguments, CLI line)."""
+    shipped, test = _relative(DEFAULT_CHECKPOINT), _relative(TEST_SET)
+    raw_output = RESULTS / "model_metrics_raw.json"
+    grids_output = RESULTS / "model_metrics_grids.json"
+    return {
+        "raw": (dict(output=raw_output, n_rotations=100),
+                f"omm-symbreak evaluate {shipped} {test} --rotations 100 "
+                f"-o {_relative(raw_output)} --force"),
+        "grids": (dict(output=grids_output, n_rotations=100, grids=GRIDS,
+                       max_structures=grid_structures, grid_rotations=grid_rotations),
+                  f"omm-symbreak evaluate {shipped} {test} --rotations 100 --grids "
+                  f"{' '.join(GRIDS)} --max-structures {grid_structures} "
+                  f"--grid-rotations {grid_rotations} -o {_relative(grids_output)} --force"),
+    }
+
+
+def dataset_summary(path: Path) -> dict:
+    """Frames, atoms and the (temperature, density) states of an extended XYZ file."""
+    frames = read_frames(path)
+    states = sorted({(f.info.get("system"), f.info.get("temperature_K"),
+                      round(float(f.info.get("density_g_cm3", 0.0)), 3)) for f in frames})
+    return {"file": _relative(path), "frames": len(frames),
+            "atoms_per_frame": sorted({f.n_atoms for f in frames}),
+            "states (system, K, g/cm3)": [list(state) for state in states]}
+
+
+def training_summary() -> list:
+    """Each training stage: its settings and history, from the checkpoints' metadata."""
+    stages = []
+    for stage in sorted((ROOT / "analysis" / "training").glob("stage*/model.ckpt")):
+        metadata = checkpoint_metadata(stage)
+        config = metadata["config"]
+        stages.append({
+            "checkpoint": _relative(stage),
+            "epochs": metadata["epoch"],
+            "wall_time_s": sum(record["seconds"] for record in metadata["history"]),
+            "settings": {key: config[key] for key in (
+                "lr", "batch_size", "seed", "weight_decay", "warmup_epochs", "energy_weight",
+                "schedule", "refit_baseline", "init_from", "sources") if key in config},
+            "last_epoch": metadata["history"][-1],
+        })
+    return stages
+
+
+def targets(raw: dict, stability) -> dict:
+    """The training issue's targets on held-out liquid frames at 300 K, and whether each holds."""
+    accuracy, spread = raw["grids"]["none"]["accuracy"], raw["grids"]["none"]["rotational"]
+    force_rmse = accuracy["force_rmse_mev_per_angstrom"]
+    checks = {
+        "force_rmse_le_40_mev_per_angstrom": force_rmse <= 40.0,
+        "energy_rmse_le_1_mev_per_atom": accuracy["energy_rmse_mev_per_atom"] <= 1.0,
+        "raw_rotational_force_std_le_10_percent_of_force_rmse":
+            spread["force_std_mev_per_angstrom"] <= 0.1 * force_rmse,
+    }
+    if stability is not None:
+        checks["raw_md_liquid64_300k_20ps_no_molecule_lost"] = (
+            stability["simulated_ps"] >= 20.0 and stability["molecules_lost"] == 0)
+    return checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path,
+                        default=ROOT / "analysis" / "training" / "stage2" / "model.ckpt")
+    parser.add_argument("--grid-structures", type=int, default=5)
+    parser.add_argument("--grid-rotations", type=int, default=10)
+    args = parser.parse_args()
+
+    load_checkpoint(args.checkpoint)  # a safe, complete checkpoint before anything is replaced
+    DEFAULT_CHECKPOINT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(args.checkpoint, DEFAULT_CHECKPOINT)
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+
+    metrics, commands, seconds = {}, {}, {}
+    for name, (options, command) in evaluation_runs(args.grid_structures,
+                                                     args.grid_rotations).items():
+        started = time.perf_counter()
+        metrics[name] = evaluate_files(DEFAULT_CHECKPOINT, TEST_SET, force=True, progress=True,
+                                       **options)
+        seconds[name] = time.perf_counter() - started
+        commands[name] = command
+        print(f"{name}: {seconds[name]:.0f} s", flush=True)
+
+    stability_path = RESULTS / "raw_md_stability.json"
+    stability = json.loads(stability_path.read_text()) if stability_path.exists() else None
+    metadata = checkpoint_metadata(DEFAULT_CHECKPOINT)
+    card = {
+        "name": "water-pet",
+        "description": "Unconstrained PET-style transformer of water (H, O), trained on "
+                       "q-TIP4P/F energies and forces of bulk liquid water (270-500 K, "
+                       "0.95-1.35 g/cm3) and proton-disordered ice Ih, with a fresh random "
+                       "rotation (improper half the time) of every structure at every epoch. "
+                       "No isolated molecules in the data: the gas phase is an extrapolation.",
+        "units": "model side Angstrom and eV; errors meV/atom (energies) and meV/Angstrom "
+                 "(force components)",
+        "checkpoint": _relative(DEFAULT_CHECKPOINT),
+        "trained_from": _relative(args.checkpoint),
+        "hyperparameters": model.hyperparameters,
+        "data": {
+            "reference": "q-TIP4P/F (Habershon, Markland, Manolopoulos 2009) in OpenMM, "
+                         "omm_symbreak.reference; commands in analysis/data/README.md",
+            # paths as given to the training command, which ran in analysis/training
+            "train": [dataset_summary(ROOT / "analysis" / "training" / p)
+                      for p in metadata["config"]["sources"]["train"]],
+            "valid": dataset_summary(DATA / "valid.extxyz"),
+            "test (held out)": dataset_summary(TEST_SET),
+        },
+        "training": {
+            "command": "bash analysis/train_water_model.sh",
+            "stages": training_summary(),
+        },
+        "metrics": {
+            name: {"command": commands[name], "wall_time_s": seconds[name],
+                   "result": metrics[name]} for name in metrics},
+        "targets_met": targets(metrics["raw"], stability),
+        "raw_md_stability": stability,
+    }
+    card["training"]["wall_time_s_total"] = sum(s["wall_time_s"] for s in card["training"]["stages"])
+    CARD.write_text(json.dumps(card, indent=1) + "\n")
+    print(json.dumps(card["targets_met"], indent=1))
+    print(f"wrote {DEFAULT_CHECKPOINT} and {CARD}")
+
+
+if __name__ == "__main__":
+    main()
