@@ -1,6 +1,7 @@
 """The ``omm-symbreak`` command line."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -193,8 +194,6 @@ def add_train_parser(commands) -> None:
 
 
 def run_evaluate(args) -> None:
-    import json
-
     from .evaluate import evaluate_files
 
     result = evaluate_files(args.checkpoint, args.dataset, args.output, args.grids,
@@ -235,8 +234,6 @@ def add_evaluate_parser(commands) -> None:
 
 
 def run_demo(args) -> None:
-    import json
-
     from .demo import format_table, run_demo as demo
 
     if args.output.exists() and any(args.output.iterdir()):
@@ -254,6 +251,35 @@ def add_demo_parser(commands) -> None:
     p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
     p.set_defaults(run=run_demo)
+
+
+def run_analyze(args) -> None:
+    from .analyze import analyze_run
+
+    result = analyze_run(args.run_dir, args.output, args.blocks)
+    output = args.output or args.run_dir / "analysis"
+    summary = {"delta_kj_mol": result["diagnostics"]["delta_kj_mol"],
+               "torque_rms_kj_mol": result["diagnostics"]["torque_rms_kj_mol"],
+               "orientation_anisotropy": result["trajectory"]["orientation"]["anisotropy"]}
+    for key in ("diffusion", "g_oo"):
+        if key in result["trajectory"]:
+            entry = result["trajectory"][key]
+            summary[key] = {k: v for k, v in entry.items() if not isinstance(v, list)}
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {output / 'observables.json'} and {output / 'observables.png'}")
+
+
+def add_analyze_parser(commands) -> None:
+    p = commands.add_parser(
+        "analyze", help="observables of a finished run (JSON and plots)",
+        description="Delta, angular momentum, torque and spectra from the diagnostics; the "
+                    "orientational free energy and anisotropy; for periodic systems g_OO, "
+                    "c_L/c_T, oxygen MSD and diffusion, c_uu(t); errors from blocks.")
+    p.add_argument("run_dir", type=Path, help="output directory of omm-symbreak simulate")
+    p.add_argument("--blocks", type=int, default=4, help="non-overlapping blocks for errors")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output folder (default RUN_DIR/analysis)")
+    p.set_defaults(run=run_analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_reference_parser(commands)
     add_train_parser(commands)
     add_evaluate_parser(commands)
+    add_analyze_parser(commands)
     return parser
 
 

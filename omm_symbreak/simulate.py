@@ -482,3 +482,20 @@ def read_diagnostics(path) -> dict:
     names = lines[0].split(",")
     values = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
     return {name: values[:, i] for i, name in enumerate(names)}
+
+
+def read_trajectory(run_dir):
+    """The positions of a run as an ``mdtraj.Trajectory`` (nm) with its times in ps.
+
+    mdtraj numbers DCD frames instead of reading their times; the times are rebuilt from the
+    run's settings (a frame every ``trajectory_interval`` steps of ``timestep_fs``).
+    """
+    import mdtraj
+
+    run_dir = Path(run_dir)
+    settings = json.loads((run_dir / "run.json").read_text())["settings"]
+    trajectory = mdtraj.load(str(run_dir / "trajectory.dcd"), top=str(run_dir / "topology.pdb"))
+    interval_ps = settings["trajectory_interval"] * settings["timestep_fs"] / 1000.0
+    trajectory.time = np.arange(trajectory.n_frames) * interval_ps
+    return trajectory
+

@@ -1,0 +1,184 @@
+"""Every observable of a finished run directory of ``omm-symbreak simulate``, to JSON and plots.
+
+``analyze_run(run_dir)`` reads ``run.json``, ``diagnostics.csv`` and the trajectory and writes
+``<run_dir>/analysis/observables.json`` and ``<run_dir>/analysis/observables.png``:
+
+- from the diagnostics (every run): Delta = E_raw - E_avg (mean, std), the wander and drift of
+  the total angular momentum, the root-mean-square net torque, the power spectra of the
+  potential energy and of Delta (sampled every diagnostics interval: resolve vibrations with
+  an interval of a few fs);
+- from the trajectory (every water system): the orientational density and free energy of the
+  molecular direction u in the lab frame and its anisotropy;
+- periodic systems of several molecules also: g_OO(r) and its first peak, c_L(r) and c_T(r),
+  the oxygen mean-square displacement and diffusion coefficient, c_uu(t) of orders 1 and 2.
+
+Units: nm, ps, kJ/mol, amu as in ``omm_symbreak.observables``; D in nm^2/ps and 1e-5 cm^2/s;
+wavenumbers in cm^-1. Errors are standard errors over ``n_blocks`` non-overlapping blocks.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import observables as obs
+from .simulate import read_diagnostics, read_trajectory
+
+NM2_PER_PS_IN_1E5_CM2_PER_S = 1000.0  # 1 nm^2/ps = 1e-14 cm^2 / 1e-12 s = 1e-2 cm^2/s
+
+
+def _max_lag_ps(n_frames: int, wanted_ps: float, n_blocks: int, dt_ps: float) -> float:
+    """The wanted lag, or the longest that fits in one block (at least one frame)."""
+    return max(min(wanted_ps, (n_frames // n_blocks - 1) * dt_ps), dt_ps)
+
+
+def diagnostics_observables(diagnostics: dict, n_blocks: int) -> dict:
+    """Delta, angular momentum, torque and power spectra from a diagnostics table."""
+    delta = diagnostics["delta_kj_mol"]
+    wander, drift = obs.angular_momentum_statistics(diagnostics)
+    rms_torque, rms_torque_error = obs.torque_statistics(diagnostics, n_blocks)
+    result = {
+        "delta_kj_mol": {"mean": float(np.mean(delta)), "std": float(np.std(delta))},
+        "angular_momentum": {"wander_amu_nm2_per_ps": float(wander),
+                             "drift_kj_mol": [float(d) for d in drift]},
+        "torque_rms_kj_mol": {"value": float(rms_torque), "error": float(rms_torque_error)},
+    }
+    times = diagnostics["time_ps"]
+    if len(times) >= 8:
+        dt_ps = float(times[1] - times[0])
+        for name, series in (("potential", diagnostics["potential_kj_mol"]), ("delta", delta)):
+            wavenumber, spectrum = obs.power_spectrum(series, dt_ps)
+            result[f"power_spectrum_{name}"] = {"wavenumber_cm": wavenumber.tolist(),
+                                                "spectrum": spectrum.tolist()}
+    return result
+
+
+def trajectory_observables(trajectory, n_blocks: int, periodic: bool) -> dict:
+    """Orientation (all water systems) and structure and dynamics (periodic liquids/solids)."""
+    u = obs.molecular_direction(trajectory)
+    anisotropy, anisotropy_error, bias = obs.orientation_anisotropy(u, n_blocks=n_blocks)
+    cos_theta, phi, density = obs.orientation_density(u)
+    result = {
+        "orientation": {
+            "anisotropy": float(anisotropy), "anisotropy_error": float(anisotropy_error),
+            "isotropic_bias_subtracted": float(bias),
+            "cos_theta": cos_theta.tolist(), "phi_rad": phi.tolist(),
+            "free_energy_kt": obs.orientational_free_energy(density).tolist(),
+        }
+    }
+    if not periodic or u.shape[1] < 2:
+        return result
+    r, g, g_error = obs.radial_distribution_oo(trajectory, n_blocks=n_blocks)
+    peak_position, peak_height = obs.first_peak(r, g)
+    r_c, c_l, c_l_error, c_t, c_t_error = obs.orientation_correlations(trajectory,
+                                                                       n_blocks=n_blocks)
+    dt_ps = float(trajectory.time[1] - trajectory.time[0])
+    lag, msd, msd_error, block_msd = obs.mean_square_displacement(
+        trajectory, _max_lag_ps(trajectory.n_frames, 5.0, n_blocks, dt_ps), n_blocks=n_blocks)
+    fit_range = (lag[-1] / 5, lag[-1])
+    diffusion, diffusion_error = obs.diffusion_coefficient(lag, block_msd, fit_range)
+    result.update({
+        "g_oo": {"r_nm": r.tolist(), "g": g.tolist(), "error": g_error.tolist(),
+                 "first_peak_nm": float(peak_position), "first_peak_height": float(peak_height)},
+        "orientation_correlations": {"r_nm": r_c.tolist(), "c_l": c_l.tolist(),
+                                     "c_l_error": c_l_error.tolist(), "c_t": c_t.tolist(),
+                                     "c_t_error": c_t_error.tolist()},
+        "msd_oxygen": {"lag_ps": lag.tolist(), "msd_nm2": msd.tolist(),
+                       "error": msd_error.tolist(), "fit_range_ps": list(fit_range)},
+        "diffusion": {"nm2_per_ps": float(diffusion), "error_nm2_per_ps": float(diffusion_error),
+                      "1e-5_cm2_per_s": float(diffusion * NM2_PER_PS_IN_1E5_CM2_PER_S),
+                      "error_1e-5_cm2_per_s": float(diffusion_error * NM2_PER_PS_IN_1E5_CM2_PER_S)},
+    })
+    for order in (1, 2):
+        lag_u, c_uu, c_uu_error = obs.orientation_autocorrelation(
+            trajectory, _max_lag_ps(trajectory.n_frames, 10.0, n_blocks, dt_ps), order, n_blocks)
+        result[f"c_uu_order_{order}"] = {"lag_ps": lag_u.tolist(), "c": c_uu.tolist(),
+                                         "error": c_uu_error.tolist()}
+    return result
+
+
+def analyze_run(run_dir, output_dir=None, n_blocks: int = 4) -> dict:
+    """Compute the observables of a run; write JSON and a PNG into ``output_dir`` (default
+    ``<run_dir>/analysis``) and return the JSON content."""
+    run_dir = Path(run_dir)
+    record_path = run_dir / "run.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not an omm-symbreak run directory (no run.json)")
+    settings = json.loads(record_path.read_text())["settings"]
+    diagnostics = read_diagnostics(run_dir / "diagnostics.csv")
+    if len(diagnostics["time_ps"]) < n_blocks:
+        raise ValueError(f"{len(diagnostics['time_ps'])} diagnostics rows cannot make "
+                         f"{n_blocks} blocks: run longer or pass fewer blocks")
+    trajectory = read_trajectory(run_dir)
+    if trajectory.n_frames < 2 * n_blocks:
+        raise ValueError(f"{trajectory.n_frames} trajectory frames are too few for {n_blocks} "
+                         "blocks: run longer, write frames more often or pass fewer blocks")
+    periodic = trajectory.unitcell_lengths is not None
+    result = {
+        "run": str(run_dir), "settings": settings, "n_blocks": n_blocks,
+        "frames": trajectory.n_frames, "simulated_ps": float(trajectory.time[-1]),
+        "units": "nm, ps, kJ/mol, amu; D also in 1e-5 cm^2/s; wavenumbers cm^-1; free "
+                 "energies k_B T; errors: standard errors over non-overlapping blocks",
+        "diagnostics": diagnostics_observables(diagnostics, n_blocks),
+        "trajectory": trajectory_observables(trajectory, n_blocks, periodic),
+    }
+    output_dir = Path(output_dir) if output_dir is not None else run_dir / "analysis"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "observables.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot_observables(result, output_dir / "observables.png")
+    return result
+
+
+def plot_observables(result: dict, path: Path) -> None:
+    """One panel per available observable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    traj, diag = result["trajectory"], result["diagnostics"]
+    panels = ["orientation"] + [name for name in ("g_oo", "orientation_correlations",
+                                                  "msd_oxygen", "c_uu_order_1") if name in traj]
+    panels += [name for name in ("power_spectrum_potential",) if name in diag]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for axis, name in zip(axes[0], panels):
+        if name == "orientation":
+            o = traj["orientation"]
+            image = axis.pcolormesh(o["phi_rad"], o["cos_theta"], o["free_energy_kt"],
+                                    shading="auto", cmap="viridis")
+            figure.colorbar(image, ax=axis, label="F (k$_B$T)")
+            axis.set(xlabel="$\\phi$ (rad)", ylabel="cos $\\theta$",
+                     title=f"anisotropy {o['anisotropy']:.3g} $\\pm$ {o['anisotropy_error']:.2g}")
+        elif name == "g_oo":
+            g = traj["g_oo"]
+            axis.plot(g["r_nm"], g["g"])
+            axis.set(xlabel="r (nm)", ylabel="g$_{OO}$(r)", title="O-O pair correlation")
+        elif name == "orientation_correlations":
+            c = traj["orientation_correlations"]
+            axis.plot(c["r_nm"], c["c_l"], label="c$_L$")
+            axis.plot(c["r_nm"], c["c_t"], label="c$_T$")
+            axis.legend()
+            axis.set(xlabel="r (nm)", title="orientation correlations")
+        elif name == "msd_oxygen":
+            m, d = traj["msd_oxygen"], traj["diffusion"]
+            axis.errorbar(m["lag_ps"], m["msd_nm2"], m["error"])
+            axis.set(xlabel="t (ps)", ylabel="MSD (nm$^2$)",
+                     title=f"D = {d['1e-5_cm2_per_s']:.3g} $\\pm$ "
+                           f"{d['error_1e-5_cm2_per_s']:.2g} 1e-5 cm$^2$/s")
+        elif name == "c_uu_order_1":
+            for order in (1, 2):
+                c = traj[f"c_uu_order_{order}"]
+                axis.plot(c["lag_ps"], c["c"], label=f"order {order}")
+            axis.legend()
+            axis.set(xlabel="t (ps)", ylabel="c$_{uu}$(t)", title="reorientation")
+        else:
+            for series in ("potential", "delta"):
+                s = diag[f"power_spectrum_{series}"]
+                axis.semilogy(s["wavenumber_cm"], np.maximum(s["spectrum"], 1e-30), label=series)
+            axis.legend()
+            axis.set(xlabel="wavenumber (cm$^{-1}$)", title="power spectra")
+    figure.suptitle(f"{result['settings']['system']}, strategy {result['settings']['strategy']}, "
+                    f"{result['simulated_ps']:.3g} ps", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
