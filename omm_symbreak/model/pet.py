@@ -72,6 +72,7 @@ class MessagePassingBlock(nn.Module):
     def __init__(self, width: int, n_layers: int, n_heads: int, ffn_width: int,
                  n_geometry: int = 4):
         super().__init__()
+        self.width = width
         self.edge_geometry = nn.Linear(n_geometry, width)
         self.edge_token = _mlp(2 * width, width)
         self.layers = nn.ModuleList(
@@ -85,7 +86,16 @@ class MessagePassingBlock(nn.Module):
 
         Returns (central [M, w], edges [M, K, w], atomic_energy [M]).
         """
-        edges = self.edge_token(torch.cat([self.edge_geometry(geometry), messages], dim=-1))
+        # edge_token[0] acts on cat(edge_geometry(geometry), messages): applied as one map of
+        # the geometry (the two linear maps multiplied out) plus one of the messages, which
+        # skips a [M, K, width] matmul and the concatenation
+        first = self.edge_token[0]
+        on_geometry, on_messages = first.weight.split(self.width, dim=1)
+        hidden = torch.nn.functional.linear(
+            geometry, torch.mm(on_geometry, self.edge_geometry.weight),
+            torch.mv(on_geometry, self.edge_geometry.bias) + first.bias)
+        hidden = hidden + torch.matmul(messages, on_messages.t())
+        edges = self.edge_token[2](self.edge_token[1](hidden))
         tokens = torch.cat([central.unsqueeze(1), edges], dim=1)
         key_weights = torch.cat([torch.ones_like(edge_weights[:, :1]), edge_weights], dim=1)
         for layer in self.layers:
