@@ -3,13 +3,13 @@
 # stages, each resumable across sittings (checkpoint, optimizer state and log written every
 # epoch into analysis/training/stageN/, which is committed):
 #   stage 1: from scratch, lr 1e-3, energy weight 1, no baseline refit, 9 epochs;
-#   stage 2: fine-tunes stage 1, with the hot (400-500 K) and dense (1.2-1.35 g/cm3) liquid
-#            frames added, with a cosine schedule from lr 5e-4 to 5e-6 over 45 epochs,
+#   stage 2: fine-tunes stage 1, with the hot (400-500 K), dense (1.2-1.35 g/cm3) and
+#            distorted liquid frames added, with a cosine schedule from lr 5e-4 to 5e-6 over 30 epochs,
 #            energy weight 100 (on batch-centred energies) and the per-epoch baseline refit.
 # Run `bash analysis/train_water_model.sh` again after an interruption: a stage with a resume
 # state continues from its last epoch, a finished one only re-writes its final report.
 # On 2 quiet cores about 60 s per epoch in stage 1 (300 structures of 192 atoms, batches of 4)
-# and 95 s in stage 2 (440 structures).
+# and 120 s in stage 2 (540 structures).
 set -euo pipefail
 cd "$(dirname "$0")/training"
 D=../data
@@ -25,5 +25,6 @@ stage() {  # stage NAME "EXTRA TRAINING FILES" OPTIONS...
         "${resume[@]}" "$@" 2>&1 | grep --line-buffered -v "simtk.openmm" >> "$name/train.log"
 }
 stage stage1 "" --epochs 9 --lr 1e-3 --seed 0 --no-refit
-stage stage2 "$D/train-hot.extxyz $D/train-dense.extxyz" --init-from stage1/model.ckpt \
-    --epochs 45 --lr 5e-4 --schedule cosine --energy-weight 100 --seed 1
+stage stage2 "$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz" \
+    --init-from stage1/model.ckpt --epochs 30 --lr 5e-4 --schedule cosine --energy-weight 100 \
+    --seed 1

@@ -130,6 +130,33 @@ def add_reference_parser(commands) -> None:
     s.add_argument("--force", action="store_true", help="overwrite an existing output")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=run_reference)
+    d = actions.add_parser(
+        "distort", help="distorted copies of water frames, labelled by q-TIP4P/F",
+        description="Copies of periodic water frames in which a few molecules have a stretched "
+                    "O-H bond, a closed or opened angle, or a too-close neighbour (ranges in "
+                    "omm_symbreak.reference.distort), relabelled with q-TIP4P/F.")
+    d.add_argument("source", type=Path, nargs="+", help="extended XYZ file(s) of water frames")
+    d.add_argument("--frames", type=int, default=100, help="distorted frames to write")
+    d.add_argument("--stretch", type=int, default=2, help="stretched O-H bonds per frame")
+    d.add_argument("--bend", type=int, default=2, help="distorted angles per frame")
+    d.add_argument("--pairs", type=int, default=2, help="compressed molecule pairs per frame")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int, default=None, help="CPU platform threads")
+    d.add_argument("-o", "--output", type=Path, required=True, help="output .extxyz file")
+    d.add_argument("--force", action="store_true", help="overwrite an existing output")
+    d.set_defaults(run=run_distort)
+
+
+def run_distort(args) -> None:
+    from .data import read_datasets, write_frames
+    from .reference.distort import distorted_frames
+
+    if args.output.exists() and not args.force:
+        raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
+    frames = distorted_frames(read_datasets(args.source), args.frames, args.stretch, args.bend,
+                              args.pairs, args.seed, threads=args.threads)
+    write_frames(args.output, frames, force=args.force)
+    print(f"wrote {args.output}: {len(frames)} distorted frames")
 
 
 def run_train(args) -> None:
