@@ -1,0 +1,80 @@
+"""Shared pieces of the benchmarks: machine facts, the model, structures, interleaved timing."""
+
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+from omm_symbreak import systems
+from omm_symbreak.export import topology_atomic_numbers
+from omm_symbreak.model import UnconstrainedPET, load_checkpoint
+
+# name -> (template, replicate): the water molecule, liquid-64 and a 512-molecule liquid
+SYSTEMS = {
+    "water-monomer": ("water-monomer", (1, 1, 1)),
+    "liquid-64": ("liquid-64", (1, 1, 1)),
+    "liquid-512": ("liquid-64", (2, 2, 2)),
+}
+
+
+def machine() -> dict:
+    """Where the numbers were measured."""
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "processor": platform.processor() or platform.machine()}
+
+
+def benchmark_model(checkpoint: Optional[str] = None):
+    """(model, description): the checkpoint, else the shipped model, else random weights of the
+    default sizes (the cost does not depend on the weights)."""
+    try:
+        return load_checkpoint(checkpoint), checkpoint or "shipped"
+    except FileNotFoundError:
+        if checkpoint is not None:
+            raise
+        torch.manual_seed(0)
+        return UnconstrainedPET([1, 8]).eval(), "random initialisation, default sizes"
+
+
+def structure(name: str, model: UnconstrainedPET, replicate=None):
+    """(species [N], positions [N, 3] Angstrom, cell [3, 3] Angstrom or None, topology) of a
+    ``SYSTEMS`` entry (or of a template with ``replicate``), float32."""
+    template, copies = SYSTEMS.get(name, (name, (1, 1, 1)))
+    topology, positions, box = systems.load(template, replicate or copies)
+    species = model.species_of(topology_atomic_numbers(topology))
+    positions = torch.tensor(np.asarray(positions.value_in_unit(positions.unit)) * 10,
+                             dtype=torch.float32)
+    cell = None if box is None else torch.tensor(
+        [[v.x * 10, v.y * 10, v.z * 10] for v in box], dtype=torch.float32)
+    return species, positions, cell, topology
+
+
+def energy_and_forces(module, species, positions, cell):
+    """Energy (eV) and forces [N, 3] (eV/Angstrom) of a model-side energy module."""
+    x = positions.clone().requires_grad_(True)
+    energy = module(species, x, cell)
+    (gradient,) = torch.autograd.grad(energy, x)
+    return energy.detach(), -gradient
+
+
+def interleaved_times(variants: Dict[str, Callable[[], object]], repeats: int,
+                      warmup: int = 1) -> Dict[str, list]:
+    """Wall times (s) of every variant, ``repeats`` rounds that run each variant once in turn
+    (after ``warmup`` untimed rounds)."""
+    for _ in range(warmup):
+        for run in variants.values():
+            run()
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def medians(times: Dict[str, list]) -> Dict[str, float]:
+    return {name: statistics.median(samples) for name, samples in times.items()}

@@ -1,0 +1,84 @@
+"""Cost of the raw model vs system size: liquid-64 tiled to 192, 384, 768 and 1536 atoms.
+
+Each size runs in a fresh subprocess, so that its peak memory is its own: the peak resident
+set size during the evaluations minus the resident set size just before them (MiB).
+
+    python -m benchmarks.scaling [--repeats 5]
+
+Writes benchmarks/results/scaling.json.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from omm_symbreak.symmetrize import averaged
+
+from .common import benchmark_model, energy_and_forces, interleaved_times, machine, medians, structure
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPLICATES = ((1, 1, 1), (2, 1, 1), (2, 2, 1), (2, 2, 2))
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2 ** 20
+
+
+def measure_one(replicate, repeats: int, checkpoint=None) -> dict:
+    """Time (s) and peak memory (MiB) of the raw model's energy + forces, in this process."""
+    model, _ = benchmark_model(checkpoint)
+    species, positions, cell, _ = structure("liquid-64", model, replicate)
+    raw = torch.jit.script(averaged(model, "none"))
+    before = _resident_mib()
+    times = interleaved_times({"raw": lambda: energy_and_forces(raw, species, positions, cell)},
+                              repeats)["raw"]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"replicate": list(replicate), "n_atoms": int(len(species)), "repeats": repeats,
+            "median_s": medians({"raw": times})["raw"], "all_s": times,
+            "peak_memory_mib": peak - before}
+
+
+def run(repeats: int = 5, checkpoint=None, results_dir=RESULTS, replicates=REPLICATES) -> dict:
+    sizes = []
+    for replicate in replicates:
+        command = [sys.executable, "-m", "benchmarks.scaling", "--one", *map(str, replicate),
+                   "--repeats", str(repeats)] + (["--checkpoint", checkpoint] if checkpoint else [])
+        output = subprocess.run(command, check=True, capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent.parent).stdout
+        sizes.append(json.loads(output.strip().splitlines()[-1]))
+        print(sizes[-1]["n_atoms"], "atoms:", f"{1000 * sizes[-1]['median_s']:.1f} ms,",
+              f"{sizes[-1]['peak_memory_mib']:.0f} MiB", flush=True)
+    _, description = benchmark_model(checkpoint)
+    result = {
+        "what": "raw model energy+forces vs system size (liquid-64 tiled), float32; each size in "
+                "its own process",
+        "model": description, "machine": machine(), "sizes": sizes,
+        "time_ratio_largest_over_smallest": sizes[-1]["median_s"] / sizes[0]["median_s"],
+        "atom_ratio": sizes[-1]["n_atoms"] / sizes[0]["n_atoms"],
+    }
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "scaling.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--one", type=int, nargs=3, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(measure_one(tuple(args.one), args.repeats, args.checkpoint)))
+    else:
+        run(args.repeats, args.checkpoint)
+
+
+if __name__ == "__main__":
+    main()
