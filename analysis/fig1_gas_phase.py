@@ -1,0 +1,181 @@
+"""Figure 1: the water molecule in the gas phase, raw model vs grid averages.
+
+    python analysis/fig1_gas_phase.py [--quick] [--checkpoint CKPT]
+
+The study's gas-phase set-up (DESIGN.md section 8), lengths scaled to 2 CPU cores:
+(a) NVE from 300 K velocities, dt 0.5 fs: total angular momentum, raw vs ``2i``;
+(b) NVT (Langevin middle, 300 K, friction 1/ps) with the model averaged over each grid of
+    ``none``, ``1i``, ``2``, ``2i``, ``3``, ``3i``: root-mean-square net torque, block errors;
+(c) power spectra of the raw potential energy and of Delta = E_raw - E_2i along the raw NVE run
+    (sampled every 4 fs: Nyquist 4170 cm^-1, above the O-H stretch);
+(d, e) orientational free energy F(cos theta, phi) of the molecular direction u in the NVT runs,
+    raw vs ``2i``, with the anisotropy (power of the l = 1..4 harmonics, bias removed).
+
+Runs go to analysis/runs/fig1[-quick]/NAME and resume where a previous sitting stopped (run the
+script again). Writes analysis/results/fig1_gas_phase[_quick].json (numbers with errors, run
+lengths, wall times) and .png.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from omm_symbreak import observables as obs
+from omm_symbreak.simulate import RunSettings, read_diagnostics, read_trajectory, run
+
+ROOT = Path(__file__).resolve().parent
+GRIDS = ("none", "1i", "2", "2i", "3", "3i")
+LENGTHS_PS = {"full": {"nve": 25.0, "nvt": 50.0}, "quick": {"nve": 0.4, "nvt": 0.4}}
+N_BLOCKS = 4
+
+
+def run_specs(lengths: dict, checkpoint) -> dict:
+    """name -> RunSettings of every simulation of the figure."""
+    common = dict(system="water-monomer", checkpoint=checkpoint, temperature_k=300.0,
+                  timestep_fs=0.5, seed=1, checkpoint_interval=2000, state_interval=400)
+    nve_steps = int(round(lengths["nve"] * 2000))
+    nvt_steps = int(round(lengths["nvt"] * 2000))
+    specs = {
+        f"nve-{label}": RunSettings(strategy=strategy, grid="2i", ensemble="nve",
+                                    steps=nve_steps, diagnostics_interval=8,
+                                    diagnostic_grid="2i", trajectory_interval=40, **common)
+        for label, strategy in (("raw", "none"), ("2i", "full"))
+    }
+    for grid in GRIDS:
+        specs[f"nvt-{grid}"] = RunSettings(
+            strategy="none" if grid == "none" else "full", grid="2i" if grid == "none" else grid,
+            ensemble="nvt", steps=nvt_steps, diagnostics_interval=20, diagnostic_grid="none",
+            trajectory_interval=20, **common)
+    return specs
+
+
+def run_all(specs: dict, run_root: Path) -> dict:
+    """Run (or resume, or skip when finished) every simulation; wall time of this sitting (s)."""
+    wall = {}
+    for name, settings in specs.items():
+        directory = run_root / name
+        started = time.perf_counter()
+        run(settings, directory, resume=(directory / "run.json").is_file())
+        wall[name] = time.perf_counter() - started
+        print(f"{name}: {wall[name]:.0f} s this sitting", flush=True)
+    return wall
+
+
+def figure_numbers(specs: dict, run_root: Path) -> dict:
+    """Everything the figure plots, with errors."""
+    numbers = {}
+    for label in ("raw", "2i"):
+        table = read_diagnostics(run_root / f"nve-{label}" / "diagnostics.csv")
+        wander, drift = obs.angular_momentum_statistics(table)
+        numbers[f"nve_{label}"] = {
+            "time_ps": table["time_ps"].tolist(),
+            "L_amu_nm2_per_ps": np.column_stack([table[f"L_{a}"] for a in "xyz"]).tolist(),
+            "L_wander_amu_nm2_per_ps": float(wander),
+            "L_drift_kj_mol": drift.tolist(),
+            "delta_std_kj_mol": float(np.std(table["delta_kj_mol"])),
+        }
+    raw_nve = read_diagnostics(run_root / "nve-raw" / "diagnostics.csv")
+    dt_ps = float(raw_nve["time_ps"][1] - raw_nve["time_ps"][0])
+    for series in ("potential_kj_mol", "delta_kj_mol"):
+        wavenumber, spectrum = obs.power_spectrum(raw_nve[series], dt_ps)
+        numbers[f"spectrum_{series}"] = {"wavenumber_cm": wavenumber.tolist(),
+                                         "spectrum": spectrum.tolist()}
+    numbers["torque_rms_kj_mol"] = {}
+    for grid in GRIDS:
+        table = read_diagnostics(run_root / f"nvt-{grid}" / "diagnostics.csv")
+        rms, error = obs.torque_statistics(table, N_BLOCKS)
+        numbers["torque_rms_kj_mol"][grid] = {"value": float(rms), "error": float(error)}
+    for grid in ("none", "2i"):
+        u = obs.molecular_direction(read_trajectory(run_root / f"nvt-{grid}"))
+        anisotropy, error, bias = obs.orientation_anisotropy(u, n_blocks=N_BLOCKS)
+        cos_theta, phi, density = obs.orientation_density(u)
+        numbers[f"orientation_{grid}"] = {
+            "anisotropy": float(anisotropy), "anisotropy_error": float(error),
+            "isotropic_bias_subtracted": float(bias), "samples": int(u.shape[0]),
+            "cos_theta": cos_theta.tolist(), "phi_rad": phi.tolist(),
+            "free_energy_kt": obs.orientational_free_energy(density).tolist(),
+        }
+    return numbers
+
+
+def plot(numbers: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    a, b, c, d, e, f = axes.ravel()
+    for label, style in (("raw", "-"), ("2i", "--")):
+        entry = numbers[f"nve_{label}"]
+        momentum = np.array(entry["L_amu_nm2_per_ps"])
+        for component, name in zip(momentum.T, "xyz"):
+            a.plot(entry["time_ps"], component, style, lw=0.8, label=f"{label} L$_{name}$")
+        a.plot(entry["time_ps"], np.linalg.norm(momentum, axis=1), style, color="k", lw=1.2,
+               label=f"{label} |L|")
+    a.set(xlabel="t (ps)", ylabel="L (amu nm$^2$/ps)", title="(a) NVE angular momentum")
+    a.legend(fontsize=6, ncol=2)
+    torque = numbers["torque_rms_kj_mol"]
+    b.errorbar(range(len(torque)), [t["value"] for t in torque.values()],
+               [t["error"] for t in torque.values()], fmt="o")
+    b.set_xticks(range(len(torque)), list(torque))
+    b.set_yscale("log")
+    b.set(xlabel="grid", ylabel="rms |$\\tau$| (kJ/mol)", title="(b) NVT 300 K torque")
+    for series, label in (("potential_kj_mol", "potential energy"), ("delta_kj_mol", "$\\Delta$")):
+        s = numbers[f"spectrum_{series}"]
+        c.semilogy(s["wavenumber_cm"], np.maximum(s["spectrum"], 1e-30), label=label)
+    c.set(xlabel="wavenumber (cm$^{-1}$)", ylabel="power (kJ$^2$/mol$^2$ cm)",
+          title="(c) power spectra, raw NVE")
+    c.legend()
+    maps = [numbers["orientation_none"], numbers["orientation_2i"]]
+    # colour range: the 95th percentile of |F| over both maps (empty regions go to +inf)
+    finite = np.concatenate([np.ravel(m["free_energy_kt"]) for m in maps])
+    limit = max(float(np.percentile(np.abs(finite[np.isfinite(finite)]), 95)), 0.1)
+    for axis, entry, label in ((d, maps[0], "(d) raw"), (e, maps[1], "(e) 2i")):
+        image = axis.pcolormesh(entry["phi_rad"], entry["cos_theta"], entry["free_energy_kt"],
+                                shading="auto", cmap="RdBu_r", vmin=-limit, vmax=limit)
+        figure.colorbar(image, ax=axis, label="F (k$_B$T)")
+        axis.set(xlabel="$\\phi$ (rad)", ylabel="cos $\\theta$",
+                 title=f"{label}: anisotropy {entry['anisotropy']:.3g} $\\pm$ "
+                       f"{entry['anisotropy_error']:.2g}")
+    f.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    suffix = "_quick" if args.quick else ""
+    run_root = ROOT / "runs" / f"fig1{suffix.replace('_', '-')}"
+    specs = run_specs(LENGTHS_PS[mode], args.checkpoint)
+    wall = run_all(specs, run_root)
+    numbers = figure_numbers(specs, run_root)
+    result = {
+        "what": "water molecule, gas phase: angular momentum (NVE), torque per grid (NVT), "
+                "power spectra, orientational free energy; units in the keys",
+        "command": "python analysis/fig1_gas_phase.py" + (" --quick" if args.quick else ""),
+        "checkpoint": args.checkpoint or "shipped",
+        "simulated_ps": {name: s.steps * s.timestep_fs / 1000 for name, s in specs.items()},
+        "wall_time_s_this_sitting": wall,
+        "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks",
+        **numbers,
+    }
+    results = ROOT / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"fig1_gas_phase{suffix}.json").write_text(json.dumps(result) + "\n")
+    plot(numbers, results / f"fig1_gas_phase{suffix}.png")
+    print(json.dumps({"torque_rms_kj_mol": numbers["torque_rms_kj_mol"],
+                      "anisotropy": {g: numbers[f"orientation_{g}"]["anisotropy"]
+                                     for g in ("none", "2i")}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
