@@ -194,6 +194,19 @@ def first_peak(r: np.ndarray, g: np.ndarray, n_points: int = 5):
     return r[top] - c1 / (2 * c2), c0 - c1 ** 2 / (4 * c2)
 
 
+def first_peak_oo(traj: mdtraj.Trajectory, n_blocks: int = 4, **rdf_options):
+    """First peak of g_OO(r) with block errors: ``first_peak`` of the g_OO of every block of
+    frames (``radial_distribution_oo`` with its options), averaged over the blocks.
+
+    Returns (position, position_error) in nm and (height, height_error), dimensionless.
+    """
+    peaks = np.array([first_peak(*radial_distribution_oo(traj[block], n_blocks=2,
+                                                         **rdf_options)[:2])
+                      for block in _block_slices(traj.n_frames, n_blocks)])
+    mean, error = block_average(peaks, len(peaks))
+    return (mean[0], error[0]), (mean[1], error[1])
+
+
 def orientation_correlations(traj: mdtraj.Trajectory, r_max_nm=None,
                              bin_width_nm: float = 0.01, n_blocks: int = 4):
     """Longitudinal and transverse orientation correlations of molecule pairs against distance.

@@ -339,3 +339,21 @@ def test_power_spectrum_of_cosines_peaks_at_their_wavenumbers():
     assert spectrum[0] < 1e-3 * spectrum[top[1]]  # the mean of 5 is removed
     away = np.min(np.abs(wavenumber[:, None] - [1600.0, 3700.0]), axis=1) > 300
     assert np.all(np.abs(spectrum[away]) < 1e-3 * spectrum[top[1]])  # Blackman: little leakage
+
+
+def test_first_peak_with_block_errors_on_a_vibrating_lattice():
+    """Oxygens on a simple cubic lattice (a = 0.3 nm) with Gaussian jitter: the first g_OO peak
+    lies near a, with a small block error."""
+    rng = np.random.default_rng(11)
+    n_side, a, n_frames = 5, 0.3, 40
+    lattice = np.stack(np.meshgrid(*[np.arange(n_side) * a] * 3, indexing="ij"), -1).reshape(-1, 3)
+    oxygens = lattice + rng.normal(scale=0.01, size=(n_frames, *lattice.shape))
+    directions = random_unit_vectors(rng, (n_frames, len(lattice)))
+    trajectory = water_trajectory(oxygens, directions, [n_side * a] * 3, rng=rng)
+    (position, position_error), (height, height_error) = observables.first_peak_oo(trajectory, 4)
+    assert abs(position - a) < 0.005 and 0 < position_error < 0.003
+    # 6 neighbours at a, spread by the relative jitter (sqrt 2 x 0.01 nm) and the 0.01 nm
+    # smoothing: a Gaussian shell of height 6 / (rho 4 pi a^2 sqrt(2 pi) sigma)
+    sigma = np.sqrt(2 * 0.01 ** 2 + 0.01 ** 2)
+    expected = 6 / (a ** -3 * 4 * np.pi * a ** 2 * np.sqrt(2 * np.pi) * sigma)
+    assert height == pytest.approx(expected, rel=0.1) and 0 < height_error < 0.1 * height

@@ -1,0 +1,109 @@
+"""Figure 2: structure of liquid water at 300 K, raw model vs 2i (MTS) vs q-TIP4P/F.
+
+    python analysis/fig2_liquid_structure.py [--quick] [--checkpoint CKPT]
+
+Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` and plots, with block errors:
+orientational free energy maps F(cos theta, phi) of the molecular direction u in the lab frame
+(raw, 2i, reference) with their anisotropy; g_OO(r); the longitudinal and transverse
+orientation correlations c_L(r), c_T(r) (averages over the pairs at distance r, i.e. already
+divided by g). Writes analysis/results/fig2_liquid_structure[_quick].json and .png.
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from liquid_runs import ROOT, run_all, trajectories
+from omm_symbreak import observables as obs
+
+N_BLOCKS = 4
+LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
+
+
+def structure_numbers(trajectory) -> dict:
+    u = obs.molecular_direction(trajectory)
+    anisotropy, anisotropy_error, _ = obs.orientation_anisotropy(u, n_blocks=N_BLOCKS)
+    cos_theta, phi, density = obs.orientation_density(u)
+    r, g, g_error = obs.radial_distribution_oo(trajectory, n_blocks=N_BLOCKS)
+    peak_position, peak_height = obs.first_peak_oo(trajectory, N_BLOCKS)
+    r_c, c_l, c_l_error, c_t, c_t_error = obs.orientation_correlations(trajectory,
+                                                                       n_blocks=N_BLOCKS)
+    return {
+        "frames": trajectory.n_frames,
+        "anisotropy": float(anisotropy), "anisotropy_error": float(anisotropy_error),
+        "cos_theta": cos_theta.tolist(), "phi_rad": phi.tolist(),
+        "free_energy_kt": obs.orientational_free_energy(density).tolist(),
+        "r_nm": r.tolist(), "g_oo": g.tolist(), "g_oo_error": g_error.tolist(),
+        "g_oo_first_peak_nm": [float(v) for v in peak_position],  # value, error
+        "g_oo_first_peak_height": [float(v) for v in peak_height],
+        "r_pairs_nm": r_c.tolist(), "c_l": c_l.tolist(), "c_l_error": c_l_error.tolist(),
+        "c_t": c_t.tolist(), "c_t_error": c_t_error.tolist(),
+    }
+
+
+def plot(numbers: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    for axis, name in zip(axes[0], LABELS):
+        entry = numbers[name]
+        image = axis.pcolormesh(entry["phi_rad"], entry["cos_theta"], entry["free_energy_kt"],
+                                shading="auto", cmap="RdBu_r", vmin=-0.1, vmax=0.1)
+        figure.colorbar(image, ax=axis, label="F (k$_B$T)")
+        axis.set(xlabel="$\\phi$ (rad)", ylabel="cos $\\theta$",
+                 title=f"{LABELS[name]}: anisotropy {entry['anisotropy']:.2g} $\\pm$ "
+                       f"{entry['anisotropy_error']:.1g}")
+    g_axis, l_axis, t_axis = axes[1]
+    for name, label in LABELS.items():
+        entry = numbers[name]
+        r = np.array(entry["r_nm"]) * 10
+        g, error = np.array(entry["g_oo"]), np.array(entry["g_oo_error"])
+        line, = g_axis.plot(r, g, label=label)
+        g_axis.fill_between(r, g - error, g + error, color=line.get_color(), alpha=0.3)
+        rp = np.array(entry["r_pairs_nm"]) * 10
+        for axis, key in ((l_axis, "c_l"), (t_axis, "c_t")):
+            value, error = np.array(entry[key]), np.array(entry[f"{key}_error"])
+            axis.plot(rp, value, color=line.get_color(), label=label)
+            axis.fill_between(rp, value - error, value + error, color=line.get_color(), alpha=0.3)
+    g_axis.set(xlabel="r ($\\AA$)", ylabel="g$_{OO}$(r)", title="O-O pair correlation")
+    l_axis.set(xlabel="r ($\\AA$)", ylabel="c$_L$(r)", title="longitudinal orientation")
+    t_axis.set(xlabel="r ($\\AA$)", ylabel="c$_T$(r)", title="transverse orientation")
+    for axis in axes[1]:
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    directories, wall, simulated_ps = run_all(mode, args.checkpoint)
+    numbers = {name: structure_numbers(t) for name, t in trajectories(directories).items()}
+    suffix = "_quick" if args.quick else ""
+    result = {"what": "liquid-64 at 300 K: orientational free energy, g_OO, c_L, c_T; lengths "
+                      "in nm, energies in k_B T",
+              "command": "python analysis/fig2_liquid_structure.py" + (" --quick" if args.quick else ""),
+              "checkpoint": args.checkpoint or "shipped", "simulated_ps_per_run": simulated_ps,
+              "analysed_from_ps": 2.0 if simulated_ps > 4.0 else 0.0,
+              "wall_time_s_this_sitting": wall,
+              "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks", **numbers}
+    results = ROOT / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"fig2_liquid_structure{suffix}.json").write_text(json.dumps(result) + "\n")
+    plot(numbers, results / f"fig2_liquid_structure{suffix}.png")
+    print(json.dumps({name: {"anisotropy": [n["anisotropy"], n["anisotropy_error"]],
+                             "g_oo_first_peak": [n["g_oo_first_peak_nm"],
+                                                 n["g_oo_first_peak_height"]]}
+                      for name, n in numbers.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

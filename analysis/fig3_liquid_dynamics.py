@@ -1,0 +1,97 @@
+"""Figure 3: dynamics of liquid water at 300 K, raw model vs 2i (MTS) vs q-TIP4P/F.
+
+    python analysis/fig3_liquid_dynamics.py [--quick] [--checkpoint CKPT]
+
+Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` (shared with figure 2) and
+plots, with block errors as shaded bands: the oxygen mean-square displacement (to 5 ps) with
+the diffusion coefficient from a linear fit over its second half (no finite-size correction:
+the three runs share the box, and ``observables.yeh_hummer_correction`` gives it), and the
+reorientation correlation c_uu(t) = <u(0).u(t)> (to 10 ps; first and second Legendre order).
+Writes analysis/results/fig3_liquid_dynamics[_quick].json and .png.
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from liquid_runs import ROOT, run_all, trajectories
+from omm_symbreak import observables as obs
+
+N_BLOCKS = 4
+LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
+
+
+def _max_lag_ps(trajectory, wanted_ps: float) -> float:
+    dt_ps = float(trajectory.time[1] - trajectory.time[0])
+    return min(wanted_ps, (trajectory.n_frames // N_BLOCKS - 1) * dt_ps)
+
+
+def dynamics_numbers(trajectory) -> dict:
+    lag, msd, msd_error, block_msd = obs.mean_square_displacement(
+        trajectory, _max_lag_ps(trajectory, 5.0), n_blocks=N_BLOCKS)
+    fit_range = (lag[-1] / 2, lag[-1])
+    diffusion, diffusion_error = obs.diffusion_coefficient(lag, block_msd, fit_range)
+    numbers = {"frames": trajectory.n_frames, "lag_ps": lag.tolist(), "msd_nm2": msd.tolist(),
+               "msd_error_nm2": msd_error.tolist(), "fit_range_ps": list(fit_range),
+               "diffusion_1e-5_cm2_per_s": [1000 * float(diffusion), 1000 * float(diffusion_error)]}
+    for order in (1, 2):
+        lag_u, c_uu, c_uu_error = obs.orientation_autocorrelation(
+            trajectory, _max_lag_ps(trajectory, 10.0), order, N_BLOCKS)
+        numbers[f"c_uu_{order}"] = {"lag_ps": lag_u.tolist(), "c": c_uu.tolist(),
+                                    "error": c_uu_error.tolist()}
+    return numbers
+
+
+def plot(numbers: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (msd_axis, cuu_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name, label in LABELS.items():
+        entry = numbers[name]
+        lag, msd, error = (np.array(entry[key]) for key in ("lag_ps", "msd_nm2", "msd_error_nm2"))
+        d, d_error = entry["diffusion_1e-5_cm2_per_s"]
+        line, = msd_axis.plot(lag, msd * 100, label=f"{label}: D = {d:.2f} $\\pm$ {d_error:.2f}")
+        msd_axis.fill_between(lag, (msd - error) * 100, (msd + error) * 100,
+                              color=line.get_color(), alpha=0.3)
+        for order, style in ((1, "-"), (2, "--")):
+            c = entry[f"c_uu_{order}"]
+            t, value, err = np.array(c["lag_ps"]), np.array(c["c"]), np.array(c["error"])
+            cuu_axis.plot(t, value, style, color=line.get_color(), label=f"{label}, P$_{order}$")
+            cuu_axis.fill_between(t, value - err, value + err, color=line.get_color(), alpha=0.3)
+    msd_axis.set(xlabel="t (ps)", ylabel="oxygen MSD ($\\AA^2$)",
+                 title="diffusion (D in 10$^{-5}$ cm$^2$/s)")
+    cuu_axis.set(xlabel="t (ps)", ylabel="c$_{uu}$(t)", title="reorientation of u")
+    msd_axis.legend(fontsize=8)
+    cuu_axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
+    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
+    args = parser.parse_args()
+    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.checkpoint)
+    numbers = {name: dynamics_numbers(t) for name, t in trajectories(directories).items()}
+    suffix = "_quick" if args.quick else ""
+    result = {"what": "liquid-64 at 300 K: oxygen MSD and diffusion, c_uu(t); nm, ps",
+              "command": "python analysis/fig3_liquid_dynamics.py" + (" --quick" if args.quick else ""),
+              "checkpoint": args.checkpoint or "shipped", "simulated_ps_per_run": simulated_ps,
+              "analysed_from_ps": 2.0 if simulated_ps > 4.0 else 0.0,
+              "wall_time_s_this_sitting": wall,
+              "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks", **numbers}
+    results = ROOT / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"fig3_liquid_dynamics{suffix}.json").write_text(json.dumps(result) + "\n")
+    plot(numbers, results / f"fig3_liquid_dynamics{suffix}.png")
+    print(json.dumps({name: n["diffusion_1e-5_cm2_per_s"] for name, n in numbers.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The liquid runs shared by figures 2 and 3: liquid-64 at 300 K, raw model vs 2i vs reference.
+
+Three NVT runs from the liquid-64 template (Langevin middle, friction 1/ps, dt 0.5 fs, a frame
+every 20 fs), all resumable (run the figure script again after an interruption):
+
+- ``raw``: the raw model (``omm-symbreak simulate``, strategy ``none``);
+- ``mts-2i``: the raw model plus the ``2i`` correction E_2i - E_raw every 10 steps (outer
+  step 5 fs), as in the study;
+- ``reference``: q-TIP4P/F itself (its M sites are not written: the trajectory has the real
+  atoms O, H1, H2 of every molecule, like the other two).
+
+The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
+The same weak Langevin friction (1/ps, a relaxation time of 1 ps, against the 5 ps of the
+MSD) is applied to all three runs, so that they compare with each other.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import openmm
+from openmm import app, unit
+
+from omm_symbreak import systems
+from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
+from omm_symbreak.simulate import RunSettings, _truncate_dcd, read_trajectory, run
+
+ROOT = Path(__file__).resolve().parent
+LENGTHS_PS = {"full": 40.0, "quick": 0.4}
+FRAME_STEPS = 40  # 20 fs
+CHECKPOINT_STEPS = 2000  # 1 ps
+SEED = 1
+
+
+def ml_settings(strategy: str, steps: int, checkpoint) -> RunSettings:
+    return RunSettings(system="liquid-64", checkpoint=checkpoint, strategy=strategy, grid="2i",
+                       mts_stride=10, ensemble="nvt", temperature_k=300.0, friction_per_ps=1.0,
+                       timestep_fs=0.5, steps=steps, seed=SEED, state_interval=FRAME_STEPS * 10,
+                       trajectory_interval=FRAME_STEPS, diagnostics_interval=CHECKPOINT_STEPS,
+                       diagnostic_grid="2i", checkpoint_interval=CHECKPOINT_STEPS)
+
+
+def run_reference(directory: Path, steps: int) -> None:
+    """q-TIP4P/F NVT of liquid-64 (settings as the ML runs) into ``directory``, resumable."""
+    directory.mkdir(parents=True, exist_ok=True)
+    topology, positions, _ = systems.load("liquid-64")
+    site_topology, site_positions = add_virtual_sites(topology, positions)
+    system = create_qtip4pf_system(site_topology)
+    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond,
+                                                 0.5 * unit.femtosecond)
+    integrator.setRandomNumberSeed(SEED + 1)
+    simulation = app.Simulation(site_topology, system, integrator,
+                                openmm.Platform.getPlatformByName("CPU"))
+    real = [atom.index for atom in site_topology.atoms() if atom.element is not None]
+    record = {"settings": {"system": "liquid-64", "strategy": "reference q-TIP4P/F",
+                           "ensemble": "nvt", "temperature_k": 300.0, "friction_per_ps": 1.0,
+                           "timestep_fs": 0.5, "steps": steps, "seed": SEED,
+                           "trajectory_interval": FRAME_STEPS},
+              "units": {"trajectory.dcd": "positions of O, H1, H2, nm (mdtraj)",
+                        "state.csv": "OpenMM StateDataReporter: kJ/mol, K, ps"}}
+    progress_path = directory / "progress.json"
+    resume = progress_path.is_file()
+    if resume:
+        step = json.loads(progress_path.read_text())["step"]
+        simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
+        _truncate_dcd(directory / "trajectory.dcd", step // FRAME_STEPS)
+    else:
+        step = 0
+        (directory / "run.json").write_text(json.dumps(record, indent=2))
+        with open(directory / "topology.pdb", "w") as handle:
+            app.PDBFile.writeFile(topology, positions, handle)
+        simulation.context.setPositions(site_positions)
+        simulation.context.setVelocitiesToTemperature(300 * unit.kelvin, SEED + 1)
+    simulation.reporters.append(app.DCDReporter(str(directory / "trajectory.dcd"), FRAME_STEPS,
+                                                append=resume, atomSubset=real))
+    simulation.reporters.append(app.StateDataReporter(
+        str(directory / "state.csv"), FRAME_STEPS * 10, step=True, time=True,
+        potentialEnergy=True, temperature=True, speed=True, append=resume))
+    while step < steps:
+        chunk = min(CHECKPOINT_STEPS, steps - step)
+        simulation.step(chunk)
+        step += chunk
+        simulation.saveCheckpoint(str(directory / "checkpoint.chk"))
+        progress_path.write_text(json.dumps({"step": step}))
+
+
+def run_all(mode: str, checkpoint) -> tuple:
+    """Run (or resume) the three liquid runs; returns (run directories, wall times of this
+    sitting in s, simulated ps)."""
+    steps = int(round(LENGTHS_PS[mode] * 2000))
+    root = ROOT / "runs" / ("liquid" if mode == "full" else "liquid-quick")
+    directories, wall = {}, {}
+    for name in ("reference", "raw", "mts-2i"):
+        directory = root / name
+        started = time.perf_counter()
+        if name == "reference":
+            run_reference(directory, steps)
+        else:
+            settings = ml_settings("none" if name == "raw" else "mts", steps, checkpoint)
+            run(settings, directory, resume=(directory / "run.json").is_file())
+        wall[name] = time.perf_counter() - started
+        directories[name] = directory
+        print(f"{name}: {wall[name]:.0f} s this sitting", flush=True)
+    return directories, wall, steps * 0.5e-3
+
+
+def trajectories(directories: dict) -> dict:
+    """Each run's trajectory, frame times in ps; the first 2 ps (equilibration) dropped."""
+    loaded = {}
+    for name, directory in directories.items():
+        trajectory = read_trajectory(directory)
+        start = int(np.searchsorted(trajectory.time, 2.0)) if trajectory.time[-1] > 4.0 else 0
+        loaded[name] = trajectory[start:]
+    return loaded
