@@ -81,7 +81,8 @@ def main():
             "energy_forces": energy_forces.run(("water-monomer", "liquid-64"), ("1i", "2i"),
                                                {name: 1 for name in SYSTEMS}, args.checkpoint,
                                                output),
-            "md_throughput": md_throughput.run(1, args.checkpoint, results_dir=output),
+            "md_throughput": md_throughput.run(2, args.checkpoint, results_dir=output,
+                                               scale=0.2),
             "scaling": scaling.run(1, args.checkpoint, output, scaling.REPLICATES[:2]),
             "torchforce_overhead": torchforce_overhead.run(2, args.checkpoint, output),
         }

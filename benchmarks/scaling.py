@@ -1,7 +1,8 @@
 """Cost of the raw model vs system size: liquid-64 tiled to 192, 384, 768 and 1536 atoms.
 
-Each size runs in a fresh subprocess, so that its peak memory is its own: the peak resident
-set size during the evaluations minus the resident set size just before them (MiB).
+Each size runs in a fresh subprocess. Peak memory: the peak resident set size during the
+evaluations (Linux VmHWM, reset just before them through /proc/self/clear_refs) minus the
+resident set size just before them (MiB).
 
     python -m benchmarks.scaling [--repeats 5]
 
@@ -10,7 +11,6 @@ Writes benchmarks/results/scaling.json.
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +25,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REPLICATES = ((1, 1, 1), (2, 1, 1), (2, 2, 1), (2, 2, 2))
 
 
-def _resident_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() / 2 ** 20
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM), MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak_memory() -> None:
+    """Make VmHWM restart from the current resident set size (Linux 4.0+)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
 
 
 def measure_one(replicate, repeats: int, checkpoint=None) -> dict:
@@ -35,10 +45,11 @@ def measure_one(replicate, repeats: int, checkpoint=None) -> dict:
     model, _ = benchmark_model(checkpoint)
     species, positions, cell, _ = structure("liquid-64", model, replicate)
     raw = torch.jit.script(averaged(model, "none"))
-    before = _resident_mib()
+    _reset_peak_memory()
+    before = _status_mib("VmRSS")
     times = interleaved_times({"raw": lambda: energy_and_forces(raw, species, positions, cell)},
                               repeats)["raw"]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _status_mib("VmHWM")
     return {"replicate": list(replicate), "n_atoms": int(len(species)), "repeats": repeats,
             "median_s": medians({"raw": times})["raw"], "all_s": times,
             "peak_memory_mib": peak - before}
