@@ -80,6 +80,20 @@ def test_every_strategy_runs_and_writes_documented_outputs(tmp_path, checkpoint)
     assert "kJ/mol" in header and "amu nm^2/ps" in header
 
 
+@pytest.mark.parametrize("system", ["liquid-64", "liquid-256", "ice-ih"])
+def test_every_strategy_runs_on_every_periodic_template(tmp_path, checkpoint, system):
+    """Four steps of each strategy; the water molecule is covered by the test above."""
+    for strategy, ensemble in [("none", "nve"), ("full", "nvt"), ("mts", "nve"), ("random", "nvt")]:
+        settings = quick(checkpoint, system=system, strategy=strategy, ensemble=ensemble,
+                         grid="1i", diagnostic_grid="1i", steps=4, state_interval=2,
+                         trajectory_interval=2, diagnostics_interval=2, checkpoint_interval=4,
+                         mts_stride=2)
+        directory = run(settings, tmp_path / f"{system}-{strategy}", progress=False)
+        diagnostics = diagnostics_of(directory)
+        assert list(diagnostics["step"]) == [0, 2, 4]
+        assert np.all(np.isfinite(diagnostics["potential_kj_mol"]))
+
+
 def test_random_strategy_is_reproducible_for_a_seed(tmp_path, checkpoint):
     first = run(quick(checkpoint, strategy="random"), tmp_path / "a", progress=False)
     second = run(quick(checkpoint, strategy="random"), tmp_path / "b", progress=False)
