@@ -1,0 +1,55 @@
+"""The README's performance tables, in Markdown, from benchmarks/results/*.json.
+
+    python -m benchmarks.table [DIR]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from .energy_forces import RESULTS
+
+
+def _ms(seconds: float) -> str:
+    return f"{1000 * seconds:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
+def tables(results_dir: Path = RESULTS) -> str:
+    ef = json.loads((results_dir / "energy_forces.json").read_text())
+    md = json.loads((results_dir / "md_throughput.json").read_text())
+    scaling = json.loads((results_dir / "scaling.json").read_text())
+    overhead = json.loads((results_dir / "torchforce_overhead.json").read_text())
+    machine = ef["machine"]
+    lines = [f"Machine: {machine['cpu_count']} cores, {machine['torch_threads']} torch threads, "
+             f"torch {machine['torch']}; model: {ef['model']}. Medians of interleaved repeats.",
+             "", "Energy + forces, batched in the module / as one raw call per rotation:", "",
+             "| system | atoms | raw | " + " | ".join(
+                 f"`{spec}` ({size})" for spec, size in
+                 max((s["grid_sizes"] for s in ef["systems"].values()), key=len).items()) + " |",
+             "|---|---|---|" + "---|" * len(max((s["grid_sizes"] for s in ef["systems"].values()),
+                                                key=len))]
+    all_specs = list(max((s["grid_sizes"] for s in ef["systems"].values()), key=len))
+    for name, entry in ef["systems"].items():
+        median = entry["median_s"]
+        cells = [f"{_ms(median[f'batched {spec}'])} / {_ms(median[f'loop {spec}'])}"
+                 if f"batched {spec}" in median else "-" for spec in all_specs]
+        lines.append(f"| {name} | {entry['n_atoms']} | {_ms(median['none'])} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", f"MD of {md['system']} through TorchForce (CPU platform, dt 0.5 fs):", "",
+              "| strategy | ns/day | x raw | NVE drift (kJ/mol/ns/molecule) | simulated |",
+              "|---|---|---|---|---|"]
+    for name, entry in md["results"].items():
+        drift = entry["drift_kj_mol_per_ns_per_molecule"]
+        lines.append(f"| {name} | {entry['ns_per_day']:.3g} | {md['speed_over_none'][name]:.2f} | "
+                     f"{'-' if drift is None else f'{drift:.3g}'} | {entry['simulated_ps']:.3g} ps |")
+    lines += ["", "Raw model vs size (liquid-64 tiled): " + ", ".join(
+        f"{s['n_atoms']} atoms {_ms(s['median_s'])} ({s['peak_memory_mib']:.0f} MiB)"
+        for s in scaling["sizes"]) + f"; ratio {scaling['time_ratio_largest_over_smallest']:.2f} "
+        f"for {scaling['atom_ratio']:.0f} times the atoms.",
+              "", "TorchForce overhead (liquid-64, raw): " + ", ".join(
+        f"{name} {_ms(value)}" for name, value in overhead["median_s"].items()) + "."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(tables(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS))
