@@ -17,6 +17,9 @@
    were made, the training stages (settings, epochs, wall time), the hyperparameters, the
    metrics with the commands that reproduce them, the issue's targets and whether each is met,
    and (if ``analysis/results/raw_md_stability.json`` exists) the raw-MD stability check.
+
+``--card-only`` rewrites the card from the metrics JSON already written (after a new
+stability check, say) without copying or evaluating anything.
 """
 
 import argparse
@@ -109,22 +112,32 @@ def main() -> None:
                         default=ROOT / "analysis" / "training" / "stage2" / "model.ckpt")
     parser.add_argument("--grid-structures", type=int, default=5)
     parser.add_argument("--grid-rotations", type=int, default=10)
+    parser.add_argument("--card-only", action="store_true",
+                        help="rewrite the card of the shipped model from its metrics JSON "
+                             "(e.g. after analysis/raw_md_stability.py), evaluating nothing")
     args = parser.parse_args()
 
-    load_checkpoint(args.checkpoint)  # a safe, complete checkpoint before anything is replaced
-    DEFAULT_CHECKPOINT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(args.checkpoint, DEFAULT_CHECKPOINT)
-    model = load_checkpoint(DEFAULT_CHECKPOINT)
-
     metrics, commands, seconds = {}, {}, {}
-    for name, (options, command) in evaluation_runs(args.grid_structures,
-                                                     args.grid_rotations).items():
-        started = time.perf_counter()
-        metrics[name] = evaluate_files(DEFAULT_CHECKPOINT, TEST_SET, force=True, progress=True,
-                                       **options)
-        seconds[name] = time.perf_counter() - started
-        commands[name] = command
-        print(f"{name}: {seconds[name]:.0f} s", flush=True)
+    runs = evaluation_runs(args.grid_structures, args.grid_rotations)
+    if args.card_only:
+        previous = json.loads(CARD.read_text())
+        args.checkpoint = ROOT / previous["trained_from"]
+        for name, (options, command) in runs.items():
+            metrics[name] = json.loads(Path(options["output"]).read_text())
+            commands[name] = command
+            seconds[name] = previous["metrics"][name]["wall_time_s"]
+    else:
+        load_checkpoint(args.checkpoint)  # a safe, complete checkpoint before replacing any
+        DEFAULT_CHECKPOINT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(args.checkpoint, DEFAULT_CHECKPOINT)
+        for name, (options, command) in runs.items():
+            started = time.perf_counter()
+            metrics[name] = evaluate_files(DEFAULT_CHECKPOINT, TEST_SET, force=True,
+                                           progress=True, **options)
+            seconds[name] = time.perf_counter() - started
+            commands[name] = command
+            print(f"{name}: {seconds[name]:.0f} s", flush=True)
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
 
     stability_path = RESULTS / "raw_md_stability.json"
     stability = json.loads(stability_path.read_text()) if stability_path.exists() else None
