@@ -16,13 +16,13 @@ script again). Writes analysis/results/fig1_gas_phase[_quick].json (numbers with
 lengths, wall times) and .png.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from figures import figure_arguments, write_figure
 from omm_symbreak import observables as obs
 from omm_symbreak.simulate import RunSettings, read_diagnostics, read_trajectory, run
 
@@ -148,30 +148,20 @@ def plot(numbers: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
-    args = parser.parse_args()
+    args = figure_arguments(__doc__.splitlines()[0])
     mode = "quick" if args.quick else "full"
-    suffix = "_quick" if args.quick else ""
-    run_root = ROOT / "runs" / f"fig1{suffix.replace('_', '-')}"
+    run_root = ROOT / "runs" / ("fig1-quick" if args.quick else "fig1")
     specs = run_specs(LENGTHS_PS[mode], args.checkpoint)
     wall = run_all(specs, run_root)
     numbers = figure_numbers(specs, run_root)
-    result = {
+    write_figure("fig1_gas_phase", args, {
         "what": "water molecule, gas phase: angular momentum (NVE), torque per grid (NVT), "
                 "power spectra, orientational free energy; units in the keys",
-        "command": "python analysis/fig1_gas_phase.py" + (" --quick" if args.quick else ""),
-        "checkpoint": args.checkpoint or "shipped",
         "simulated_ps": {name: s.steps * s.timestep_fs / 1000 for name, s in specs.items()},
         "wall_time_s_this_sitting": wall,
         "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks",
         **numbers,
-    }
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"fig1_gas_phase{suffix}.json").write_text(json.dumps(result) + "\n")
-    plot(numbers, results / f"fig1_gas_phase{suffix}.png")
+    }, numbers, plot)
     print(json.dumps({"torque_rms_kj_mol": numbers["torque_rms_kj_mol"],
                       "anisotropy": {g: numbers[f"orientation_{g}"]["anisotropy"]
                                      for g in ("none", "2i")}}, indent=1))

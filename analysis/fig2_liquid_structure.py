@@ -9,12 +9,12 @@ orientation correlations c_L(r), c_T(r) (averages over the pairs at distance r, 
 divided by g). Writes analysis/results/fig2_liquid_structure[_quick].json and .png.
 """
 
-import argparse
 import json
 
 import numpy as np
 
-from liquid_runs import ROOT, run_all, trajectories
+from figures import figure_arguments, write_figure
+from liquid_runs import run_all, run_record, trajectories
 from omm_symbreak import observables as obs
 
 N_BLOCKS = 4
@@ -80,25 +80,13 @@ def plot(numbers: dict, path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
-    args = parser.parse_args()
-    mode = "quick" if args.quick else "full"
-    directories, wall, simulated_ps = run_all(mode, args.checkpoint)
+    args = figure_arguments(__doc__.splitlines()[0])
+    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.checkpoint)
     numbers = {name: structure_numbers(t) for name, t in trajectories(directories).items()}
-    suffix = "_quick" if args.quick else ""
-    result = {"what": "liquid-64 at 300 K: orientational free energy, g_OO, c_L, c_T; lengths "
-                      "in nm, energies in k_B T",
-              "command": "python analysis/fig2_liquid_structure.py" + (" --quick" if args.quick else ""),
-              "checkpoint": args.checkpoint or "shipped", "simulated_ps_per_run": simulated_ps,
-              "analysed_from_ps": 2.0 if simulated_ps > 4.0 else 0.0,
-              "wall_time_s_this_sitting": wall,
-              "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks", **numbers}
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"fig2_liquid_structure{suffix}.json").write_text(json.dumps(result) + "\n")
-    plot(numbers, results / f"fig2_liquid_structure{suffix}.png")
+    write_figure("fig2_liquid_structure", args, {
+        "what": "liquid-64 at 300 K: orientational free energy, g_OO, c_L, c_T; lengths "
+                "in nm, energies in k_B T",
+        **run_record(simulated_ps, wall, N_BLOCKS), **numbers}, numbers, plot)
     print(json.dumps({name: {"anisotropy": [n["anisotropy"], n["anisotropy_error"]],
                              "g_oo_first_peak": [n["g_oo_first_peak_nm"],
                                                  n["g_oo_first_peak_height"]]}

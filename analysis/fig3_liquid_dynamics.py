@@ -10,12 +10,12 @@ reorientation correlation c_uu(t) = <u(0).u(t)> (to 10 ps; first and second Lege
 Writes analysis/results/fig3_liquid_dynamics[_quick].json and .png.
 """
 
-import argparse
 import json
 
 import numpy as np
 
-from liquid_runs import ROOT, run_all, trajectories
+from figures import figure_arguments, write_figure
+from liquid_runs import run_all, run_record, trajectories
 from omm_symbreak import observables as obs
 
 N_BLOCKS = 4
@@ -73,23 +73,12 @@ def plot(numbers: dict, path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
-    args = parser.parse_args()
+    args = figure_arguments(__doc__.splitlines()[0])
     directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.checkpoint)
     numbers = {name: dynamics_numbers(t) for name, t in trajectories(directories).items()}
-    suffix = "_quick" if args.quick else ""
-    result = {"what": "liquid-64 at 300 K: oxygen MSD and diffusion, c_uu(t); nm, ps",
-              "command": "python analysis/fig3_liquid_dynamics.py" + (" --quick" if args.quick else ""),
-              "checkpoint": args.checkpoint or "shipped", "simulated_ps_per_run": simulated_ps,
-              "analysed_from_ps": 2.0 if simulated_ps > 4.0 else 0.0,
-              "wall_time_s_this_sitting": wall,
-              "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks", **numbers}
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"fig3_liquid_dynamics{suffix}.json").write_text(json.dumps(result) + "\n")
-    plot(numbers, results / f"fig3_liquid_dynamics{suffix}.png")
+    write_figure("fig3_liquid_dynamics", args, {
+        "what": "liquid-64 at 300 K: oxygen MSD and diffusion, c_uu(t); nm, ps",
+        **run_record(simulated_ps, wall, N_BLOCKS), **numbers}, numbers, plot)
     print(json.dumps({name: n["diffusion_1e-5_cm2_per_s"] for name, n in numbers.items()}))
 
 

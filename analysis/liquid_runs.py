@@ -28,6 +28,7 @@ from omm_symbreak.simulate import RunSettings, _truncate_dcd, read_trajectory, r
 
 ROOT = Path(__file__).resolve().parent
 LENGTHS_PS = {"full": 40.0, "quick": 0.4}
+EQUILIBRATION_PS = 2.0  # dropped from the analysis of runs longer than twice this
 FRAME_STEPS = 40  # 20 fs
 CHECKPOINT_STEPS = 2000  # 1 ps
 SEED = 1
@@ -105,11 +106,24 @@ def run_all(mode: str, checkpoint) -> tuple:
     return directories, wall, steps * 0.5e-3
 
 
+def analysed_from_ps(simulated_ps: float) -> float:
+    """Where the analysis starts: after EQUILIBRATION_PS, unless the run is too short."""
+    return EQUILIBRATION_PS if simulated_ps > 2 * EQUILIBRATION_PS else 0.0
+
+
 def trajectories(directories: dict) -> dict:
-    """Each run's trajectory, frame times in ps; the first 2 ps (equilibration) dropped."""
+    """Each run's trajectory, frame times in ps, from ``analysed_from_ps`` on."""
     loaded = {}
     for name, directory in directories.items():
         trajectory = read_trajectory(directory)
-        start = int(np.searchsorted(trajectory.time, 2.0)) if trajectory.time[-1] > 4.0 else 0
+        start = int(np.searchsorted(trajectory.time, analysed_from_ps(trajectory.time[-1])))
         loaded[name] = trajectory[start:]
     return loaded
+
+
+def run_record(simulated_ps: float, wall: dict, n_blocks: int) -> dict:
+    """The run facts every liquid figure's JSON states."""
+    return {"simulated_ps_per_run": simulated_ps,
+            "analysed_from_ps": analysed_from_ps(simulated_ps),
+            "wall_time_s_this_sitting": wall,
+            "errors": f"standard errors over {n_blocks} non-overlapping blocks"}

@@ -275,12 +275,11 @@ def refit_baseline(model: UnconstrainedPET, frames: Sequence[Frame], batch_size:
     with torch.no_grad():
         predicted = torch.cat([_union_energies(model, frames[i:i + batch_size], False)[0]
                                for i in range(0, len(frames), batch_size)])
-        reference = np.array([frame.energy_ev for frame in frames])
-        shift, _ = fit_baseline(frames, model.atomic_numbers.tolist(),
-                                reference - predicted.double().numpy())
-        model.energy_baseline += torch.as_tensor(shift, dtype=model.energy_baseline.dtype)
+    residual = np.array([frame.energy_ev for frame in frames]) - predicted.double().numpy()
+    shift, _ = fit_baseline(frames, model.atomic_numbers.tolist(), residual)
+    model.energy_baseline += torch.as_tensor(shift, dtype=model.energy_baseline.dtype)
     n_atoms = np.array([frame.n_atoms for frame in frames])
-    return float(np.mean((reference - predicted.double().numpy()) / n_atoms))
+    return float(np.mean(residual / n_atoms))
 
 
 def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]], output,
