@@ -1,9 +1,11 @@
 """Shared pieces of the benchmarks: machine facts, the model, structures, interleaved timing."""
 
+import json
 import os
 import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -78,3 +80,11 @@ def interleaved_times(variants: Dict[str, Callable[[], object]], repeats: int,
 
 def medians(times: Dict[str, list]) -> Dict[str, float]:
     return {name: statistics.median(samples) for name, samples in times.items()}
+
+
+def write_result(results_dir, name: str, result: dict) -> dict:
+    """Write ``result`` to ``results_dir/<name>.json`` (folder created) and return it."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -12,7 +12,6 @@ Writes benchmarks/results/energy_forces.json.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from omm_symbreak.grids import parse_grid
 from omm_symbreak.symmetrize import averaged
 
 from .common import (SYSTEMS, benchmark_model, energy_and_forces, interleaved_times, machine,
-                     medians, structure)
+                     medians, structure, write_result)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GRIDS = ("1i", "2", "2i", "3i", "lebedev:5i")
@@ -92,9 +91,7 @@ def run(systems=tuple(SYSTEMS), grids=GRIDS, repeats=None, checkpoint=None,
         result["systems"][name] = benchmark_system(model, name, used, count)
         print(name, {k: f"{1000 * v:.1f} ms" for k, v in result["systems"][name]["median_s"].items()},
               flush=True)
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "energy_forces.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(results_dir, "energy_forces", result)
     return result
 
 

@@ -17,7 +17,6 @@ Writes benchmarks/results/md_throughput.json.
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from omm_symbreak import systems
 from omm_symbreak.potential import create_system
 from omm_symbreak.simulate import RunSettings, make_integrator
 
-from .common import benchmark_model, machine
+from .common import benchmark_model, machine, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (RunSettings fields, simulated ps)
@@ -100,9 +99,7 @@ def run(rounds: int = 5, checkpoint=None, system_name: str = "liquid-64",
         "speed_over_none": {name: r["ns_per_day"] / results["none"]["ns_per_day"]
                             for name, r in results.items()},
     }
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "md_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(results_dir, "md_throughput", result)
     return result
 
 

@@ -19,7 +19,8 @@ import torch
 
 from omm_symbreak.symmetrize import averaged
 
-from .common import benchmark_model, energy_and_forces, interleaved_times, machine, medians, structure
+from .common import (benchmark_model, energy_and_forces, interleaved_times, machine, medians,
+                     structure, write_result)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPLICATES = ((1, 1, 1), (2, 1, 1), (2, 2, 1), (2, 2, 2))
@@ -73,9 +74,7 @@ def run(repeats: int = 5, checkpoint=None, results_dir=RESULTS, replicates=REPLI
         "time_ratio_largest_over_smallest": sizes[-1]["median_s"] / sizes[0]["median_s"],
         "atom_ratio": sizes[-1]["n_atoms"] / sizes[0]["n_atoms"],
     }
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "scaling.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(results_dir, "scaling", result)
     return result
 
 

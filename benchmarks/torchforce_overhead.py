@@ -11,7 +11,6 @@ Writes benchmarks/results/torchforce_overhead.json.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,8 @@ import torch
 from omm_symbreak.export import openmm_module
 from omm_symbreak.potential import torch_force
 
-from .common import benchmark_model, interleaved_times, machine, medians, structure
+from .common import (benchmark_model, interleaved_times, machine, medians, structure,
+                     write_result)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -64,9 +64,7 @@ def run(repeats: int = 20, checkpoint=None, results_dir=RESULTS) -> dict:
                        if name != "module"},
         "ratio_to_module": {name: median[name] / median["module"] for name in variants},
     }
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "torchforce_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(results_dir, "torchforce_overhead", result)
     print({k: f"{1000 * v:.1f} ms" for k, v in median.items()}, flush=True)
     return result
 

@@ -23,7 +23,6 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 import openmm
-from openmm import unit
 
 from ..data import Frame
 from ..export import ANGSTROM_PER_NM
