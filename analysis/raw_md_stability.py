@@ -73,7 +73,7 @@ def main() -> None:
     result = {
         "what": "raw-model NVT MD of liquid-64 at 300 K: does any molecule break?",
         "command": "python analysis/raw_md_stability.py",
-        "checkpoint": args.checkpoint or "shipped (omm_symbreak/data/water-pet.ckpt)",
+        "checkpoint": args.checkpoint or "shipped (omm_symbreak/models/water-pet.ckpt)",
         "settings": {"ensemble": "NVT, Langevin middle, friction 1/ps", "timestep_fs": 0.5,
                      "temperature_k": 300.0, "platform": "CPU", "seed": 1},
         "simulated_ps": float(simulated_ps),

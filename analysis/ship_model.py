@@ -102,7 +102,7 @@ def targets(raw: dict, stability) -> dict:
     }
     if stability is not None:
         checks["raw_md_liquid64_300k_20ps_no_molecule_lost"] = (
-            stability["simulated_ps"] >= 20.0 and stability["molecules_lost"] == 0)
+            round(stability["simulated_ps"], 6) >= 20.0 and stability["molecules_lost"] == 0)
     return checks
 
 
