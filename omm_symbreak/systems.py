@@ -14,6 +14,9 @@ the box), and a CRYST1 record when periodic. ``systems/generate.py`` regenerates
 The templates live in the repository (``<repo>/systems``), next to the package directory.
 """
 import itertools
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +90,40 @@ def _replicate(topology: app.Topology, positions_nm: np.ndarray, counts: tuple[i
     tiled_positions_nm = np.concatenate([positions_nm + cell @ box_nm for cell in cells])
     tiled = water_topology(topology.getNumResidues() * len(cells), box_nm * np.array(counts)[:, None])
     return tiled, tiled_positions_nm
+
+
+def proton_disordered_ice_ih(seed: int, replicate: tuple[int, int, int] = (2, 2, 2)):
+    """A proton-disordered ice Ih cell from GenIce2 (``pip install genice2``), unrelaxed.
+
+    ``genice2 1h --rep A B C --seed SEED --format gromacs``: rigid TIP3P-shaped molecules with
+    their centres of mass on the ideal lattice sites (the same for every seed), oriented by the
+    ice rules with strict depolarisation (zero net polarisation of the hydrogen-bond network);
+    the seed picks the proton arrangement. 16 molecules per unit cell: 128 for the default
+    (2, 2, 2), in an orthorhombic cell.
+
+    Returns:
+        (topology, positions_nm): a periodic ``water_topology`` and [n_atoms, 3] positions in nm,
+        each molecule whole (hydrogens at the minimum image of their oxygen).
+    """
+    executable = shutil.which("genice2", path=str(Path(sys.executable).parent)) or shutil.which("genice2")
+    if executable is None:
+        raise RuntimeError("genice2 not found; install it with `pip install genice2` "
+                           "(or the package's extra: `pip install omm-symbreak[analysis]`)")
+    command = [executable, "1h", "--rep", *map(str, replicate), "--seed", str(seed),
+               "--format", "gromacs", "--quiet"]
+    text = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    positions_nm, box_nm = _parse_gro(text)
+    molecules_nm = positions_nm.reshape(-1, 3, 3)
+    hydrogen_offsets_nm = molecules_nm[:, 1:] - molecules_nm[:, :1]
+    hydrogen_offsets_nm -= np.round(hydrogen_offsets_nm @ np.linalg.inv(box_nm)) @ box_nm
+    molecules_nm[:, 1:] = molecules_nm[:, :1] + hydrogen_offsets_nm
+    return water_topology(len(molecules_nm), box_nm), molecules_nm.reshape(-1, 3)
+
+
+def _parse_gro(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions [n_atoms, 3] and the diagonal box [3, 3] in nm of a rectangular .gro file."""
+    lines = text.splitlines()
+    n_atoms = int(lines[1])
+    positions_nm = np.array([[float(line[20 + 8 * k: 28 + 8 * k]) for k in range(3)]
+                             for line in lines[2: 2 + n_atoms]])
+    return positions_nm, np.diag([float(value) for value in lines[2 + n_atoms].split()[:3]])

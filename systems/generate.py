@@ -16,8 +16,6 @@ Written PDB files: HOH residues with atoms O, H1, H2, each molecule whole with i
 the cell, CRYST1 for periodic boxes, and a REMARK naming this script instead of a date.
 """
 import io
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from openmm import app, unit
 from scipy.spatial.transform import Rotation
 
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system, qtip4pf_forcefield_parameters
-from omm_symbreak.systems import TEMPLATES_DIR, water_topology
+from omm_symbreak.systems import TEMPLATES_DIR, proton_disordered_ice_ih, water_topology
 
 DENSITY_G_CM3 = 0.997
 TEMPERATURE_K = 300.0
@@ -96,32 +94,10 @@ def liquid(n_molecules: int) -> tuple[app.Topology, np.ndarray]:
     return topology, water_positions_nm(dynamics)
 
 
-def run_genice(seed: int) -> str:
-    """The .gro text of a 2 x 2 x 2 proton-disordered ice Ih cell from the genice2 command line."""
-    executable = shutil.which("genice2", path=str(Path(sys.executable).parent)) or shutil.which("genice2")
-    if executable is None:
-        raise RuntimeError("genice2 not found; install it with `pip install genice2`")
-    command = [executable, "1h", "--rep", "2", "2", "2", "--seed", str(seed), "--format", "gromacs", "--quiet"]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
-
-def parse_gro(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions [n_atoms, 3] and the diagonal box [3, 3] in nm of a rectangular .gro file."""
-    lines = text.splitlines()
-    n_atoms = int(lines[1])
-    positions_nm = np.array([[float(line[20 + 8 * k: 28 + 8 * k]) for k in range(3)] for line in lines[2: 2 + n_atoms]])
-    return positions_nm, np.diag([float(value) for value in lines[2 + n_atoms].split()[:3]])
-
-
 def ice_ih() -> tuple[app.Topology, np.ndarray]:
     """Topology and q-TIP4P/F-relaxed positions in nm of 128-molecule proton-disordered ice Ih."""
-    positions_nm, box_nm = parse_gro(run_genice(ICE_SEED))
-    molecules_nm = positions_nm.reshape(-1, 3, 3)
-    hydrogen_offsets_nm = molecules_nm[:, 1:] - molecules_nm[:, :1]
-    hydrogen_offsets_nm -= np.round(hydrogen_offsets_nm @ np.linalg.inv(box_nm)) @ box_nm
-    molecules_nm[:, 1:] = molecules_nm[:, :1] + hydrogen_offsets_nm
-    topology = water_topology(len(molecules_nm), box_nm)
-    context, _ = relax(topology, molecules_nm.reshape(-1, 3), tolerance_kj_mol_nm=0.1)
+    topology, positions_nm = proton_disordered_ice_ih(ICE_SEED)
+    context, _ = relax(topology, positions_nm, tolerance_kj_mol_nm=0.1)
     return topology, water_positions_nm(context)
 
 

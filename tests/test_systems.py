@@ -57,8 +57,8 @@ def test_monomer_has_the_qtip4pf_minimum_geometry():
     assert np.rad2deg(np.arccos(cos)) == pytest.approx(107.4, abs=0.1)
 
 
-def test_ice_obeys_the_ice_rules_with_small_net_dipole():
-    _, molecules_nm, box_nm = arrays("ice-ih")
+def assert_ice_rules_with_small_net_dipole(molecules_nm, box_nm):
+    """Four O neighbours per O, every H between its own O and one acceptor, net dipole ~ 0."""
     assert np.count_nonzero(box_nm - np.diag(np.diag(box_nm))) == 0
     oxygens = molecules_nm[:, 0]
     distances_nm = np.linalg.norm(minimum_image_nm(oxygens[:, None] - oxygens[None], box_nm), axis=-1)
@@ -68,6 +68,28 @@ def test_ice_obeys_the_ice_rules_with_small_net_dipole():
     hydrogens = molecules_nm[:, 1:].reshape(-1, 3)
     hydrogen_to_oxygen_nm = np.linalg.norm(minimum_image_nm(hydrogens[:, None] - oxygens[None], box_nm), axis=-1)
     assert np.all(np.sum(hydrogen_to_oxygen_nm < 0.2, axis=1) == 2)  # every H: own O and one acceptor
+
+
+def test_ice_obeys_the_ice_rules_with_small_net_dipole():
+    assert_ice_rules_with_small_net_dipole(*arrays("ice-ih")[1:])
+
+
+def test_genice_arrangements_share_the_lattice_and_differ_in_protons():
+    cells = [systems.proton_disordered_ice_ih(seed) for seed in (1, 2)]
+    box_nm = [np.array(t.getPeriodicBoxVectors().value_in_unit(unit.nanometer)) for t, _ in cells]
+    molecules_nm = [positions.reshape(-1, 3, 3) for _, positions in cells]
+    np.testing.assert_array_equal(box_nm[0], box_nm[1])
+    assert cells[0][0].getNumResidues() == 128
+    for molecules, box in zip(molecules_nm, box_nm):
+        assert_ice_rules_with_small_net_dipole(molecules, box)
+        oh_nm = np.linalg.norm(molecules[:, 1:] - molecules[:, :1], axis=-1)
+        assert np.all((oh_nm > 0.09) & (oh_nm < 0.11))  # whole molecules
+    masses = np.array([15.999, 1.008, 1.008])[:, None]
+    centres_nm = [(m * masses).sum(axis=1) / masses.sum() for m in molecules_nm]
+    np.testing.assert_allclose(centres_nm[0], centres_nm[1], atol=2e-3)  # .gro: 0.001 nm digits
+    # each molecule's two hydrogens, as a set: some molecules point differently
+    directions = [np.sort(np.round(m[:, 1:] - m[:, :1], 3), axis=1) for m in molecules_nm]
+    assert not np.allclose(directions[0], directions[1])
 
 
 def test_replicate_tiles_the_cell():
