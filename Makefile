@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test smoke demo clean
 
 install: $(STAMP)
 
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The analysis scripts at smoke-test lengths (about 8 minutes on 2 cores): they run end to end
+# and write analysis/results/*_quick.{json,png} (not committed).
+smoke: install
+	for script in fig1_gas_phase fig2_liquid_structure fig3_liquid_dynamics fig4_ice mts_stride; do \
+		$(BIN)/python analysis/$$script.py --quick || exit 1; done
 
 demo: install
 	$(BIN)/omm-symbreak demo

@@ -42,20 +42,21 @@ def ml_settings(strategy: str, steps: int, checkpoint) -> RunSettings:
                        diagnostic_grid="2i", checkpoint_interval=CHECKPOINT_STEPS)
 
 
-def run_reference(directory: Path, steps: int) -> None:
-    """q-TIP4P/F NVT of liquid-64 (settings as the ML runs) into ``directory``, resumable."""
+def run_reference(directory: Path, steps: int, template: str = "liquid-64",
+                  temperature_k: float = 300.0) -> None:
+    """q-TIP4P/F NVT of a template (settings as the ML runs) into ``directory``, resumable."""
     directory.mkdir(parents=True, exist_ok=True)
-    topology, positions, _ = systems.load("liquid-64")
+    topology, positions, _ = systems.load(template)
     site_topology, site_positions = add_virtual_sites(topology, positions)
     system = create_qtip4pf_system(site_topology)
-    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond,
+    integrator = openmm.LangevinMiddleIntegrator(temperature_k * unit.kelvin, 1 / unit.picosecond,
                                                  0.5 * unit.femtosecond)
     integrator.setRandomNumberSeed(SEED + 1)
     simulation = app.Simulation(site_topology, system, integrator,
                                 openmm.Platform.getPlatformByName("CPU"))
     real = [atom.index for atom in site_topology.atoms() if atom.element is not None]
-    record = {"settings": {"system": "liquid-64", "strategy": "reference q-TIP4P/F",
-                           "ensemble": "nvt", "temperature_k": 300.0, "friction_per_ps": 1.0,
+    record = {"settings": {"system": template, "strategy": "reference q-TIP4P/F",
+                           "ensemble": "nvt", "temperature_k": temperature_k, "friction_per_ps": 1.0,
                            "timestep_fs": 0.5, "steps": steps, "seed": SEED,
                            "trajectory_interval": FRAME_STEPS},
               "units": {"trajectory.dcd": "positions of O, H1, H2, nm (mdtraj)",
@@ -72,7 +73,7 @@ def run_reference(directory: Path, steps: int) -> None:
         with open(directory / "topology.pdb", "w") as handle:
             app.PDBFile.writeFile(topology, positions, handle)
         simulation.context.setPositions(site_positions)
-        simulation.context.setVelocitiesToTemperature(300 * unit.kelvin, SEED + 1)
+        simulation.context.setVelocitiesToTemperature(temperature_k * unit.kelvin, SEED + 1)
     simulation.reporters.append(app.DCDReporter(str(directory / "trajectory.dcd"), FRAME_STEPS,
                                                 append=resume, atomSubset=real))
     simulation.reporters.append(app.StateDataReporter(

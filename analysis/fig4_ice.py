@@ -1,0 +1,266 @@
+"""Ice Ih: proton-arrangement energies (raw model vs 2i vs q-TIP4P/F) and a 250 K run of the crystal.
+
+    python analysis/fig4_ice.py [--quick] [--checkpoint CKPT]
+
+Needs genice2 (``pip install -e '.[analysis]'``).
+
+(a) Relaxed energies. Proton-disordered ice Ih cells of 128 molecules (GenIce2 seeds 1, 2, ...:
+    the same lattice sites, different hydrogen-bond networks, every one obeying the ice rules),
+    relaxed at fixed cell with OpenMM's L-BFGS minimiser to an RMS force of TOLERANCE_KJ_MOL_NM:
+    q-TIP4P/F from the GenIce geometry; the raw model from the q-TIP4P/F minimum in several
+    orientations of the crystal (the identity and random O(3) elements; the model evaluated on
+    R x is the one-rotation grid {R}); the ``2i`` average from the raw model's minimum in the
+    identity orientation. The symmetry error of the relaxed energies (their spread over
+    orientations, and raw - 2i) is set against the spread of the energies between proton
+    arrangements, and the ordering of the arrangements is compared (Kendall's tau).
+(b) Stability. NVT (Langevin middle, friction 1/ps, dt 0.5 fs) of the ``ice-ih`` template at
+    250 K with the raw model and with q-TIP4P/F: g_OO(r) and the oxygen MSD (a plateau when the
+    crystal holds).
+
+Relaxations are stored one by one in analysis/runs/fig4[-quick]/relaxations.json and the runs
+resume: run the script again after an interruption. Writes analysis/results/fig4_ice[_quick].json
+(energies in meV per molecule, lengths in nm, times in ps and s) and .png.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import openmm
+from openmm import unit
+from scipy.stats import kendalltau
+
+from figures import figure_arguments, write_figure
+from liquid_runs import run_reference
+from omm_symbreak import observables as obs
+from omm_symbreak import systems
+from omm_symbreak.export import KJ_PER_MOL_PER_EV
+from omm_symbreak.grids import RotationGrid, random_rotations
+from omm_symbreak.model import load_checkpoint
+from omm_symbreak.potential import create_system
+from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
+from omm_symbreak.simulate import RunSettings, read_trajectory, run
+
+ROOT = Path(__file__).resolve().parent
+SETTINGS = {
+    "full": dict(seeds=(1, 2, 3, 4, 5), orientations=4, max_iterations=500, nvt_ps=4.0),
+    "quick": dict(seeds=(1, 2), orientations=2, max_iterations=2, nvt_ps=0.2),
+}
+TOLERANCE_KJ_MOL_NM = 1.0  # RMS force at which a relaxation stops (about 1 meV/Angstrom)
+ORIENTATION_SEED = 2024
+TEMPERATURE_K = 250.0
+FRAME_STEPS = 40  # 20 fs
+N_BLOCKS = 4
+MEV_PER_KJ_MOL = 1000.0 / KJ_PER_MOL_PER_EV
+
+
+def orientations(n: int) -> np.ndarray:
+    """[n, 3, 3]: the identity, then n - 1 random O(3) elements (fixed seed)."""
+    rng = np.random.default_rng(ORIENTATION_SEED)
+    return np.concatenate([np.eye(3)[None], random_rotations(n - 1, rng, inversion=True)])
+
+
+def one_rotation(rotation: np.ndarray, index: int) -> RotationGrid:
+    """The 'grid' {R}: the model evaluated on the rotated crystal, R x (cell rotated too)."""
+    return RotationGrid(spec=f"orientation {index}", rotations=rotation[None], weights=np.ones(1),
+                        l_exact=0, inversion=False, is_random=False)
+
+
+def minimise(system: openmm.System, positions_nm: np.ndarray, max_iterations: int,
+             real_atoms: np.ndarray) -> dict:
+    """Relax at fixed cell (OpenMM L-BFGS, CPU platform). Returns the energy (kJ/mol), the RMS
+    force over ``real_atoms`` (kJ/mol/nm), their positions [n, 3] (nm) and the wall time (s)."""
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("CPU"))
+    context.setPositions(positions_nm)
+    started = time.perf_counter()
+    openmm.LocalEnergyMinimizer.minimize(context, TOLERANCE_KJ_MOL_NM, max_iterations)
+    state = context.getState(getEnergy=True, getPositions=True, getForces=True)
+    forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    return {"energy_kj_mol": state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+            "rms_force_kj_mol_nm": float(np.sqrt(np.mean(forces[real_atoms] ** 2))),
+            "positions_nm": state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)[real_atoms],
+            "wall_s": time.perf_counter() - started}
+
+
+def relax_arrangement(seed: int, model, settings: dict, store: dict, save) -> None:
+    """The relaxations of one proton arrangement into ``store[str(seed)]`` (skipping those
+    already there), calling ``save()`` after each."""
+    topology, positions_nm = systems.proton_disordered_ice_ih(seed)
+    done = store.setdefault(str(seed), {})
+    if "reference" not in done:
+        site_topology, site_positions = add_virtual_sites(topology, positions_nm)
+        real = np.array([atom.index for atom in site_topology.atoms() if atom.element is not None])
+        relaxed = minimise(create_qtip4pf_system(site_topology), site_positions,
+                           10 * settings["max_iterations"], real)
+        done["reference"] = {**relaxed, "positions_nm": relaxed["positions_nm"].tolist()}
+        save()
+    all_atoms = np.arange(topology.getNumAtoms())
+    for index, rotation in enumerate(orientations(settings["orientations"])):
+        key = f"raw {index}"
+        if key not in done:
+            system = create_system(topology, model, "full", one_rotation(rotation, index))
+            relaxed = minimise(system, np.array(done["reference"]["positions_nm"]),
+                               settings["max_iterations"], all_atoms)
+            done[key] = {**relaxed, "positions_nm": relaxed["positions_nm"].tolist()}
+            save()
+    if "2i" not in done:
+        relaxed = minimise(create_system(topology, model, "full", "2i"),
+                           np.array(done["raw 0"]["positions_nm"]), settings["max_iterations"],
+                           all_atoms)
+        done["2i"] = {**relaxed, "positions_nm": relaxed["positions_nm"].tolist()}
+        save()
+
+
+def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
+    """Relaxed energies per molecule and what they say about symmetry breaking and ordering."""
+    seeds = [str(seed) for seed in settings["seeds"]]
+
+    def energies(key):
+        return np.array([store[seed][key]["energy_kj_mol"] for seed in seeds]) * MEV_PER_KJ_MOL / n_molecules
+
+    reference, averaged = energies("reference"), energies("2i")
+    raw = np.stack([energies(f"raw {k}") for k in range(settings["orientations"])], axis=1)
+    orientation_std = raw.std(axis=1, ddof=1)  # [A]
+    raw_minus_2i = raw - averaged[:, None]  # [A, O]
+    return {
+        "arrangements": [int(seed) for seed in seeds],
+        "orientations": settings["orientations"],
+        "energy_mev_per_molecule": {  # each relative to its own mean over the arrangements
+            "reference": (reference - reference.mean()).tolist(),
+            "2i": (averaged - averaged.mean()).tolist(),
+            "raw": (raw - raw[:, 0].mean()).tolist()},
+        "spread_between_arrangements_mev_per_molecule": {
+            name: {"std": float(values.std(ddof=1)), "range": float(np.ptp(values))}
+            for name, values in (("reference", reference), ("2i", averaged), ("raw", raw[:, 0]))},
+        "raw_orientation_std_mev_per_molecule": [float(orientation_std.mean()),
+                                                 float(orientation_std.std(ddof=1) / np.sqrt(len(seeds)))],
+        "raw_minus_2i_mev_per_molecule": {"mean": float(raw_minus_2i.mean()),
+                                          "std": float(raw_minus_2i.std(ddof=1)),
+                                          "max_abs": float(np.abs(raw_minus_2i).max())},
+        "kendall_tau": {
+            "2i vs reference": float(kendalltau(averaged, reference).statistic),
+            "raw vs reference, per orientation": [float(kendalltau(raw[:, k], reference).statistic)
+                                                  for k in range(raw.shape[1])],
+            "raw vs 2i, per orientation": [float(kendalltau(raw[:, k], averaged).statistic)
+                                           for k in range(raw.shape[1])]},
+        "max_rms_force_kj_mol_nm": float(max(store[seed][key]["rms_force_kj_mol_nm"]
+                                             for seed in seeds for key in store[seed])),
+        "relaxation_wall_s": float(sum(store[seed][key]["wall_s"] for seed in seeds
+                                       for key in store[seed])),
+    }
+
+
+def stability_runs(mode: str, settings: dict, checkpoint) -> tuple:
+    """Run (or resume) the 250 K NVT runs; returns (directories, wall times of this sitting)."""
+    steps = int(round(settings["nvt_ps"] * 2000))
+    root = ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick")
+    directories = {"raw": root / "nvt-raw", "reference": root / "nvt-reference"}
+    wall = {}
+    started = time.perf_counter()
+    run_reference(directories["reference"], steps, "ice-ih", TEMPERATURE_K)
+    wall["reference"] = time.perf_counter() - started
+    raw = RunSettings(system="ice-ih", checkpoint=checkpoint, strategy="none", ensemble="nvt",
+                      temperature_k=TEMPERATURE_K, friction_per_ps=1.0, timestep_fs=0.5,
+                      steps=steps, seed=1, state_interval=FRAME_STEPS * 10,
+                      trajectory_interval=FRAME_STEPS, diagnostics_interval=2000,
+                      diagnostic_grid="2i", checkpoint_interval=2000)
+    started = time.perf_counter()
+    run(raw, directories["raw"], resume=(directories["raw"] / "run.json").is_file())
+    wall["raw"] = time.perf_counter() - started
+    return directories, wall
+
+
+def stability_numbers(directory: Path) -> dict:
+    """g_OO(r), its first peak, and the oxygen MSD (the second half of the run as lag range)."""
+    trajectory = read_trajectory(directory)
+    r, g, g_error = obs.radial_distribution_oo(trajectory, n_blocks=N_BLOCKS)
+    peak_position, peak_height = obs.first_peak_oo(trajectory, N_BLOCKS)
+    max_lag_ps = 0.5 * trajectory.time[-1] / N_BLOCKS
+    lag, msd, msd_error, _ = obs.mean_square_displacement(trajectory, max_lag_ps, n_blocks=N_BLOCKS)
+    return {"frames": trajectory.n_frames, "simulated_ps": float(trajectory.time[-1]),
+            "r_nm": r.tolist(), "g_oo": g.tolist(), "g_oo_error": g_error.tolist(),
+            "g_oo_first_peak_nm": [float(v) for v in peak_position],
+            "g_oo_first_peak_height": [float(v) for v in peak_height],
+            "lag_ps": lag.tolist(), "msd_nm2": msd.tolist(), "msd_error_nm2": msd_error.tolist()}
+
+
+def plot(numbers: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (e_axis, g_axis, m_axis) = plt.subplots(1, 3, figsize=(15, 4.5))
+    energies = numbers["energies"]["energy_mev_per_molecule"]
+    x = np.arange(len(energies["reference"]))
+    e_axis.plot(x, energies["reference"], "ks-", label="q-TIP4P/F")
+    e_axis.plot(x, energies["2i"], "o-", color="C0", label="2i")
+    raw = np.array(energies["raw"])
+    for k in range(raw.shape[1]):
+        e_axis.plot(x + 0.08 * (k - raw.shape[1] / 2), raw[:, k], "x", color="C3",
+                    label="raw, each orientation" if k == 0 else None)
+    e_axis.set(xticks=x, xticklabels=numbers["energies"]["arrangements"],
+               xlabel="proton arrangement (GenIce2 seed)",
+               ylabel="relaxed energy - mean (meV/molecule)", title="ice Ih, fixed cell")
+    e_axis.legend(fontsize=8)
+    for name, label in (("raw", "raw"), ("reference", "q-TIP4P/F")):
+        entry = numbers["stability"][name]
+        r = np.array(entry["r_nm"]) * 10
+        g, error = np.array(entry["g_oo"]), np.array(entry["g_oo_error"])
+        line, = g_axis.plot(r, g, label=label)
+        g_axis.fill_between(r, g - error, g + error, color=line.get_color(), alpha=0.3)
+        lag = np.array(entry["lag_ps"])
+        msd, error = 100 * np.array(entry["msd_nm2"]), 100 * np.array(entry["msd_error_nm2"])
+        m_axis.plot(lag, msd, color=line.get_color(), label=label)
+        m_axis.fill_between(lag, msd - error, msd + error, color=line.get_color(), alpha=0.3)
+    g_axis.set(xlabel="r ($\\AA$)", ylabel="g$_{OO}$(r)", title=f"{TEMPERATURE_K:.0f} K NVT")
+    m_axis.set(xlabel="lag (ps)", ylabel="oxygen MSD ($\\AA^2$)", title=f"{TEMPERATURE_K:.0f} K NVT")
+    for axis in (g_axis, m_axis):
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    args = figure_arguments(__doc__.splitlines()[0])
+    mode = "quick" if args.quick else "full"
+    settings = SETTINGS[mode]
+    model = load_checkpoint(args.checkpoint)
+    store_path = ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick") / "relaxations.json"
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store = json.loads(store_path.read_text()) if store_path.is_file() else {}
+
+    def save():
+        temporary = store_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(store))
+        temporary.replace(store_path)
+
+    for seed in settings["seeds"]:
+        relax_arrangement(seed, model, settings, store, save)
+        print(f"arrangement {seed} relaxed", flush=True)
+    n_molecules = systems.load("ice-ih")[0].getNumResidues()
+    directories, wall = stability_runs(mode, settings, args.checkpoint)
+    numbers = {"energies": energy_numbers(store, settings, n_molecules),
+               "stability": {name: stability_numbers(directory)
+                             for name, directory in directories.items()}}
+    result = {
+        "what": "ice Ih: symmetry error of relaxed energies vs the spread between proton "
+                "arrangements; 250 K NVT stability (raw model vs q-TIP4P/F)",
+        "mode": mode, "settings": {**settings, "molecules": n_molecules,
+                                   "tolerance_rms_force_kj_mol_nm": TOLERANCE_KJ_MOL_NM,
+                                   "temperature_k": TEMPERATURE_K, "timestep_fs": 0.5,
+                                   "friction_per_ps": 1.0},
+        "units": "energies meV/molecule, r nm, MSD nm^2, time ps, wall time s",
+        "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks (g_OO, MSD); over "
+                  "arrangements (orientation spread)",
+        "wall_time_s_this_sitting": wall, **numbers}
+    write_figure("fig4_ice", args, result, numbers, plot)
+    print(json.dumps({key: value for key, value in numbers["energies"].items()
+                      if key != "energy_mev_per_molecule"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
