@@ -5,9 +5,11 @@
 The study's gas-phase set-up (DESIGN.md section 8), lengths scaled to 2 CPU cores:
 (a) NVE from 300 K velocities, dt 0.5 fs: total angular momentum, raw vs ``2i``;
 (b) NVT (Langevin middle, 300 K, friction 1/ps) with the model averaged over each grid of
-    ``none``, ``1i``, ``2``, ``2i``, ``3``, ``3i``: root-mean-square net torque, block errors;
+    ``none``, ``1i``, ``2``, ``2i``, ``3``, ``3i``: root-mean-square net torque, block errors
+    (50 ps for ``none`` and ``2i``, 10 ps for the others; NVE runs 25 ps);
 (c) power spectra of the raw potential energy and of Delta = E_raw - E_2i along the raw NVE run
-    (sampled every 4 fs: Nyquist 4170 cm^-1, above the O-H stretch);
+    (sampled every 2 fs: Nyquist 8340 cm^-1, above the potential energy's oscillation at twice
+    the O-H stretch frequency; every 4 fs aliased it to about 1000 cm^-1);
 (d, e) orientational free energy F(cos theta, phi) of the molecular direction u in the NVT runs,
     raw vs ``2i``, with the anisotropy (power of the l = 1..4 harmonics, bias removed).
 
@@ -28,7 +30,11 @@ from omm_symbreak.simulate import RunSettings, read_diagnostics, read_trajectory
 
 ROOT = Path(__file__).resolve().parent
 GRIDS = ("none", "1i", "2", "2i", "3", "3i")
-LENGTHS_PS = {"full": {"nve": 25.0, "nvt": 50.0}, "quick": {"nve": 0.4, "nvt": 0.4}}
+# NVT: "nvt" for the raw model and 2i (orientational free energy maps), "nvt_torque" for the
+# other grids, whose runs only give the RMS torque (3i costs 8 times the raw model a step)
+LENGTHS_PS = {"full": {"nve": 25.0, "nvt": 50.0, "nvt_torque": 10.0},
+              "quick": {"nve": 0.4, "nvt": 0.4, "nvt_torque": 0.4}}
+MAP_GRIDS = ("none", "2i")
 N_BLOCKS = 4
 
 
@@ -37,17 +43,17 @@ def run_specs(lengths: dict, checkpoint) -> dict:
     common = dict(system="water-monomer", checkpoint=checkpoint, temperature_k=300.0,
                   timestep_fs=0.5, seed=1, checkpoint_interval=2000, state_interval=400)
     nve_steps = int(round(lengths["nve"] * 2000))
-    nvt_steps = int(round(lengths["nvt"] * 2000))
     specs = {
         f"nve-{label}": RunSettings(strategy=strategy, grid="2i", ensemble="nve",
-                                    steps=nve_steps, diagnostics_interval=8,
+                                    steps=nve_steps, diagnostics_interval=interval,
                                     diagnostic_grid="2i", trajectory_interval=40, **common)
-        for label, strategy in (("raw", "none"), ("2i", "full"))
+        for label, strategy, interval in (("raw", "none", 4), ("2i", "full", 8))
     }
     for grid in GRIDS:
         specs[f"nvt-{grid}"] = RunSettings(
             strategy="none" if grid == "none" else "full", grid="2i" if grid == "none" else grid,
-            ensemble="nvt", steps=nvt_steps, diagnostics_interval=20, diagnostic_grid="none",
+            ensemble="nvt", diagnostics_interval=20, diagnostic_grid="none",
+            steps=int(round(lengths["nvt" if grid in MAP_GRIDS else "nvt_torque"] * 2000)),
             trajectory_interval=20, **common)
     return specs
 
@@ -88,7 +94,7 @@ def figure_numbers(specs: dict, run_root: Path) -> dict:
         table = read_diagnostics(run_root / f"nvt-{grid}" / "diagnostics.csv")
         rms, error = obs.torque_statistics(table, N_BLOCKS)
         numbers["torque_rms_kj_mol"][grid] = {"value": float(rms), "error": float(error)}
-    for grid in ("none", "2i"):
+    for grid in MAP_GRIDS:
         u = obs.molecular_direction(read_trajectory(run_root / f"nvt-{grid}"))
         anisotropy, error, bias = obs.orientation_anisotropy(u, n_blocks=N_BLOCKS)
         cos_theta, phi, density = obs.orientation_density(u)
@@ -164,7 +170,7 @@ def main() -> None:
     }, numbers, plot)
     print(json.dumps({"torque_rms_kj_mol": numbers["torque_rms_kj_mol"],
                       "anisotropy": {g: numbers[f"orientation_{g}"]["anisotropy"]
-                                     for g in ("none", "2i")}}, indent=1))
+                                     for g in MAP_GRIDS}}, indent=1))
 
 
 if __name__ == "__main__":
