@@ -107,10 +107,8 @@ def figure_numbers(specs: dict, run_root: Path) -> dict:
     return numbers
 
 
-def plot(numbers: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot(numbers: dict):
+    """The figure (matplotlib) of ``numbers``."""
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
@@ -148,9 +146,7 @@ def plot(numbers: dict, path: Path) -> None:
                  title=f"{label}: anisotropy {entry['anisotropy']:.3g} $\\pm$ "
                        f"{entry['anisotropy_error']:.2g}")
     f.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def main() -> None:

@@ -42,10 +42,8 @@ def structure_numbers(trajectory) -> dict:
     }
 
 
-def plot(numbers: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot(numbers: dict):
+    """The figure (matplotlib) of ``numbers``."""
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
@@ -74,9 +72,7 @@ def plot(numbers: dict, path) -> None:
     t_axis.set(xlabel="r ($\\AA$)", ylabel="c$_T$(r)", title="transverse orientation")
     for axis in axes[1]:
         axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def main() -> None:

@@ -43,10 +43,8 @@ def dynamics_numbers(trajectory) -> dict:
     return numbers
 
 
-def plot(numbers: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot(numbers: dict):
+    """The figure (matplotlib) of ``numbers``."""
     import matplotlib.pyplot as plt
 
     figure, (msd_axis, cuu_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -67,9 +65,7 @@ def plot(numbers: dict, path) -> None:
     cuu_axis.set(xlabel="t (ps)", ylabel="c$_{uu}$(t)", title="reorientation of u")
     msd_axis.legend(fontsize=8)
     cuu_axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def main() -> None:

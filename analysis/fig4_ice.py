@@ -203,10 +203,8 @@ def stability_numbers(directory: Path) -> dict:
             "lag_ps": lag.tolist(), "msd_nm2": msd.tolist(), "msd_error_nm2": msd_error.tolist()}
 
 
-def plot(numbers: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot(numbers: dict):
+    """The figure (matplotlib) of ``numbers``."""
     import matplotlib.pyplot as plt
 
     figure, (e_axis, g_axis, m_axis) = plt.subplots(1, 3, figsize=(15, 4.5))
@@ -236,9 +234,7 @@ def plot(numbers: dict, path) -> None:
     m_axis.set(xlabel="lag (ps)", ylabel="oxygen MSD ($\\AA^2$)", title=f"{TEMPERATURE_K:.0f} K NVT")
     for axis in (g_axis, m_axis):
         axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def main() -> None:

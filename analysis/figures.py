@@ -4,6 +4,11 @@ import argparse
 import json
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to files
+import matplotlib.pyplot as plt  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -17,10 +22,13 @@ def figure_arguments(description: str) -> argparse.Namespace:
 
 def write_figure(name: str, args: argparse.Namespace, result: dict, numbers: dict, plot) -> None:
     """Write results/<name>[_quick].json (``result`` with the command and the checkpoint) and
-    the PNG that ``plot(numbers, path)`` draws."""
+    the PNG of the figure that ``plot(numbers)`` returns."""
     suffix = "_quick" if args.quick else ""
     result = {**result, "command": f"python analysis/{name}.py" + (" --quick" if args.quick else ""),
               "checkpoint": args.checkpoint or "shipped"}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(result) + "\n")
-    plot(numbers, RESULTS / f"{name}{suffix}.png")
+    figure = plot(numbers)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"{name}{suffix}.png", dpi=110)
+    plt.close(figure)

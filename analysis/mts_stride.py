@@ -68,10 +68,8 @@ def run_numbers(directory: Path) -> dict:
             "conserved_change_kj_mol": (conserved - conserved[0]).tolist()}
 
 
-def plot(numbers: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot(numbers: dict):
+    """The figure (matplotlib) of ``numbers``."""
     import matplotlib.pyplot as plt
 
     figure, (l_axis, e_axis, k_axis) = plt.subplots(1, 3, figsize=(15, 4.5))
@@ -93,9 +91,7 @@ def plot(numbers: dict, path) -> None:
     k_axis.set(xlabel="MTS stride k", title="mts 2i against the stride")
     for axis in (l_axis, e_axis, k_axis):
         axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def main() -> None:
