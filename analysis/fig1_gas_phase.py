@@ -11,7 +11,10 @@ The study's gas-phase set-up (DESIGN.md section 8), lengths scaled to 2 CPU core
     (sampled every 2 fs: Nyquist 8340 cm^-1, above the potential energy's oscillation at twice
     the O-H stretch frequency; every 4 fs aliased it to about 1000 cm^-1);
 (d, e) orientational free energy F(cos theta, phi) of the molecular direction u in the NVT runs,
-    raw vs ``2i``, with the anisotropy (power of the l = 1..4 harmonics, bias removed).
+    raw vs ``2i``, with the anisotropy (power of the l = 1..4 harmonics, bias removed); and the
+    anisotropy that the raw model's orientation dependence alone implies for a rigid molecule:
+    E_raw(R x0) of the template molecule in RIGID_ROTATIONS uniformly random rotations R,
+    Boltzmann-weighted at 300 K (no dynamics, so no sampling correlation).
 
 Runs go to analysis/runs/fig1[-quick]/NAME and resume where a previous sitting stopped (run the
 script again). Writes analysis/results/fig1_gas_phase[_quick].json (numbers with errors, run
@@ -23,9 +26,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from figures import figure_arguments, write_figure
+from figures import estimated_wall_time_s, figure_arguments, write_figure
 from omm_symbreak import observables as obs
+from omm_symbreak import systems
+from omm_symbreak.export import KJ_PER_MOL_PER_EV, topology_atomic_numbers
+from omm_symbreak.grids import random_rotations
+from omm_symbreak.model import load_checkpoint
+from omm_symbreak.symmetrize import averaged
 from omm_symbreak.simulate import RunSettings, read_diagnostics, read_trajectory, run
 
 ROOT = Path(__file__).resolve().parent
@@ -35,6 +44,8 @@ GRIDS = ("none", "1i", "2", "2i", "3", "3i")
 LENGTHS_PS = {"full": {"nve": 25.0, "nvt": 50.0, "nvt_torque": 10.0},
               "quick": {"nve": 0.4, "nvt": 0.4, "nvt_torque": 0.4}}
 MAP_GRIDS = ("none", "2i")
+RIGID_ROTATIONS = {"full": 100000, "quick": 2000}
+BOLTZMANN_KJ_MOL_K = 0.0083144626
 N_BLOCKS = 4
 
 
@@ -145,8 +156,36 @@ def plot(numbers: dict):
         axis.set(xlabel="$\\phi$ (rad)", ylabel="cos $\\theta$",
                  title=f"{label}: anisotropy {entry['anisotropy']:.3g} $\\pm$ "
                        f"{entry['anisotropy_error']:.2g}")
-    f.axis("off")
+    rigid = numbers["rigid_rotor_raw"]
+    f.bar(["raw, NVT", "2i, NVT", "raw, rigid rotor"],
+          [maps[0]["anisotropy"], maps[1]["anisotropy"], rigid["anisotropy"]],
+          yerr=[maps[0]["anisotropy_error"], maps[1]["anisotropy_error"], rigid["noise_floor"]],
+          color=["C3", "C0", "C1"], capsize=4)
+    f.set(ylabel="anisotropy A of u", title="(f) anisotropy (2i: 0 exactly)")
     return figure
+
+
+def rigid_rotor_anisotropy(checkpoint, n_rotations: int, temperature_k: float = 300.0) -> dict:
+    """Anisotropy of u for the rigid template molecule with Boltzmann weights of the raw model's
+    energy in uniformly random proper rotations (``observables.weighted_orientation_anisotropy``),
+    and the spread of that energy (kJ/mol)."""
+    model = load_checkpoint(checkpoint)
+    topology, positions, _ = systems.load("water-monomer")
+    x = torch.tensor(np.asarray(positions.value_in_unit(positions.unit)) * 10, dtype=torch.float32)
+    species = model.species_of(topology_atomic_numbers(topology))
+    rotations = random_rotations(n_rotations, np.random.default_rng(0), inversion=False)
+    copies = averaged(model, "none")
+    with torch.no_grad():
+        energy_kj_mol = torch.cat([
+            copies.energies(species, x, None, torch.tensor(rotations[i:i + 5000], dtype=x.dtype))
+            for i in range(0, n_rotations, 5000)]).double().numpy() * KJ_PER_MOL_PER_EV
+    energy_kj_mol -= energy_kj_mol.mean()
+    u0 = x[1:].mean(dim=0).numpy() - x[0].numpy()
+    weights = np.exp(-energy_kj_mol / (BOLTZMANN_KJ_MOL_K * temperature_k))
+    anisotropy, floor = obs.weighted_orientation_anisotropy(rotations @ u0, weights)
+    return {"anisotropy": anisotropy, "noise_floor": floor, "rotations": n_rotations,
+            "temperature_k": temperature_k, "energy_std_kj_mol": float(energy_kj_mol.std()),
+            "energy_range_kj_mol": [float(energy_kj_mol.min()), float(energy_kj_mol.max())]}
 
 
 def main() -> None:
@@ -156,17 +195,21 @@ def main() -> None:
     specs = run_specs(LENGTHS_PS[mode], args.checkpoint)
     wall = run_all(specs, run_root)
     numbers = figure_numbers(specs, run_root)
+    numbers["rigid_rotor_raw"] = rigid_rotor_anisotropy(args.checkpoint, RIGID_ROTATIONS[mode])
     write_figure("fig1_gas_phase", args, {
         "what": "water molecule, gas phase: angular momentum (NVE), torque per grid (NVT), "
                 "power spectra, orientational free energy; units in the keys",
         "simulated_ps": {name: s.steps * s.timestep_fs / 1000 for name, s in specs.items()},
         "wall_time_s_this_sitting": wall,
+        "wall_time_s_estimated_total": {name: estimated_wall_time_s(run_root / name)
+                                        for name in specs},
         "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks",
         **numbers,
     }, numbers, plot)
     print(json.dumps({"torque_rms_kj_mol": numbers["torque_rms_kj_mol"],
                       "anisotropy": {g: numbers[f"orientation_{g}"]["anisotropy"]
-                                     for g in MAP_GRIDS}}, indent=1))
+                                     for g in MAP_GRIDS},
+                      "rigid_rotor_raw": numbers["rigid_rotor_raw"]}, indent=1))
 
 
 if __name__ == "__main__":

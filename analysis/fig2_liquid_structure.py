@@ -82,7 +82,7 @@ def main() -> None:
     write_figure("fig2_liquid_structure", args, {
         "what": "liquid-64 at 300 K: orientational free energy, g_OO, c_L, c_T; lengths "
                 "in nm, energies in k_B T",
-        **run_record(simulated_ps, wall, N_BLOCKS), **numbers}, numbers, plot)
+        **run_record(simulated_ps, wall, directories, N_BLOCKS), **numbers}, numbers, plot)
     print(json.dumps({name: {"anisotropy": [n["anisotropy"], n["anisotropy_error"]],
                              "g_oo_first_peak": [n["g_oo_first_peak_nm"],
                                                  n["g_oo_first_peak_height"]]}

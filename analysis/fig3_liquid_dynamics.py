@@ -74,7 +74,7 @@ def main() -> None:
     numbers = {name: dynamics_numbers(t) for name, t in trajectories(directories).items()}
     write_figure("fig3_liquid_dynamics", args, {
         "what": "liquid-64 at 300 K: oxygen MSD and diffusion, c_uu(t); nm, ps",
-        **run_record(simulated_ps, wall, N_BLOCKS), **numbers}, numbers, plot)
+        **run_record(simulated_ps, wall, directories, N_BLOCKS), **numbers}, numbers, plot)
     print(json.dumps({name: n["diffusion_1e-5_cm2_per_s"] for name, n in numbers.items()}))
 
 

@@ -32,7 +32,7 @@ import openmm
 from openmm import unit
 from scipy.stats import kendalltau
 
-from figures import figure_arguments, write_figure
+from figures import estimated_wall_time_s, figure_arguments, write_figure
 from liquid_runs import run_reference
 from omm_symbreak import observables as obs
 from omm_symbreak import systems
@@ -269,7 +269,11 @@ def main() -> None:
         "units": "energies meV/molecule, r nm, MSD nm^2, time ps, wall time s",
         "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks (g_OO, MSD); over "
                   "arrangements (orientation spread)",
-        "wall_time_s_this_sitting": wall, **numbers}
+        "wall_time_s_this_sitting": wall,
+        "wall_time_s_estimated_total": {
+            "relaxations": numbers["energies"]["relaxation_wall_s"],
+            **{name: estimated_wall_time_s(directory) for name, directory in directories.items()}},
+        **numbers}
     write_figure("fig4_ice", args, result, numbers, plot)
     print(json.dumps({key: value for key, value in numbers["energies"].items()
                       if key != "energy_mev_per_molecule"}, indent=2))

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
@@ -18,6 +19,15 @@ def figure_arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
     parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
     return parser.parse_args()
+
+
+def estimated_wall_time_s(run_directory: Path) -> float:
+    """A run's whole wall time (s), over all its sittings: its simulated time over the median
+    speed of its state.csv (OpenMM's StateDataReporter: time in ps, speed in ns/day)."""
+    state = np.genfromtxt(Path(run_directory) / "state.csv", delimiter=",", names=True)
+    column = {name.split("_")[0]: name for name in state.dtype.names}
+    speed_ns_per_day = np.median(state[column["Speed"]][1:])  # the first row has no speed
+    return float(state[column["Time"]][-1] * 1e-3 / speed_ns_per_day * 86400)
 
 
 def write_figure(name: str, args: argparse.Namespace, result: dict, numbers: dict, plot) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
+from figures import estimated_wall_time_s
 from omm_symbreak import systems
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.simulate import RunSettings, _truncate_dcd, read_trajectory, run
@@ -122,9 +123,11 @@ def trajectories(directories: dict) -> dict:
     return loaded
 
 
-def run_record(simulated_ps: float, wall: dict, n_blocks: int) -> dict:
+def run_record(simulated_ps: float, wall: dict, directories: dict, n_blocks: int) -> dict:
     """The run facts every liquid figure's JSON states."""
     return {"simulated_ps_per_run": simulated_ps,
             "analysed_from_ps": analysed_from_ps(simulated_ps),
             "wall_time_s_this_sitting": wall,
+            "wall_time_s_estimated_total": {name: estimated_wall_time_s(directory)
+                                            for name, directory in directories.items()},
             "errors": f"standard errors over {n_blocks} non-overlapping blocks"}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import figure_arguments, write_figure
+from figures import estimated_wall_time_s, figure_arguments, write_figure
 from omm_symbreak import observables as obs
 from omm_symbreak.simulate import RunSettings, read_diagnostics, run
 
@@ -111,7 +111,10 @@ def main() -> None:
     result = {"what": "water molecule NVE: energy conservation and angular momentum against the "
                       "MTS stride of the 2i correction",
               "mode": mode, "simulated_ps_per_run": RUN_PS[mode], "timestep_fs": 0.5,
-              "wall_time_s_this_sitting": wall, "summary": summary, "series": numbers}
+              "wall_time_s_this_sitting": wall,
+              "wall_time_s_estimated_total": {
+                  name: estimated_wall_time_s(run_directory(run_root, name)) for name in specs},
+              "summary": summary, "series": numbers}
     write_figure("mts_stride", args, result, numbers, plot)
     for name, entry in summary.items():
         print(name, {key: f"{value:.3g}" for key, value in entry.items()})

@@ -21,6 +21,7 @@ from pathlib import Path
 import mdtraj
 import numpy as np
 
+from figures import estimated_wall_time_s
 from omm_symbreak.simulate import RunSettings, run
 
 ROOT = Path(__file__).resolve().parent
@@ -92,7 +93,7 @@ def main() -> None:
                                              if broken.any() else None),
         "temperature_mean_k": float(temperature.mean()),
         "ns_per_day_median": float(np.median(speed)),
-        "wall_time_s_estimated_total": float(simulated_ps * 1e-3 / np.median(speed) * 86400),
+        "wall_time_s_estimated_total": estimated_wall_time_s(args.run_dir),
         "wall_time_s_this_sitting": wall_s,
     }
     RESULTS_PATH.parent.mkdir(exist_ok=True)

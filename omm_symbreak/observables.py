@@ -430,6 +430,23 @@ def orientation_anisotropy(u: np.ndarray, l_max: int = 4, n_blocks: int = 4):
     return anisotropy, error, bias_numerator / n
 
 
+def weighted_orientation_anisotropy(u: np.ndarray, weights: np.ndarray, l_max: int = 4):
+    """The anisotropy A of ``orientation_anisotropy`` for a weighted set of directions.
+
+    u [n, 3] directions, weights [n] (non-negative, any normalisation), e.g. uniformly random
+    orientations with Boltzmann weights: A = 4 pi sum_{l=1}^{l_max} sum_m (sum_i w_i Y_lm(u_i))^2
+    with the weights normalised. Returns (A, noise_floor): the floor l_max (l_max + 2) / n_eff,
+    n_eff = 1 / sum_i w_i^2, is what uniformly random directions give on average, so A is
+    resolved only well above it. Dimensionless.
+    """
+    weights = np.asarray(weights, dtype=float)
+    weights = weights / weights.sum()
+    components = np.concatenate([_harmonic_components(u, degree)
+                                 for degree in range(1, l_max + 1)], axis=-1)
+    anisotropy = 4 * np.pi * np.sum((weights @ components) ** 2)
+    return float(anisotropy), float(l_max * (l_max + 2) * np.sum(weights ** 2))
+
+
 def _gaussian_kernels(grid: np.ndarray, images: list, bandwidth: float) -> np.ndarray:
     """sum over images of N(grid - image; bandwidth): [S, G] from images, each [S], grid [G]."""
     return sum(np.exp(-0.5 * ((grid - image[:, None]) / bandwidth) ** 2)

@@ -12,7 +12,8 @@ from omm_symbreak.observables import (
     first_peak, mean_square_displacement, molecular_direction, orientation_anisotropy,
     orientation_autocorrelation, orientation_correlations, orientation_density,
     orientational_free_energy, power_spectrum, radial_distribution_oo, torque_statistics,
-    unwrapped_positions, water_atom_indices, yeh_hummer_correction)
+    unwrapped_positions, water_atom_indices, weighted_orientation_anisotropy,
+    yeh_hummer_correction)
 from omm_symbreak.simulate import read_diagnostics
 
 OH_NM, HALF_ANGLE = 0.09572, np.radians(104.52 / 2)
@@ -278,6 +279,22 @@ def test_anisotropy_of_isotropic_aligned_and_arbitrary_directions():
         expected.append(sum((2 * l + 1) * eval_legendre(l, cosines).mean() for l in (1, 2, 3)))
     anisotropy, _, _ = orientation_anisotropy(u, l_max=3, n_blocks=2)
     assert anisotropy == pytest.approx(np.mean(expected), rel=1e-10)
+
+
+def test_weighted_anisotropy_of_a_dipolar_density_and_the_addition_theorem():
+    rng = np.random.default_rng(9)
+    u = random_unit_vectors(rng, (200000,))
+    # density 1 + a cos(theta): only l = 1, <cos theta> = a / 3, so A = 4 pi (3 / 4 pi) (a / 3)^2
+    anisotropy, floor = weighted_orientation_anisotropy(u, 1 + 0.5 * u[:, 2])
+    assert anisotropy == pytest.approx(0.5 ** 2 / 3, abs=0.004) and floor < 2e-4
+    equal, equal_floor = weighted_orientation_anisotropy(u, np.ones(len(u)))
+    assert equal_floor == pytest.approx(24 / len(u)) and equal < 5 * equal_floor
+    # any weights: sum_ij w_i w_j sum_l (2l + 1) P_l(u_i . u_j), weights normalised
+    v, w = random_unit_vectors(rng, (50,)) + [0.0, 0.4, 0.0], rng.random(50)
+    unit, w = v / np.linalg.norm(v, axis=-1, keepdims=True), w / w.sum()
+    cosines = unit @ unit.T
+    expected = sum((2 * l + 1) * w @ eval_legendre(l, cosines) @ w for l in (1, 2, 3, 4))
+    assert weighted_orientation_anisotropy(v, 7 * w)[0] == pytest.approx(expected, rel=1e-10)
 
 
 def test_orientation_density_is_normalised_uniform_and_wraps():
