@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.constants
 import torch
 
 from figures import estimated_wall_time_s, figure_arguments, write_figure
@@ -34,8 +35,8 @@ from omm_symbreak import systems
 from omm_symbreak.export import KJ_PER_MOL_PER_EV, topology_atomic_numbers
 from omm_symbreak.grids import random_rotations
 from omm_symbreak.model import load_checkpoint
-from omm_symbreak.symmetrize import averaged
 from omm_symbreak.simulate import RunSettings, read_diagnostics, read_trajectory, run
+from omm_symbreak.symmetrize import averaged
 
 ROOT = Path(__file__).resolve().parent
 GRIDS = ("none", "1i", "2", "2i", "3", "3i")
@@ -45,7 +46,7 @@ LENGTHS_PS = {"full": {"nve": 25.0, "nvt": 50.0, "nvt_torque": 10.0},
               "quick": {"nve": 0.4, "nvt": 0.4, "nvt_torque": 0.4}}
 MAP_GRIDS = ("none", "2i")
 RIGID_ROTATIONS = {"full": 100000, "quick": 2000}
-BOLTZMANN_KJ_MOL_K = 0.0083144626
+BOLTZMANN_KJ_MOL_K = scipy.constants.R / 1000
 N_BLOCKS = 4
 
 
@@ -161,7 +162,7 @@ def plot(numbers: dict):
           [maps[0]["anisotropy"], maps[1]["anisotropy"], rigid["anisotropy"]],
           yerr=[maps[0]["anisotropy_error"], maps[1]["anisotropy_error"], rigid["noise_floor"]],
           color=["C3", "C0", "C1"], capsize=4)
-    f.set(ylabel="anisotropy A of u", title="(f) anisotropy (2i: 0 exactly)")
+    f.set(ylabel="anisotropy A of u", title="(f) anisotropy (2i: 0 to float32 noise)")
     return figure
 
 
