@@ -71,7 +71,8 @@ def one_rotation(rotation: np.ndarray, index: int) -> RotationGrid:
 def minimise(system: openmm.System, positions_nm: np.ndarray, max_iterations: int,
              real_atoms: np.ndarray, platform: str = "CPU") -> dict:
     """Relax at fixed cell (OpenMM L-BFGS). Returns the energy (kJ/mol), the RMS force over
-    ``real_atoms`` (kJ/mol/nm), their positions [n, 3] (nm) and the wall time (s)."""
+    ``real_atoms`` (kJ/mol/nm), their positions (nm, a JSON-ready [n][3] list) and the wall
+    time (s)."""
     context = openmm.Context(system, openmm.VerletIntegrator(0.001),
                              openmm.Platform.getPlatformByName(platform))
     context.setPositions(positions_nm)
@@ -79,10 +80,19 @@ def minimise(system: openmm.System, positions_nm: np.ndarray, max_iterations: in
     openmm.LocalEnergyMinimizer.minimize(context, TOLERANCE_KJ_MOL_NM, max_iterations)
     state = context.getState(getEnergy=True, getPositions=True, getForces=True)
     forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     return {"energy_kj_mol": state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
             "rms_force_kj_mol_nm": float(np.sqrt(np.mean(forces[real_atoms] ** 2))),
-            "positions_nm": state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)[real_atoms],
+            "positions_nm": positions[real_atoms].tolist(),
             "wall_s": time.perf_counter() - started}
+
+
+def reference_minimum(topology, positions_nm, max_iterations: int, platform: str) -> dict:
+    """``minimise`` with q-TIP4P/F (M sites added, and left out of the result)."""
+    site_topology, site_positions = add_virtual_sites(topology, np.asarray(positions_nm))
+    real = np.array([atom.index for atom in site_topology.atoms() if atom.element is not None])
+    return minimise(create_qtip4pf_system(site_topology), site_positions, max_iterations, real,
+                    platform)
 
 
 def relax_arrangement(seed: int, model, settings: dict, store: dict, save) -> None:
@@ -90,38 +100,24 @@ def relax_arrangement(seed: int, model, settings: dict, store: dict, save) -> No
     already there), calling ``save()`` after each."""
     topology, positions_nm = systems.proton_disordered_ice_ih(seed)
     done = store.setdefault(str(seed), {})
-    if "reference" not in done:
-        site_topology, site_positions = add_virtual_sites(topology, positions_nm)
-        real = np.array([atom.index for atom in site_topology.atoms() if atom.element is not None])
-        relaxed = minimise(create_qtip4pf_system(site_topology), site_positions,
-                           10 * settings["max_iterations"], real)
-        done["reference"] = {**relaxed, "positions_nm": relaxed["positions_nm"].tolist()}
-        save()
-    if "reference, double precision" not in done:
-        # how far from converged the single-precision minimum is: it continues in double
-        site_topology, site_positions = add_virtual_sites(
-            topology, np.array(done["reference"]["positions_nm"]))
-        real = np.array([atom.index for atom in site_topology.atoms() if atom.element is not None])
-        relaxed = minimise(create_qtip4pf_system(site_topology), site_positions,
-                           10 * settings["max_iterations"], real, platform="Reference")
-        done["reference, double precision"] = {**relaxed,
-                                               "positions_nm": relaxed["positions_nm"].tolist()}
-        save()
     all_atoms = np.arange(topology.getNumAtoms())
-    for index, rotation in enumerate(orientations(settings["orientations"])):
-        key = f"raw {index}"
+    iterations = settings["max_iterations"]
+
+    def relax(key, relaxation):
         if key not in done:
-            system = create_system(topology, model, "full", one_rotation(rotation, index))
-            relaxed = minimise(system, np.array(done["reference"]["positions_nm"]),
-                               settings["max_iterations"], all_atoms)
-            done[key] = {**relaxed, "positions_nm": relaxed["positions_nm"].tolist()}
+            done[key] = relaxation()
             save()
-    if "2i" not in done:
-        relaxed = minimise(create_system(topology, model, "full", "2i"),
-                           np.array(done["raw 0"]["positions_nm"]), settings["max_iterations"],
-                           all_atoms)
-        done["2i"] = {**relaxed, "positions_nm": relaxed["positions_nm"].tolist()}
-        save()
+
+    relax("reference", lambda: reference_minimum(topology, positions_nm, 10 * iterations, "CPU"))
+    # how far from converged the single-precision minimum is: it continues in double
+    relax("reference, double precision", lambda: reference_minimum(
+        topology, done["reference"]["positions_nm"], 10 * iterations, "Reference"))
+    for index, rotation in enumerate(orientations(settings["orientations"])):
+        relax(f"raw {index}", lambda: minimise(
+            create_system(topology, model, "full", one_rotation(rotation, index)),
+            np.array(done["reference"]["positions_nm"]), iterations, all_atoms))
+    relax("2i", lambda: minimise(create_system(topology, model, "full", "2i"),
+                                 np.array(done["raw 0"]["positions_nm"]), iterations, all_atoms))
 
 
 def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
