@@ -3,7 +3,7 @@
 import argparse
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 import matplotlib
 import numpy as np
@@ -22,18 +22,23 @@ def figure_arguments(description: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def read_state(run_directory: Path) -> Dict[str, np.ndarray]:
+    """A run's state.csv (OpenMM's StateDataReporter) as columns [rows], keyed by the first word
+    of each header: "Step", "Time" (ps), "Potential", "Kinetic", "Total" (kJ/mol),
+    "Temperature" (K), "Speed" (ns/day)."""
+    state = np.genfromtxt(Path(run_directory) / "state.csv", delimiter=",", names=True)
+    return {name.split("_")[0]: np.atleast_1d(state[name]) for name in state.dtype.names}
+
+
 def estimated_wall_time_s(run_directory: Path) -> Optional[float]:
     """A run's whole wall time (s), over all its sittings: its simulated time over the median
-    speed of its state.csv (OpenMM's StateDataReporter: time in ps, speed in ns/day); None
-    when no row has a speed yet (a row at the start of a sitting reports 0)."""
-    state = np.genfromtxt(Path(run_directory) / "state.csv", delimiter=",", names=True)
-    column = {name.split("_")[0]: name for name in state.dtype.names}
-    speeds_ns_per_day = np.atleast_1d(state[column["Speed"]])
-    speeds_ns_per_day = speeds_ns_per_day[speeds_ns_per_day > 0]
+    speed of its state.csv (time in ps, speed in ns/day); None when no row has a speed yet (a
+    row at the start of a sitting reports 0)."""
+    state = read_state(run_directory)
+    speeds_ns_per_day = state["Speed"][state["Speed"] > 0]
     if len(speeds_ns_per_day) == 0:
         return None
-    simulated_ps = np.atleast_1d(state[column["Time"]])[-1]
-    return float(simulated_ps * 1e-3 / np.median(speeds_ns_per_day) * 86400)
+    return float(state["Time"][-1] * 1e-3 / np.median(speeds_ns_per_day) * 86400)
 
 
 def write_figure(name: str, args: argparse.Namespace, result: dict, numbers: dict, plot) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import mdtraj
 import numpy as np
 
-from figures import estimated_wall_time_s
-from omm_symbreak.simulate import RunSettings, run
+from figures import estimated_wall_time_s, read_state
+from omm_symbreak.simulate import RunSettings, read_trajectory, run
 
 ROOT = Path(__file__).resolve().parent
 RESULTS_PATH = ROOT / "results" / "raw_md_stability.json"
@@ -62,15 +62,12 @@ def main() -> None:
     run(settings, args.run_dir, resume=resume)
     wall_s = time.perf_counter() - started
 
-    trajectory = mdtraj.load(str(args.run_dir / "trajectory.dcd"),
-                             top=str(args.run_dir / "topology.pdb"))
+    trajectory = read_trajectory(args.run_dir)
     geometry = water_geometry(trajectory)
     oh = geometry["oh_angstrom"]
     broken = (oh > BROKEN_OH_ANGSTROM).reshape(len(oh), -1, 2).any(axis=2)  # [F, M]
-    state = np.genfromtxt(args.run_dir / "state.csv", delimiter=",", names=True)
-    column = {name.split("_")[0]: name for name in state.dtype.names}
-    temperature, speed = state[column["Temperature"]], state[column["Speed"]]
-    simulated_ps = state[column["Time"]][-1]
+    state = read_state(args.run_dir)
+    temperature, speed, simulated_ps = state["Temperature"], state["Speed"], state["Time"][-1]
     result = {
         "what": "raw-model NVT MD of liquid-64 at 300 K: does any molecule break?",
         "command": "python analysis/raw_md_stability.py",

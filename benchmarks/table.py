@@ -20,15 +20,14 @@ def tables(results_dir: Path = RESULTS) -> str:
     scaling = json.loads((results_dir / "scaling.json").read_text())
     overhead = json.loads((results_dir / "torchforce_overhead.json").read_text())
     machine = ef["machine"]
+    grid_sizes = max((s["grid_sizes"] for s in ef["systems"].values()), key=len)
+    all_specs = list(grid_sizes)
     lines = [f"Machine: {machine['cpu_count']} cores, {machine['torch_threads']} torch threads, "
              f"torch {machine['torch']}; model: {ef['model']}. Medians of interleaved repeats.",
              "", "Energy + forces, batched in the module / as one raw call per rotation:", "",
              "| system | atoms | raw | " + " | ".join(
-                 f"`{spec}` ({size})" for spec, size in
-                 max((s["grid_sizes"] for s in ef["systems"].values()), key=len).items()) + " |",
-             "|---|---|---|" + "---|" * len(max((s["grid_sizes"] for s in ef["systems"].values()),
-                                                key=len))]
-    all_specs = list(max((s["grid_sizes"] for s in ef["systems"].values()), key=len))
+                 f"`{spec}` ({size})" for spec, size in grid_sizes.items()) + " |",
+             "|---|---|---|" + "---|" * len(all_specs)]
     for name, entry in ef["systems"].items():
         median = entry["median_s"]
         cells = [f"{_ms(median[f'batched {spec}'])} / {_ms(median[f'loop {spec}'])}"
