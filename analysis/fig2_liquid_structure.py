@@ -6,7 +6,9 @@ Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` and plots, with
 orientational free energy maps F(cos theta, phi) of the molecular direction u in the lab frame
 (raw, 2i, reference) with their anisotropy; g_OO(r); the longitudinal and transverse
 orientation correlations c_L(r), c_T(r) (averages over the pairs at distance r, i.e. already
-divided by g). Writes analysis/results/fig2_liquid_structure[_quick].json and .png.
+divided by g). The JSON also gives Delta = E_raw - E_2i of the whole box along the two ML runs
+(from their diagnostics, every 1 ps). Writes analysis/results/fig2_liquid_structure[_quick].json
+and .png.
 """
 
 import json
@@ -14,8 +16,9 @@ import json
 import numpy as np
 
 from figures import figure_arguments, write_figure
-from liquid_runs import run_all, run_record, trajectories
+from liquid_runs import analysed_from_ps, run_all, run_record, trajectories
 from omm_symbreak import observables as obs
+from omm_symbreak.simulate import read_diagnostics
 
 N_BLOCKS = 4
 LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
@@ -40,6 +43,14 @@ def structure_numbers(trajectory) -> dict:
         "r_pairs_nm": r_c.tolist(), "c_l": c_l.tolist(), "c_l_error": c_l_error.tolist(),
         "c_t": c_t.tolist(), "c_t_error": c_t_error.tolist(),
     }
+
+
+def delta_numbers(directory, simulated_ps: float) -> dict:
+    """Mean and standard deviation of Delta (kJ/mol, whole box) over the analysed rows."""
+    table = read_diagnostics(directory / "diagnostics.csv")
+    delta = table["delta_kj_mol"][table["time_ps"] >= analysed_from_ps(simulated_ps)]
+    return {"mean_kj_mol": float(np.mean(delta)), "std_kj_mol": float(np.std(delta)),
+            "samples": int(delta.size)}
 
 
 def plot(numbers: dict):
@@ -79,14 +90,17 @@ def main() -> None:
     args = figure_arguments(__doc__.splitlines()[0])
     directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.checkpoint)
     numbers = {name: structure_numbers(t) for name, t in trajectories(directories).items()}
+    delta = {name: delta_numbers(directories[name], simulated_ps[name])
+             for name in ("raw", "mts-2i")}
     write_figure("fig2_liquid_structure", args, {
         "what": "liquid-64 at 300 K: orientational free energy, g_OO, c_L, c_T; lengths "
-                "in nm, energies in k_B T",
-        **run_record(simulated_ps, wall, directories, N_BLOCKS), **numbers}, numbers, plot)
+                "in nm, energies in k_B T; delta_2i: E_raw - E_2i of the box in kJ/mol",
+        **run_record(simulated_ps, wall, directories, N_BLOCKS), "delta_2i": delta, **numbers},
+        numbers, plot)
     print(json.dumps({name: {"anisotropy": [n["anisotropy"], n["anisotropy_error"]],
                              "g_oo_first_peak": [n["g_oo_first_peak_nm"],
                                                  n["g_oo_first_peak_height"]]}
-                      for name, n in numbers.items()}, indent=1))
+                      for name, n in numbers.items()} | {"delta_2i": delta}, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
     python analysis/fig3_liquid_dynamics.py [--quick] [--checkpoint CKPT]
 
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` (shared with figure 2) and
-plots, with block errors as shaded bands: the oxygen mean-square displacement (to 5 ps) with
-the diffusion coefficient from a linear fit over its second half (no finite-size correction:
-the three runs share the box, and ``observables.yeh_hummer_correction`` gives it), and the
-reorientation correlation c_uu(t) = <u(0).u(t)> (to 10 ps; first and second Legendre order).
+plots, with block errors as shaded bands: the oxygen mean-square displacement (to 5 ps, or the
+longest lag that a block of the shortest run holds: every run over the same lags) with the
+diffusion coefficient from a linear fit over its second half (no finite-size correction: the
+three runs share the box, and ``observables.yeh_hummer_correction`` gives it), and the
+reorientation correlation c_uu(t) = <u(0).u(t)> (to 10 ps, or as the MSD; first and second
+Legendre order).
 Writes analysis/results/fig3_liquid_dynamics[_quick].json and .png.
 """
 
@@ -22,14 +24,16 @@ N_BLOCKS = 4
 LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
 
 
-def _max_lag_ps(trajectory, wanted_ps: float) -> float:
-    dt_ps = float(trajectory.time[1] - trajectory.time[0])
-    return min(wanted_ps, (trajectory.n_frames // N_BLOCKS - 1) * dt_ps)
+def max_lag_ps(trajectories: dict, wanted_ps: float) -> float:
+    """The longest lag up to ``wanted_ps`` that a block of every trajectory holds, so that all
+    runs are compared over the same lags (and D fitted over the same range)."""
+    return min([wanted_ps] + [(t.n_frames // N_BLOCKS - 1) * float(t.time[1] - t.time[0])
+                              for t in trajectories.values()])
 
 
-def dynamics_numbers(trajectory) -> dict:
+def dynamics_numbers(trajectory, msd_lag_ps: float, c_uu_lag_ps: float) -> dict:
     lag, msd, msd_error, block_msd = obs.mean_square_displacement(
-        trajectory, _max_lag_ps(trajectory, 5.0), n_blocks=N_BLOCKS)
+        trajectory, msd_lag_ps, n_blocks=N_BLOCKS)
     fit_range = (lag[-1] / 2, lag[-1])
     diffusion, diffusion_error = obs.diffusion_coefficient(lag, block_msd, fit_range)
     numbers = {"frames": trajectory.n_frames, "lag_ps": lag.tolist(), "msd_nm2": msd.tolist(),
@@ -37,7 +41,7 @@ def dynamics_numbers(trajectory) -> dict:
                "diffusion_1e-5_cm2_per_s": [1000 * float(diffusion), 1000 * float(diffusion_error)]}
     for order in (1, 2):
         lag_u, c_uu, c_uu_error = obs.orientation_autocorrelation(
-            trajectory, _max_lag_ps(trajectory, 10.0), order, N_BLOCKS)
+            trajectory, c_uu_lag_ps, order, N_BLOCKS)
         numbers[f"c_uu_{order}"] = {"lag_ps": lag_u.tolist(), "c": c_uu.tolist(),
                                     "error": c_uu_error.tolist()}
     return numbers
@@ -71,7 +75,9 @@ def plot(numbers: dict):
 def main() -> None:
     args = figure_arguments(__doc__.splitlines()[0])
     directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.checkpoint)
-    numbers = {name: dynamics_numbers(t) for name, t in trajectories(directories).items()}
+    loaded = trajectories(directories)
+    msd_lag_ps, c_uu_lag_ps = max_lag_ps(loaded, 5.0), max_lag_ps(loaded, 10.0)
+    numbers = {name: dynamics_numbers(t, msd_lag_ps, c_uu_lag_ps) for name, t in loaded.items()}
     write_figure("fig3_liquid_dynamics", args, {
         "what": "liquid-64 at 300 K: oxygen MSD and diffusion, c_uu(t); nm, ps",
         **run_record(simulated_ps, wall, directories, N_BLOCKS), **numbers}, numbers, plot)

@@ -9,9 +9,16 @@ every 20 fs), all resumable (run the figure script again after an interruption):
 - ``reference``: q-TIP4P/F itself (its M sites are not written: the trajectory has the real
   atoms O, H1, H2 of every molecule, like the other two).
 
+Lengths (``LENGTHS_PS``): 40 ps for the reference, 30 ps raw and 8 ps ``mts-2i``, which costs
+about 5 raw evaluations per step (0.09 ns/day on one core, against 0.45 for raw): what the two
+ML runs reach side by side, one core each, in one sitting of 2 cores. Raising a length and
+running again extends a finished run from its last checkpoint (``simulate.run`` accepts a
+longer ``steps`` on resume). The MSD and c_uu(t) of figure 3 are compared over the lags that a
+block of the shortest run holds.
+
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
-The same weak Langevin friction (1/ps, a relaxation time of 1 ps, against the 5 ps of the
-MSD) is applied to all three runs, so that they compare with each other.
+The same weak Langevin friction (1/ps, a relaxation time of 1 ps) is applied to all three runs,
+so that they compare with each other.
 """
 
 import json
@@ -25,10 +32,12 @@ from openmm import app, unit
 from figures import estimated_wall_time_s
 from omm_symbreak import systems
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
-from omm_symbreak.simulate import RunSettings, _truncate_dcd, read_trajectory, run
+from omm_symbreak.simulate import (RunSettings, _truncate_csv, _truncate_dcd, read_trajectory,
+                                   run)
 
 ROOT = Path(__file__).resolve().parent
-LENGTHS_PS = {"full": 40.0, "quick": 0.4}
+LENGTHS_PS = {"full": {"reference": 40.0, "raw": 30.0, "mts-2i": 8.0},
+              "quick": {"reference": 0.4, "raw": 0.4, "mts-2i": 0.4}}
 EQUILIBRATION_PS = 2.0  # dropped from the analysis of runs longer than twice this
 FRAME_STEPS = 40  # 20 fs
 CHECKPOINT_STEPS = 2000  # 1 ps
@@ -64,13 +73,16 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
                         "state.csv": "OpenMM StateDataReporter: kJ/mol, K, ps"}}
     progress_path = directory / "progress.json"
     resume = progress_path.is_file()
+    (directory / "run.json").write_text(json.dumps(record, indent=2))  # steps may have grown
     if resume:
         step = json.loads(progress_path.read_text())["step"]
+        if step > steps:
+            raise ValueError(f"{directory} is checkpointed at step {step}, beyond {steps}")
         simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
         _truncate_dcd(directory / "trajectory.dcd", step // FRAME_STEPS)
+        _truncate_csv(directory / "state.csv", step, lambda row: int(row.split(",")[0]))
     else:
         step = 0
-        (directory / "run.json").write_text(json.dumps(record, indent=2))
         with open(directory / "topology.pdb", "w") as handle:
             app.PDBFile.writeFile(topology, positions, handle)
         simulation.context.setPositions(site_positions)
@@ -89,13 +101,13 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
 
 
 def run_all(mode: str, checkpoint) -> tuple:
-    """Run (or resume) the three liquid runs; returns (run directories, wall times of this
-    sitting in s, simulated ps)."""
-    steps = int(round(LENGTHS_PS[mode] * 2000))
+    """Run (or resume, or extend) the three liquid runs; returns (run directories, wall times
+    of this sitting in s, simulated ps), each a dict by run name."""
     root = ROOT / "runs" / ("liquid" if mode == "full" else "liquid-quick")
     directories, wall = {}, {}
     for name in ("reference", "raw", "mts-2i"):
         directory = root / name
+        steps = int(round(LENGTHS_PS[mode][name] * 2000))
         started = time.perf_counter()
         if name == "reference":
             run_reference(directory, steps)
@@ -105,7 +117,7 @@ def run_all(mode: str, checkpoint) -> tuple:
         wall[name] = time.perf_counter() - started
         directories[name] = directory
         print(f"{name}: {wall[name]:.0f} s this sitting", flush=True)
-    return directories, wall, steps * 0.5e-3
+    return directories, wall, LENGTHS_PS[mode]
 
 
 def analysed_from_ps(simulated_ps: float) -> float:
@@ -123,10 +135,11 @@ def trajectories(directories: dict) -> dict:
     return loaded
 
 
-def run_record(simulated_ps: float, wall: dict, directories: dict, n_blocks: int) -> dict:
+def run_record(simulated_ps: dict, wall: dict, directories: dict, n_blocks: int) -> dict:
     """The run facts every liquid figure's JSON states."""
-    return {"simulated_ps_per_run": simulated_ps,
-            "analysed_from_ps": analysed_from_ps(simulated_ps),
+    return {"simulated_ps": simulated_ps,
+            "analysed_from_ps": {name: analysed_from_ps(length)
+                                 for name, length in simulated_ps.items()},
             "wall_time_s_this_sitting": wall,
             "wall_time_s_estimated_total": {name: estimated_wall_time_s(directory)
                                             for name, directory in directories.items()},

@@ -15,7 +15,8 @@
 - ``checkpoint.chk`` + ``checkpoint.pt``: the OpenMM checkpoint and the step and torch random
   state it belongs to, written every ``checkpoint_interval`` steps; ``resume=True`` continues
   from them, dropping whatever was written after the checkpoint, so that no frame is lost or
-  duplicated.
+  duplicated. A resumed run may be given another ``steps`` (to extend it, or to end it
+  earlier), as long as it is not below the checkpoint's step; every other setting must match.
 
 Every count of steps (``steps`` and the intervals) is in units of ``timestep_fs``; with multiple
 time stepping (strategy ``mts``) the outer step is ``mts_stride`` of them and every count must
@@ -301,18 +302,31 @@ def _truncate_csv(path: Path, step: int, step_of) -> None:
 
 
 def _prepare_directory(directory: Path, settings: RunSettings, resume: bool) -> None:
-    """Refuse, before any work, a directory that holds another run, or nothing to resume."""
+    """Refuse, before any work, a directory that holds another run, or nothing to resume.
+
+    On resume, a changed ``steps`` extends or shortens the run: it is recorded in run.json.
+    """
     run_file = directory / "run.json"
     if run_file.exists():
-        stored = json.loads(run_file.read_text())["settings"]
-        if stored != dataclasses.asdict(settings):
-            changed = sorted(k for k in stored if stored[k] != dataclasses.asdict(settings).get(k))
+        record = json.loads(run_file.read_text())
+        wanted = dataclasses.asdict(settings)
+        changed = sorted(k for k in record["settings"] if record["settings"][k] != wanted.get(k))
+        if changed and not (resume and changed == ["steps"]):
             raise ValueError(f"{directory} holds a different run (settings differ: "
                              f"{', '.join(changed)}); choose another output directory")
         if not resume:
             raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
         if not (directory / "checkpoint.chk").exists():
             raise ValueError(f"{directory} has no checkpoint to resume from")
+        if changed:
+            done = int(torch.load(directory / "checkpoint.pt", weights_only=True)["step"])
+            if settings.steps < done:
+                raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
+                                 f"{settings.steps} would end the run before it")
+            record["settings"]["steps"] = settings.steps
+            temporary = run_file.with_suffix(".json.tmp")
+            temporary.write_text(json.dumps(record, indent=2))
+            temporary.replace(run_file)
     elif resume:
         raise ValueError(f"nothing to resume in {directory} (no run.json)")
     elif directory.exists() and any(directory.iterdir()):

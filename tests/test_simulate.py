@@ -1,6 +1,7 @@
 """Simulations: strategies, outputs, resume after kill -9, explosions and bad input."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -200,3 +201,32 @@ def test_resume_after_kill_minus_9_loses_and_duplicates_nothing(tmp_path, checkp
     state_steps = [line.split(",")[0] for line in
                    (tmp_path / "killed" / "state.csv").read_text().splitlines()[1:]]
     assert state_steps == [str(10 * i) for i in range(301)]
+
+
+def test_a_resumed_run_can_be_extended_but_not_changed_or_cut_before_its_checkpoint(
+        tmp_path, checkpoint):
+    """400 steps, then resumed to 800: the same run as 800 steps at once, and run.json says 800."""
+    subprocess.run(simulate_command(checkpoint, tmp_path / "whole", "--steps", "800"), check=True)
+    subprocess.run(simulate_command(checkpoint, tmp_path / "part", "--steps", "400"), check=True)
+    with pytest.raises(ValueError, match="checkpointed at step 400"):
+        run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=200),
+            tmp_path / "part", resume=True, progress=False)
+    with pytest.raises(ValueError, match="settings differ: seed"):
+        run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800, seed=4),
+            tmp_path / "part", resume=True, progress=False)
+    subprocess.run(simulate_command(checkpoint, tmp_path / "part", "--steps", "800", "--resume"),
+                   check=True)
+
+    assert _stored_settings(tmp_path / "part").steps == 800
+    whole, extended = diagnostics_of(tmp_path / "whole"), diagnostics_of(tmp_path / "part")
+    np.testing.assert_array_equal(extended["step"], whole["step"])
+    top = str(tmp_path / "whole" / "topology.pdb")
+    a = mdtraj.load(str(tmp_path / "whole" / "trajectory.dcd"), top=top)
+    b = mdtraj.load(str(tmp_path / "part" / "trajectory.dcd"), top=top)
+    assert a.n_frames == b.n_frames == 81
+    np.testing.assert_array_equal(b.xyz[:41], a.xyz[:41])
+    np.testing.assert_allclose(b.xyz[:50], a.xyz[:50], atol=1e-4)
+
+
+def _stored_settings(directory):
+    return RunSettings(**json.loads((directory / "run.json").read_text())["settings"])
