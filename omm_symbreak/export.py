@@ -44,7 +44,12 @@ class OpenMMEnergy(nn.Module):
                              "topology this module was exported for, got "
                              + str(list(positions.shape)))
         model_dtype = self.energy.model.energy_scale.dtype
-        positions_angstrom = positions.to(model_dtype) * self.angstrom_per_nm
+        # OpenMM passes float64 positions; the model sees only their differences. Shifting to
+        # the centroid before rounding to the model's dtype keeps float32 rounding at the scale
+        # of the system, not of its distance from the origin (a gas-phase molecule diffuses
+        # nanometres away in NVT, and the rounding then breaks rotational symmetry itself).
+        centroid = positions.detach().mean(dim=0)
+        positions_angstrom = (positions - centroid).to(model_dtype) * self.angstrom_per_nm
         cell_angstrom: Optional[Tensor] = None
         if self.uses_periodic_boundary_conditions:
             if boxvectors is None:

@@ -50,6 +50,19 @@ def test_torchforce_matches_direct_evaluation(platform, periodic, water_box, wat
     np.testing.assert_allclose(f_openmm, f_direct, rtol=1e-5, atol=1e-5 * np.abs(f_direct).max())
 
 
+@pytest.mark.parametrize("platform", ["Reference", "CPU"])
+def test_a_float32_model_far_from_the_origin_sees_the_same_molecule(platform, water_cluster):
+    """Translation is exact for the model (it sees differences only): a cluster moved 200 nm
+    away (where a gas-phase molecule diffuses in long NVT runs) gets the energy and forces it
+    has at the origin, to float32 precision, through OpenMM, which passes float64 positions."""
+    topology, positions = water_cluster
+    system = create_system(topology, tiny_model(dtype=torch.float32), strategy="full", grid="2i")
+    e_near, f_near = through_openmm(system, positions, None, platform)
+    e_far, f_far = through_openmm(system, positions + 2000.0, None, platform)
+    assert e_far == pytest.approx(e_near, rel=1e-6)
+    np.testing.assert_allclose(f_far, f_near, atol=1e-5 * np.abs(f_near).max())
+
+
 def test_mts_groups_sum_to_the_full_average(water_box):
     """Raw (fast group) + correction (slow group) = grid average, through OpenMM."""
     topology, positions, cell = water_box
