@@ -73,7 +73,6 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
                         "state.csv": "OpenMM StateDataReporter: kJ/mol, K, ps"}}
     progress_path = directory / "progress.json"
     resume = progress_path.is_file()
-    (directory / "run.json").write_text(json.dumps(record, indent=2))  # steps may have grown
     if resume:
         step = json.loads(progress_path.read_text())["step"]
         if step > steps:
@@ -87,6 +86,7 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
             app.PDBFile.writeFile(topology, positions, handle)
         simulation.context.setPositions(site_positions)
         simulation.context.setVelocitiesToTemperature(temperature_k * unit.kelvin, SEED + 1)
+    (directory / "run.json").write_text(json.dumps(record, indent=2))  # steps may have changed
     simulation.reporters.append(app.DCDReporter(str(directory / "trajectory.dcd"), FRAME_STEPS,
                                                 append=resume, atomSubset=real))
     simulation.reporters.append(app.StateDataReporter(
