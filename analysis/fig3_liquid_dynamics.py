@@ -19,6 +19,7 @@ import numpy as np
 from figures import figure_arguments, write_figure
 from liquid_runs import run_all, run_record, trajectories
 from omm_symbreak import observables as obs
+from omm_symbreak.analyze import _max_lag_ps
 
 N_BLOCKS = 4
 LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
@@ -27,8 +28,8 @@ LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
 def max_lag_ps(trajectories: dict, wanted_ps: float) -> float:
     """The longest lag up to ``wanted_ps`` that a block of every trajectory holds, so that all
     runs are compared over the same lags (and D fitted over the same range)."""
-    return min([wanted_ps] + [(t.n_frames // N_BLOCKS - 1) * float(t.time[1] - t.time[0])
-                              for t in trajectories.values()])
+    return min(_max_lag_ps(t.n_frames, wanted_ps, N_BLOCKS, float(t.time[1] - t.time[0]))
+               for t in trajectories.values())
 
 
 def dynamics_numbers(trajectory, msd_lag_ps: float, c_uu_lag_ps: float) -> dict:

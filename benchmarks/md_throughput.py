@@ -7,10 +7,10 @@ and ``random`` (Langevin middle: it cannot run NVE). All six simulations are bui
 then advanced in rounds, each round stepping every one of them by 1/rounds of its simulated
 time, so that the speeds are measured side by side; the simulated time is the context's own
 clock. The drift is the slope of a linear fit of the total energy, sampled every lcm(20, k)
-steps (10 fs; 20 fs for k = 8, 40 fs for k = 16), in kJ/mol per ns per molecule; the simulated times (``VARIANTS``: 0.5 ps
-for ``none`` and ``random``, less for the averages: the full ``2i`` average costs 36 raw
-evaluations a step) are what fits in about ten minutes on 2 cores, so a drift is only resolved
-where it is large.
+steps (10 fs; 20 fs for k = 8, 40 fs for k = 16), in kJ/mol per ns per molecule; the simulated
+times (``VARIANTS``: 0.5 ps for ``none`` and ``random``, less for the averages: the full ``2i``
+average costs 36 raw evaluations a step) are what fits in about ten minutes on 2 cores, so a
+drift is only resolved where it is large.
 
     python -m benchmarks.md_throughput [--rounds 5] [--scale 1.0] [--checkpoint CKPT]
 
