@@ -5,7 +5,10 @@
 #   stage 1: from scratch, lr 1e-3, energy weight 1, no baseline refit, 9 epochs;
 #   stage 2: fine-tunes stage 1, with the hot (400-500 K), dense (1.2-1.35 g/cm3) and
 #            distorted liquid frames added, with a cosine schedule from lr 5e-4 to 5e-6 over 30 epochs,
-#            energy weight 100 (on batch-centred energies) and the per-epoch baseline refit.
+#            energy weight 100 (on batch-centred energies) and the per-epoch baseline refit;
+#   stage 3: fine-tunes stage 2 on the same data with the distorted frames' loss weight at 0.1
+#            (with weight 1 their force errors, 4 times those of the liquid, made up about 3/4
+#            of stage 2's force loss), cosine from lr 2e-4 over 40 epochs, otherwise as stage 2.
 # Run `bash analysis/train_water_model.sh` again after an interruption: a stage with a resume
 # state continues from its last epoch, a finished one only re-writes its final report.
 # On 2 quiet cores about 60 s per epoch in stage 1 (300 structures of 192 atoms, batches of 4)
@@ -28,3 +31,6 @@ stage stage1 "" --epochs 9 --lr 1e-3 --seed 0 --no-refit
 stage stage2 "$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz" \
     --init-from stage1/model.ckpt --epochs 30 --lr 5e-4 --schedule cosine --energy-weight 100 \
     --seed 1
+stage stage3 "$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz" \
+    --init-from stage2/model.ckpt --weights 1 1 1 1 0.1 --epochs 40 --lr 2e-4 --schedule cosine \
+    --energy-weight 100 --seed 2

@@ -168,7 +168,7 @@ def run_train(args) -> None:
                 patience=args.patience, warmup_epochs=args.warmup_epochs,
                 energy_weight=args.energy_weight, schedule=args.schedule,
                 refit=not args.no_refit, init_from=args.init_from, resume=args.resume,
-                force=args.force,
+                force=args.force, file_weights=args.weights,
                 hyperparameters=hyperparameters, progress=not args.quiet)
 
 
@@ -187,6 +187,9 @@ def add_train_parser(commands) -> None:
     p.add_argument("train", type=Path, nargs="+", help="training extended XYZ file(s)")
     p.add_argument("--valid", type=Path, nargs="+", default=None,
                    help="validation extended XYZ file(s)")
+    p.add_argument("--weights", type=float, nargs="+", default=None,
+                   help="loss weight of each training file's structures, in the order of the "
+                        "files (default 1 each)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output checkpoint")
     p.add_argument("--epochs", type=int, default=100, help="total epochs (also when resuming)")
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")

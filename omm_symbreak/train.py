@@ -21,7 +21,9 @@ Recipe (shared DESIGN.md, section 4):
   components of (F - F_ref)^2] / sigma_F^2, with sigma_F the root mean square force component
   of the training set (so a model predicting zero forces has a force term of 1), the energy
   per atom in eV compared with forces in eV/Angstrom times 1 Angstrom, and w_E =
-  ``energy_weight`` (default 1, MACE's weighted loss has 1 energy : 100 forces). Normalising
+  ``energy_weight`` (default 1, MACE's weighted loss has 1 energy : 100 forces). With loss
+  weights per structure (``weights``, MACE's ``config_weight``) both means are weighted means
+  over structures (a structure's force components all carry its weight). Normalising
   the energy term by the training set's own energy spread instead (sigma_E, the std of the
   residual energy per atom, about 6 meV/atom for water against sigma_F of about 0.78
   eV/Angstrom) weights an eV of energy error 10^4 times more than an eV/Angstrom of force
@@ -235,16 +237,22 @@ def _atomic_save(content, path: Path) -> None:
 
 
 def _loss(model, batch: Sequence[Frame], energy_weight: float, sigma_force: float,
-          center_energy: bool):
+          center_energy: bool, weights: Optional[Sequence[float]] = None):
+    """The batch loss (module docstring); ``weights``: one per structure (default 1 each), the
+    energy and force means become means weighted by structure."""
     energies, forces = energies_and_forces(model, batch, create_graph=True)
     dtype = energies.dtype
     n_atoms = torch.tensor([frame.n_atoms for frame in batch], dtype=dtype)
     reference = torch.tensor([frame.energy_ev for frame in batch], dtype=dtype)
+    weight = torch.ones(len(batch), dtype=dtype) if weights is None else torch.tensor(weights, dtype=dtype)
     energy_error = (energies - reference) / n_atoms
     force_error = torch.cat([(f - torch.tensor(frame.forces_ev_per_angstrom, dtype=dtype)).reshape(-1)
                              for f, frame in zip(forces, batch)])
-    fitted = energy_error - energy_error.mean() if center_energy else energy_error
-    loss = (energy_weight * (fitted ** 2).mean() + (force_error ** 2).mean()) / sigma_force ** 2
+    component_weight = torch.repeat_interleave(weight, 3 * n_atoms.long())
+    fitted = energy_error - (weight * energy_error).sum() / weight.sum() if center_energy else energy_error
+    energy_term = (weight * fitted ** 2).sum() / weight.sum()
+    force_term = (component_weight * force_error ** 2).sum() / component_weight.sum()
+    loss = (energy_weight * energy_term + force_term) / sigma_force ** 2
     return loss, energy_error.detach(), force_error.detach()
 
 
@@ -286,7 +294,7 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
           epochs: int = 100, lr: float = 1e-3, batch_size: int = 4, seed: int = 0,
           weight_decay: float = 0.0, patience: int = 10, warmup_epochs: float = 1.0,
           energy_weight: float = 1.0, schedule: str = "plateau", refit: bool = True,
-          init_from=None, resume: bool = False,
+          init_from=None, resume: bool = False, weights: Optional[Sequence[float]] = None,
           force: bool = False, hyperparameters: Optional[dict] = None,
           sources: Optional[dict] = None, progress: bool = True,
           log: Callable[[str], None] = print) -> dict:
@@ -298,6 +306,9 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
     hyperparameters) are used and the training set must be the one of the first run.
     ``schedule``: ``plateau`` or ``cosine``; ``refit``: refit the baseline every epoch;
     ``init_from``: a checkpoint to start from (its hyperparameters win over ``hyperparameters``).
+    ``weights``: a positive loss weight per training structure (default 1 each; MACE's
+    ``config_weight``), e.g. to keep rare high-force structures in the data without letting
+    them dominate the force term.
     ``hyperparameters``: ``UnconstrainedPET`` arguments except atomic_numbers (defaults for
     those not given). ``sources``: file names recorded in the metadata.
     """
@@ -319,6 +330,13 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     fingerprint = _fingerprint(train_frames)
+    weights = np.ones(len(train_frames)) if weights is None else np.asarray(weights, dtype=float)
+    if weights.shape != (len(train_frames),) or not np.all(np.isfinite(weights) & (weights > 0)):
+        raise ValueError(f"need one positive, finite loss weight per training structure "
+                         f"({len(train_frames)}), got {weights.size}"
+                         f"{'' if weights.size != len(train_frames) else ' with a non-positive one'}")
+    weights_fingerprint = (None if np.all(weights == 1.0) else
+                           hashlib.sha256(np.round(weights, 8).tobytes()).hexdigest()[:16])
 
     if resume:
         if not state_path.is_file():
@@ -333,6 +351,8 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
                              f"({config['n_train']} frames, fingerprint "
                              f"{config['train_fingerprint']}); got {len(train_frames)} frames, "
                              f"fingerprint {fingerprint}")
+        if config.get("weights_fingerprint") != weights_fingerprint:
+            raise ValueError("--resume needs the loss weights of the first run")
         model = UnconstrainedPET(**json.loads(state["hyperparameters"]))
         model.load_state_dict(state["model"])
         history = json.loads(state["history"])
@@ -372,7 +392,8 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
                       energy_weight=energy_weight, schedule=schedule, refit_baseline=refit,
                       n_train=len(train_frames),
                       n_valid=len(valid_frames),
-                      train_fingerprint=fingerprint, sources=sources or {}, **statistics)
+                      train_fingerprint=fingerprint, weights_fingerprint=weights_fingerprint,
+                      sources=sources or {}, **statistics)
         history = []
         start_epoch = 0
     atomic_numbers = model.atomic_numbers.tolist()
@@ -412,7 +433,8 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
             batch = [rotate_frame(train_frames[i], rotations[i]) for i in order[start:start + size]]
             optimizer.zero_grad(set_to_none=True)
             loss, energy_error, force_error = _loss(model, batch, energy_weight, sigma_force,
-                                                    config.get("refit_baseline", False))
+                                                    config.get("refit_baseline", False),
+                                                    weights[order[start:start + size]])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
             optimizer.step()
@@ -480,9 +502,21 @@ def _save(model, optimizer, scheduler, config, history, epoch, epochs, output: P
     }, state_path)
 
 
-def train_files(train_paths: Sequence, valid_paths: Sequence, output, **options) -> dict:
-    """``train`` on extended XYZ files (validated before any training)."""
-    train_frames = read_datasets(train_paths)
+def train_files(train_paths: Sequence, valid_paths: Sequence, output,
+                file_weights: Optional[Sequence[float]] = None, **options) -> dict:
+    """``train`` on extended XYZ files (validated before any training); ``file_weights``: the
+    loss weight of each training file's structures (default 1 each)."""
+    if file_weights is not None and len(file_weights) != len(train_paths):
+        raise ValueError(f"need one loss weight per training file ({len(train_paths)}), "
+                         f"got {len(file_weights)}")
+    per_file = [read_datasets([path]) for path in train_paths]
+    train_frames = [frame for frames in per_file for frame in frames]
+    weights = None
+    if file_weights is not None:
+        weights = np.concatenate([np.full(len(frames), float(weight))
+                                  for frames, weight in zip(per_file, file_weights)])
     valid_frames = read_datasets(valid_paths) if valid_paths else []
     sources = {"train": [str(p) for p in train_paths], "valid": [str(p) for p in valid_paths or []]}
-    return train(train_frames, valid_frames, output, sources=sources, **options)
+    if file_weights is not None:
+        sources["train_weights"] = [float(weight) for weight in file_weights]
+    return train(train_frames, valid_frames, output, sources=sources, weights=weights, **options)

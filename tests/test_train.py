@@ -263,3 +263,58 @@ def test_centred_energy_loss_ignores_a_constant_offset_per_atom(reference_frames
     mean_error = float(errors[0.0].mean())
     assert losses[shift, False] - losses[0.0, False] == pytest.approx(
         weight * (2 * shift * mean_error + shift ** 2) / sigma ** 2, rel=1e-6)
+
+
+def test_weighted_loss_against_its_analytic_value(reference_frames):
+    """Labels set to the model's own predictions, then a known offset on one structure: the loss
+    follows by hand, and a weight of 2 equals that structure taken twice."""
+    model = tiny_model()
+    frames = reference_frames[:3]
+    energies, forces = energies_and_forces(model, frames)
+    labelled = [Frame(frame.atomic_numbers, frame.positions_angstrom, frame.cell_angstrom,
+                      float(energy), force.detach().double().numpy())
+                for frame, energy, force in zip(frames, energies.detach(), forces)]
+    offset_ev, offset_force = 0.6, 0.3  # on the first structure's energy and force components
+    first = labelled[0]
+    a = Frame(first.atomic_numbers, first.positions_angstrom, first.cell_angstrom,
+              first.energy_ev + offset_ev, first.forces_ev_per_angstrom + offset_force)
+    b, c = labelled[1:]
+    d = offset_ev / a.n_atoms  # energy error per atom of a (others 0); equal sizes
+    sigma, energy_weight = 0.8, 100.0
+    # weights (2, 1, 1): energy errors (d, 0, 0); centred around the weighted mean d/2, the
+    # weighted mean square is d^2/4, uncentred d^2/2; force components: 2/4 of them off by 0.3.
+    # unweighted: centred 2 d^2/9, uncentred d^2/3; force 1/3 of the components off
+    expected = {(True, 2.0): (d * d / 4, offset_force ** 2 / 2),
+                (False, 2.0): (d * d / 2, offset_force ** 2 / 2),
+                (True, 1.0): (2 * d * d / 9, offset_force ** 2 / 3),
+                (False, 1.0): (d * d / 3, offset_force ** 2 / 3)}
+    for (centred, weight_of_a), (energy_term, force_term) in expected.items():
+        loss, _, _ = _loss(model, [a, b, c], energy_weight, sigma, centred, [weight_of_a, 1.0, 1.0])
+        assert float(loss.detach()) == pytest.approx(
+            (energy_weight * energy_term + force_term) / sigma ** 2, rel=1e-4)
+        if weight_of_a == 2.0:
+            repeated, _, _ = _loss(model, [a, a, b, c], energy_weight, sigma, centred)
+            assert float(loss.detach()) == pytest.approx(float(repeated.detach()), rel=1e-6)
+
+
+def test_file_weights_are_checked_and_bind_a_resumed_run(reference_frames, tmp_path, capsys):
+    write_frames(tmp_path / "a.extxyz", reference_frames[:2])
+    write_frames(tmp_path / "b.extxyz", reference_frames[2:4])
+    size_options = []
+    for name, value in HYPERPARAMETERS.items():
+        size_options += ["--" + name.replace("_", "-"), str(value)]
+    command = ["train", str(tmp_path / "a.extxyz"), str(tmp_path / "b.extxyz"), "-o",
+               str(tmp_path / "m.ckpt"), "--batch-size", "2", "--quiet", *size_options]
+    assert main(command + ["--weights", "1"]) == 2
+    assert "one loss weight per training file (2), got 1" in capsys.readouterr().err
+    assert main(command + ["--weights", "1", "0"]) == 2
+    assert "positive" in capsys.readouterr().err
+    assert not (tmp_path / "m.ckpt").exists()
+    assert main(command + ["--weights", "1", "0.1", "--epochs", "1"]) == 0
+    metadata = checkpoint_metadata(tmp_path / "m.ckpt")
+    assert metadata["config"]["sources"]["train_weights"] == [1.0, 0.1]
+    assert main(command + ["--weights", "1", "0.2", "--epochs", "2", "--resume"]) == 2
+    assert "loss weights of the first run" in capsys.readouterr().err
+    assert main(command + ["--epochs", "2", "--resume"]) == 2
+    assert main(command + ["--weights", "1", "0.1", "--epochs", "2", "--resume"]) == 0
+    assert checkpoint_metadata(tmp_path / "m.ckpt")["epoch"] == 2
