@@ -10,7 +10,8 @@
 #            (with weight 1 their force errors, 4 times those of the liquid, made up about 3/4
 #            of stage 2's force loss), cosine from lr 2e-4 over 40 epochs, otherwise as stage 2.
 # Run `bash analysis/train_water_model.sh` again after an interruption: a stage with a resume
-# state continues from its last epoch, a finished one only re-writes its final report.
+# state continues from its last epoch, a finished one (its log holds the final report) is
+# skipped. To lengthen a finished stage, run its command with --resume and more --epochs.
 # On 2 quiet cores about 60 s per epoch in stage 1 (300 structures of 192 atoms, batches of 4)
 # and 105 s in stage 2 (540 structures): 18 + 57 minutes in all.
 set -euo pipefail
@@ -19,6 +20,9 @@ D=../data
 stage() {  # stage NAME "EXTRA TRAINING FILES" OPTIONS...
     local name=$1 extra=$2
     shift 2
+    if grep -qs "^final report" "$name/train.log"; then
+        return
+    fi
     local resume=()
     [[ -f $name/model.ckpt.resume ]] && resume=(--resume)
     mkdir -p "$name"
