@@ -41,7 +41,7 @@ import openmm.unit as unit
 
 from .export import openmm_module
 from .grids import parse_grid
-from .model import load_checkpoint
+from .model import load_checkpoint, model_fingerprint
 from .observables import angular_momentum, torque
 from .potential import FAST_GROUP, SLOW_GROUP, STRATEGIES, create_system
 from . import systems
@@ -301,10 +301,14 @@ def _truncate_csv(path: Path, step: int, step_of) -> None:
     path.write_text("".join(kept))
 
 
-def _prepare_directory(directory: Path, settings: RunSettings, resume: bool) -> None:
+def _prepare_directory(directory: Path, settings: RunSettings, resume: bool,
+                       fingerprint: str) -> None:
     """Refuse, before any work, a directory that holds another run, or nothing to resume.
 
     On resume, a changed ``steps`` extends or shortens the run: it is recorded in run.json.
+    The model must be the one the run started with (its ``model_fingerprint`` in run.json; runs
+    written before it was recorded are not checked): the same checkpoint path, the shipped
+    model's say, may hold another model by then.
     """
     run_file = directory / "run.json"
     if run_file.exists():
@@ -316,6 +320,10 @@ def _prepare_directory(directory: Path, settings: RunSettings, resume: bool) -> 
                              f"{', '.join(changed)}); choose another output directory")
         if not resume:
             raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
+        if record.get("model_fingerprint", fingerprint) != fingerprint:
+            raise ValueError(f"{directory} was run with another model (fingerprint "
+                             f"{record['model_fingerprint']}, this one {fingerprint}): pass the "
+                             f"checkpoint it started with")
         if not (directory / "checkpoint.chk").exists():
             raise ValueError(f"{directory} has no checkpoint to resume from")
         if changed:
@@ -361,8 +369,8 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
 
     directory = Path(output_dir)
     settings.validate()
-    _prepare_directory(directory, settings, resume)
     model = load_checkpoint(settings.checkpoint)
+    _prepare_directory(directory, settings, resume, model_fingerprint(model))
     if settings.precision == "double":
         model = model.double()
     topology, positions = load_structure(settings.system)
@@ -478,6 +486,7 @@ def _run_record(settings: RunSettings, model) -> dict:
 
     return {
         "settings": dataclasses.asdict(settings),
+        "model_fingerprint": model_fingerprint(model),
         "model_hyperparameters": model.hyperparameters,
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
                      "torch": torch.__version__},

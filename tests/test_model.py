@@ -6,7 +6,7 @@ import torch
 
 from conftest import WATER_ANGSTROM, random_rotation, tiny_model, water_positions_angstrom
 from omm_symbreak.grids import parse_grid
-from omm_symbreak.model import UnconstrainedPET, load_checkpoint, save_checkpoint
+from omm_symbreak.model import UnconstrainedPET, load_checkpoint, model_fingerprint, save_checkpoint
 from omm_symbreak.symmetrize import averaged, correction, randomly_rotated
 
 SPECIES_WATER = [1, 0, 0]  # model species indices of O, H, H (atomic numbers [1, 8])
@@ -146,6 +146,12 @@ def test_checkpoint_round_trip_and_safe_loading(tmp_path, water_box):
     loaded = load_checkpoint(path).double()
     expected, _ = energy(averaged(model.double(), "none"), positions, cell)
     assert energy(averaged(loaded, "none"), positions, cell)[0] == pytest.approx(expected, rel=1e-12)
+    # the fingerprint follows the weights, not the file or the precision
+    save_checkpoint(load_checkpoint(path), tmp_path / "copy.ckpt", {"note": "other metadata"})
+    assert model_fingerprint(load_checkpoint(tmp_path / "copy.ckpt")) == model_fingerprint(loaded)
+    with torch.no_grad():
+        loaded.energy_baseline[0] += 1e-3
+    assert model_fingerprint(loaded) != model_fingerprint(load_checkpoint(path))
 
     class Payload:
         def __reduce__(self):

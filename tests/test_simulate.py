@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mdtraj
 import numpy as np
@@ -214,6 +215,12 @@ def test_a_resumed_run_can_be_extended_but_not_changed_or_cut_before_its_checkpo
     with pytest.raises(ValueError, match="settings differ: seed"):
         run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800, seed=4),
             tmp_path / "part", resume=True, progress=False)
+    original = Path(checkpoint).read_bytes()  # the same path, another model: refused
+    save_checkpoint(tiny_model(seed=1, dtype=torch.float32), checkpoint)
+    with pytest.raises(ValueError, match="run with another model"):
+        run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800),
+            tmp_path / "part", resume=True, progress=False)
+    Path(checkpoint).write_bytes(original)
     subprocess.run(simulate_command(checkpoint, tmp_path / "part", "--steps", "800", "--resume"),
                    check=True)
 

@@ -5,6 +5,7 @@ A checkpoint is ``{"format": CHECKPOINT_FORMAT, "hyperparameters": "<json>", "st
 so loading a file never executes code.
 """
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -53,3 +54,13 @@ def checkpoint_metadata(path) -> dict:
     """The JSON metadata stored with a checkpoint (training data, metrics, ...)."""
     content = torch.load(Path(path), map_location="cpu", weights_only=True)
     return json.loads(content["metadata"])
+
+
+def model_fingerprint(model: UnconstrainedPET) -> str:
+    """A short SHA-256 of the hyperparameters and every weight and buffer of ``model`` (as
+    float32): the identity of a model whatever file it was saved to."""
+    digest = hashlib.sha256(json.dumps(model.hyperparameters, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
