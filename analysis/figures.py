@@ -11,6 +11,8 @@ import numpy as np
 matplotlib.use("Agg")  # figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 
+from omm_symbreak.model import load_checkpoint, model_fingerprint  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -42,11 +44,13 @@ def estimated_wall_time_s(run_directory: Path) -> Optional[float]:
 
 
 def write_figure(name: str, args: argparse.Namespace, result: dict, numbers: dict, plot) -> None:
-    """Write results/<name>[_quick].json (``result`` with the command and the checkpoint) and
+    """Write results/<name>[_quick].json (``result`` with the command, the checkpoint and its
+    model fingerprint) and
     the PNG of the figure that ``plot(numbers)`` returns."""
     suffix = "_quick" if args.quick else ""
     result = {**result, "command": f"python analysis/{name}.py" + (" --quick" if args.quick else ""),
-              "checkpoint": args.checkpoint or "shipped"}
+              "checkpoint": args.checkpoint or "shipped",
+              "model_fingerprint": model_fingerprint(load_checkpoint(args.checkpoint))}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(result) + "\n")
     figure = plot(numbers)

@@ -22,6 +22,7 @@ import mdtraj
 import numpy as np
 
 from figures import estimated_wall_time_s, read_state
+from omm_symbreak.model import load_checkpoint, model_fingerprint
 from omm_symbreak.simulate import RunSettings, read_trajectory, run
 
 ROOT = Path(__file__).resolve().parent
@@ -72,6 +73,7 @@ def main() -> None:
         "what": "raw-model NVT MD of liquid-64 at 300 K: does any molecule break?",
         "command": "python analysis/raw_md_stability.py",
         "checkpoint": args.checkpoint or "shipped (omm_symbreak/models/water-pet.ckpt)",
+        "model_fingerprint": model_fingerprint(load_checkpoint(args.checkpoint)),
         "settings": {"ensemble": "NVT, Langevin middle, friction 1/ps", "timestep_fs": 0.5,
                      "temperature_k": 300.0, "platform": "CPU", "seed": 1},
         "simulated_ps": float(simulated_ps),
