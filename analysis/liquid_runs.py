@@ -78,7 +78,7 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
         if step > steps:
             raise ValueError(f"{directory} is checkpointed at step {step}, beyond {steps}")
         simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
-        _truncate_dcd(directory / "trajectory.dcd", step // FRAME_STEPS)
+        _truncate_dcd(directory / "trajectory.dcd", step // FRAME_STEPS + 1)
         _truncate_csv(directory / "state.csv", step, lambda row: int(row.split(",")[0]))
     else:
         step = 0
@@ -92,6 +92,11 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
     simulation.reporters.append(app.StateDataReporter(
         str(directory / "state.csv"), FRAME_STEPS * 10, step=True, time=True,
         potentialEnergy=True, temperature=True, speed=True, append=resume))
+    if not resume:  # frame 0 is the start, as in the ML runs (DCDReporter begins at a step > 0),
+        # wrapped into the box as Simulation does for the reporter's later frames
+        periodic = site_topology.getPeriodicBoxVectors() is not None
+        simulation.reporters[0].report(simulation, simulation.context.getState(
+            getPositions=True, enforcePeriodicBox=periodic))
     while step < steps:
         chunk = min(CHECKPOINT_STEPS, steps - step)
         simulation.step(chunk)
