@@ -1,6 +1,6 @@
 """Ship a trained checkpoint as the package's default model, with its model card.
 
-    python analysis/ship_model.py [--checkpoint analysis/training/stage2/model.ckpt]
+    python analysis/ship_model.py [--checkpoint analysis/training/stage3/model.ckpt]
                                   [--grid-structures 5] [--grid-rotations 10]
 
 1. Copies the checkpoint to ``omm_symbreak/models/water-pet.ckpt`` (after loading it with
@@ -16,7 +16,8 @@
 3. Writes the model card ``omm_symbreak/models/water-pet.card.json``: the data and how they
    were made, the training stages (settings, epochs, wall time), the hyperparameters, the
    metrics with the commands that reproduce them, the issue's targets and whether each is met,
-   and (if ``analysis/results/raw_md_stability.json`` exists) the raw-MD stability check.
+   and the raw-MD stability check of ``analysis/results/raw_md_stability.json`` if that was
+   run with this model (same model fingerprint; otherwise the card says it is still to run).
 
 ``--card-only`` rewrites the card from the metrics JSON already written (after a new
 stability check, say) without copying or evaluating anything.
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from omm_symbreak.data import read_frames
 from omm_symbreak.evaluate import evaluate_files
-from omm_symbreak.model import checkpoint_metadata, load_checkpoint
+from omm_symbreak.model import checkpoint_metadata, load_checkpoint, model_fingerprint
 from omm_symbreak.model.checkpoint import DEFAULT_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,13 +73,16 @@ def dataset_summary(path: Path) -> dict:
             "states (system, K, g/cm3)": [list(state) for state in states]}
 
 
-def training_summary() -> list:
-    """Each training stage: its settings and history, from the checkpoints' metadata."""
-    stages = []
-    for stage in sorted((ROOT / "analysis" / "training").glob("stage*/model.ckpt")):
+def training_summary(checkpoint: Path) -> list:
+    """The training stages that led to ``checkpoint`` (following ``init_from``, first stage
+    first): their settings and history, from the checkpoints' metadata."""
+    stages, stage = [], Path(checkpoint)
+    while stage is not None:
         metadata = checkpoint_metadata(stage)
         config = metadata["config"]
-        stages.append({
+        # init_from is as given to the training command, which ran in analysis/training
+        parent = config.get("init_from")
+        stages.insert(0, {
             "checkpoint": _relative(stage),
             "epochs": metadata["epoch"],
             "wall_time_s": sum(record["seconds"] for record in metadata["history"]),
@@ -87,6 +91,7 @@ def training_summary() -> list:
                 "schedule", "refit_baseline", "init_from", "sources") if key in config},
             "last_epoch": metadata["history"][-1],
         })
+        stage = None if parent is None else ROOT / "analysis" / "training" / parent
     return stages
 
 
@@ -109,7 +114,7 @@ def targets(raw: dict, stability) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path,
-                        default=ROOT / "analysis" / "training" / "stage2" / "model.ckpt")
+                        default=ROOT / "analysis" / "training" / "stage3" / "model.ckpt")
     parser.add_argument("--grid-structures", type=int, default=5)
     parser.add_argument("--grid-rotations", type=int, default=10)
     parser.add_argument("--card-only", action="store_true",
@@ -141,6 +146,10 @@ def main() -> None:
 
     stability_path = RESULTS / "raw_md_stability.json"
     stability = json.loads(stability_path.read_text()) if stability_path.exists() else None
+    if stability is not None and stability.get("model_fingerprint") != model_fingerprint(model):
+        print(f"{_relative(stability_path)} is of another model: run "
+              "analysis/raw_md_stability.py, then this script with --card-only")
+        stability = None
     metadata = checkpoint_metadata(DEFAULT_CHECKPOINT)
     card = {
         "name": "water-pet",
@@ -165,13 +174,15 @@ def main() -> None:
         },
         "training": {
             "command": "bash analysis/train_water_model.sh",
-            "stages": training_summary(),
+            "stages": training_summary(args.checkpoint),
         },
         "metrics": {
             name: {"command": commands[name], "wall_time_s": seconds[name],
                    "result": metrics[name]} for name in metrics},
         "targets_met": targets(metrics["raw"], stability),
-        "raw_md_stability": stability,
+        "model_fingerprint": model_fingerprint(model),
+        "raw_md_stability": stability or ("not yet run with this model: "
+                                          "python analysis/raw_md_stability.py"),
     }
     card["training"]["wall_time_s_total"] = sum(s["wall_time_s"] for s in card["training"]["stages"])
     CARD.write_text(json.dumps(card, indent=1) + "\n")
