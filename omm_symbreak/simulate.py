@@ -308,13 +308,15 @@ def _prepare_directory(directory: Path, settings: RunSettings, resume: bool,
     On resume, a changed ``steps`` extends or shortens the run: it is recorded in run.json.
     The model must be the one the run started with (its ``model_fingerprint`` in run.json; runs
     written before it was recorded are not checked): the same checkpoint path, the shipped
-    model's say, may hold another model by then.
+    model's say, may hold another model by then, and another path may hold the same model.
     """
     run_file = directory / "run.json"
     if run_file.exists():
         record = json.loads(run_file.read_text())
         wanted = dataclasses.asdict(settings)
         changed = sorted(k for k in record["settings"] if record["settings"][k] != wanted.get(k))
+        if record.get("model_fingerprint") == fingerprint and "checkpoint" in changed:
+            changed.remove("checkpoint")  # the same model under another path (a copy, say)
         if changed and not (resume and changed == ["steps"]):
             raise ValueError(f"{directory} holds a different run (settings differ: "
                              f"{', '.join(changed)}); choose another output directory")

@@ -221,6 +221,10 @@ def test_a_resumed_run_can_be_extended_but_not_changed_or_cut_before_its_checkpo
         run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800),
             tmp_path / "part", resume=True, progress=False)
     Path(checkpoint).write_bytes(original)
+    copy = tmp_path / "copy.ckpt"  # another path, the same model: accepted
+    copy.write_bytes(original)
+    run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=400, checkpoint=str(copy)),
+        tmp_path / "part", resume=True, progress=False)
     subprocess.run(simulate_command(checkpoint, tmp_path / "part", "--steps", "800", "--resume"),
                    check=True)
 
