@@ -13,7 +13,7 @@
 # state continues from its last epoch, a finished one (its log holds the final report) is
 # skipped. To lengthen a finished stage, run its command with --resume and more --epochs.
 # On 2 quiet cores about 60 s per epoch in stage 1 (300 structures of 192 atoms, batches of 4)
-# and 105 s in stage 2 (540 structures): 18 + 57 minutes in all.
+# and 105 s in stage 2 (540 structures), 95 s in stage 3: 18 + 57 + 70 minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/training"
 D=../data
