@@ -372,7 +372,8 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
     directory = Path(output_dir)
     settings.validate()
     model = load_checkpoint(settings.checkpoint)
-    _prepare_directory(directory, settings, resume, model_fingerprint(model))
+    fingerprint = model_fingerprint(model)
+    _prepare_directory(directory, settings, resume, fingerprint)
     if settings.precision == "double":
         model = model.double()
     topology, positions = load_structure(settings.system)
@@ -400,7 +401,8 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
         simulation.context.setVelocitiesToTemperature(settings.temperature_k,
                                                       _openmm_seed(settings.seed))
         _remove_center_of_mass_velocity(simulation)
-        (directory / "run.json").write_text(json.dumps(_run_record(settings, model), indent=2))
+        record = _run_record(settings, model, fingerprint)
+        (directory / "run.json").write_text(json.dumps(record, indent=2))
         with open(directory / "topology.pdb", "w") as handle:
             app.PDBFile.writeFile(topology, positions, handle)
         step = 0
@@ -483,12 +485,12 @@ def _save_checkpoint(simulation, directory: Path, step: int) -> None:
     Path(str(pt) + ".tmp").replace(pt)
 
 
-def _run_record(settings: RunSettings, model) -> dict:
+def _run_record(settings: RunSettings, model, fingerprint: str) -> dict:
     from . import __version__
 
     return {
         "settings": dataclasses.asdict(settings),
-        "model_fingerprint": model_fingerprint(model),
+        "model_fingerprint": fingerprint,
         "model_hyperparameters": model.hyperparameters,
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
                      "torch": torch.__version__},

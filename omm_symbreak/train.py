@@ -69,7 +69,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .data import Frame, read_datasets
+from .data import Frame, read_datasets, read_frames
 from .grids import random_rotations
 from .model.checkpoint import checkpoint_metadata, load_checkpoint, save_checkpoint
 from .model.neighbors import NeighborList, neighbor_list, trim_padding
@@ -331,10 +331,11 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     fingerprint = _fingerprint(train_frames)
     weights = np.ones(len(train_frames)) if weights is None else np.asarray(weights, dtype=float)
-    if weights.shape != (len(train_frames),) or not np.all(np.isfinite(weights) & (weights > 0)):
-        raise ValueError(f"need one positive, finite loss weight per training structure "
-                         f"({len(train_frames)}), got {weights.size}"
-                         f"{'' if weights.size != len(train_frames) else ' with a non-positive one'}")
+    if weights.shape != (len(train_frames),):
+        raise ValueError(f"need one loss weight per training structure ({len(train_frames)}), "
+                         f"got {weights.size}")
+    if not np.all(np.isfinite(weights) & (weights > 0)):
+        raise ValueError("loss weights must be positive and finite")
     weights_fingerprint = (None if np.all(weights == 1.0) else
                            hashlib.sha256(np.round(weights, 8).tobytes()).hexdigest()[:16])
 
@@ -509,14 +510,13 @@ def train_files(train_paths: Sequence, valid_paths: Sequence, output,
     if file_weights is not None and len(file_weights) != len(train_paths):
         raise ValueError(f"need one loss weight per training file ({len(train_paths)}), "
                          f"got {len(file_weights)}")
-    per_file = [read_datasets([path]) for path in train_paths]
+    per_file = [read_frames(path) for path in train_paths]
     train_frames = [frame for frames in per_file for frame in frames]
+    valid_frames = read_datasets(valid_paths) if valid_paths else []
+    sources = {"train": [str(p) for p in train_paths], "valid": [str(p) for p in valid_paths or []]}
     weights = None
     if file_weights is not None:
         weights = np.concatenate([np.full(len(frames), float(weight))
                                   for frames, weight in zip(per_file, file_weights)])
-    valid_frames = read_datasets(valid_paths) if valid_paths else []
-    sources = {"train": [str(p) for p in train_paths], "valid": [str(p) for p in valid_paths or []]}
-    if file_weights is not None:
         sources["train_weights"] = [float(weight) for weight in file_weights]
     return train(train_frames, valid_frames, output, sources=sources, weights=weights, **options)

@@ -21,6 +21,8 @@ from omm_symbreak.train import (_loss, dataset_statistics, energies_and_forces, 
                                 resume_path, rotate_frame, train)
 
 HYPERPARAMETERS = {key: value for key, value in TINY_MODEL.items() if key != "atomic_numbers"}
+SIZE_OPTIONS = [item for name, value in HYPERPARAMETERS.items()
+                for item in ("--" + name.replace("_", "-"), str(value))]  # the same, for the CLI
 CELL = np.eye(3) * 6.2
 
 
@@ -220,12 +222,9 @@ def test_train_refuses_bad_inputs(reference_frames, tmp_path):
 def test_cli_train_and_reference(reference_frames, tmp_path, capsys):
     write_frames(tmp_path / "train.extxyz", reference_frames[:4])
     write_frames(tmp_path / "valid.extxyz", reference_frames[4:6])
-    size_options = []
-    for name, value in HYPERPARAMETERS.items():
-        size_options += ["--" + name.replace("_", "-"), str(value)]
     command = ["train", str(tmp_path / "train.extxyz"), "--valid", str(tmp_path / "valid.extxyz"),
                "-o", str(tmp_path / "m.ckpt"), "--epochs", "1", "--batch-size", "2", "--quiet",
-               *size_options]
+               *SIZE_OPTIONS]
     assert main(command) == 0
     assert "final report" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "m.ckpt").hyperparameters["width"] == HYPERPARAMETERS["width"]
@@ -300,11 +299,8 @@ def test_weighted_loss_against_its_analytic_value(reference_frames):
 def test_file_weights_are_checked_and_bind_a_resumed_run(reference_frames, tmp_path, capsys):
     write_frames(tmp_path / "a.extxyz", reference_frames[:2])
     write_frames(tmp_path / "b.extxyz", reference_frames[2:4])
-    size_options = []
-    for name, value in HYPERPARAMETERS.items():
-        size_options += ["--" + name.replace("_", "-"), str(value)]
     command = ["train", str(tmp_path / "a.extxyz"), str(tmp_path / "b.extxyz"), "-o",
-               str(tmp_path / "m.ckpt"), "--batch-size", "2", "--quiet", *size_options]
+               str(tmp_path / "m.ckpt"), "--batch-size", "2", "--quiet", *SIZE_OPTIONS]
     assert main(command + ["--weights", "1"]) == 2
     assert "one loss weight per training file (2), got 1" in capsys.readouterr().err
     assert main(command + ["--weights", "1", "0"]) == 2
