@@ -1,0 +1,163 @@
+"""Is the model's force error a locality floor? The q-TIP4P/F force from beyond a radius R
+against the model's force error, on held-out liquid frames.
+
+q-TIP4P/F's intermolecular forces are pairwise between molecules (Coulomb between the sites
+H, H, M and Lennard-Jones between the O atoms), so the label force on an atom splits exactly
+into its own molecule's stretch and bend, the forces from the molecules whose O lies within R
+of the atom (minimum image, bare pair forces), and the rest, F_far(R) = F_label - F_near(R):
+what a model that sees only R could know only through its effect on the local geometry. The
+pair forces come from OpenMM (a gas-phase dimer minus its two monomers), so nothing here
+re-implements the reference.
+
+Much of F_far(R) is predictable from the local geometry (the reaction field of the surrounding
+dielectric follows the central molecule's dipole), so its size alone says little. Split it as
+F_far = P + U, with P predictable from what the model sees and U not; a model that gets P
+right and errs otherwise independently has the error e = F_model - F_label = -U + W with W
+uncorrelated with F_far, so that cov(-e, F_far(R)) = var(U(R)). For each R the script reports,
+per species and over all atoms, the root mean square component of F_far(R), that covariance as a share of the
+model's error variance (the part of the squared error attributable to forces from beyond R,
+under that assumption) and its square root (the rms of U(R), meV/Angstrom). Writes
+analysis/results/force_error_locality.json.
+
+    python analysis/force_error_locality.py [--checkpoint CKPT] [--frames 10]
+"""
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import openmm
+from openmm import app, unit
+
+from omm_symbreak import systems
+from omm_symbreak.data import read_frames
+from omm_symbreak.model.checkpoint import load_checkpoint, model_fingerprint
+from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
+from omm_symbreak.train import predict
+
+HERE = Path(__file__).resolve().parent
+KJ_MOL_NM_PER_EV_ANGSTROM = 964.8533212
+RADII_ANGSTROM = (3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0)
+
+
+def gas_phase_context(n_molecules: int) -> openmm.Context:
+    """A Reference-platform context of ``n_molecules`` q-TIP4P/F waters without a box."""
+    topology, positions, _ = systems.load("water-monomer")
+    modeller = app.Modeller(topology, positions)
+    for _ in range(n_molecules - 1):
+        modeller.add(topology, positions)
+    topology, _ = add_virtual_sites(modeller.topology, modeller.positions)
+    system = create_qtip4pf_system(topology)
+    return openmm.Context(system, openmm.VerletIntegrator(0.001),
+                          openmm.Platform.getPlatformByName("Reference"))
+
+
+def forces_kj_mol_nm(context: openmm.Context, molecules_nm: np.ndarray) -> np.ndarray:
+    """Forces [n, 3, 3] on O, H1, H2 of the waters ``molecules_nm`` [n, 3, 3] (nm)."""
+    n = len(molecules_nm)
+    with_sites = np.concatenate([molecules_nm, molecules_nm[:, :1]], axis=1).reshape(-1, 3)
+    context.setPositions(with_sites * unit.nanometer)
+    context.computeVirtualSites()
+    forces = context.getState(getForces=True).getForces(asNumpy=True)
+    return forces.value_in_unit(unit.kilojoule_per_mole / unit.nanometer).reshape(n, 4, 3)[:, :3]
+
+
+def far_field_forces(molecules_angstrom: np.ndarray, cell_angstrom: np.ndarray,
+                     label_forces: np.ndarray, monomer: openmm.Context, dimer: openmm.Context,
+                     radii: tuple = RADII_ANGSTROM) -> np.ndarray:
+    """F_far(R) [len(radii), n, 3, 3] (eV/Angstrom) of one periodic (cubic) frame.
+
+    molecules_angstrom: [n, 3, 3] O, H1, H2 (molecules whole); label_forces: [n, 3, 3] eV/A.
+    """
+    box = np.diag(cell_angstrom)
+    n = len(molecules_angstrom)
+    x_nm = molecules_angstrom / 10
+    single = np.stack([forces_kj_mol_nm(monomer, x_nm[i:i + 1])[0] for i in range(n)])
+    pair = np.zeros((n, n, 3, 3))  # pair[i, j]: force on i's atoms from molecule j
+    shift_angstrom = np.zeros((n, n, 3))
+    for i in range(n):
+        for j in range(i + 1, n):
+            shift = -box * np.round((x_nm[j, 0] - x_nm[i, 0]) * 10 / box)
+            shift_angstrom[i, j], shift_angstrom[j, i] = shift, -shift
+            both = forces_kj_mol_nm(dimer, np.stack([x_nm[i], x_nm[j] + shift / 10]))
+            pair[i, j], pair[j, i] = both[0] - single[i], both[1] - single[j]
+    pair /= KJ_MOL_NM_PER_EV_ANGSTROM
+    single /= KJ_MOL_NM_PER_EV_ANGSTROM
+    # distance from atom a of molecule i to the O of molecule j (its image nearest to i's O)
+    to_oxygen = (molecules_angstrom[None, :, None, 0] + shift_angstrom[:, :, None]
+                 - molecules_angstrom[:, None])
+    distance = np.linalg.norm(to_oxygen, axis=-1)  # [n(i), n(j), 3(a)]
+    np.einsum("iia->ia", distance)[...] = np.inf
+    return np.stack([label_forces - single - np.einsum("ija,ijax->iax", distance <= r, pair)
+                     for r in radii])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
+    parser.add_argument("--dataset", default=str(HERE / "data" / "test.extxyz"))
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("-o", "--output", default=str(HERE / "results" / "force_error_locality.json"))
+    args = parser.parse_args(argv)
+    start = time.time()
+    frames = read_frames(args.dataset)[:args.frames]
+    for frame in frames:
+        if list(frame.atomic_numbers[:3]) != [8, 1, 1] or frame.n_atoms % 3 or frame.cell_angstrom is None:
+            raise ValueError("expected periodic water frames with atoms in O, H, H order")
+        if not np.allclose(frame.cell_angstrom, np.diag(np.diag(frame.cell_angstrom))):
+            raise ValueError("expected orthorhombic cells")
+    model = load_checkpoint(args.checkpoint)
+    _, predicted = predict(model, frames)
+    monomer, dimer = gas_phase_context(1), gas_phase_context(2)
+    far, error, species = [], [], []
+    for frame, forces in zip(frames, predicted):
+        n = frame.n_atoms // 3
+        far.append(far_field_forces(frame.positions_angstrom.reshape(n, 3, 3), frame.cell_angstrom,
+                                    frame.forces_ev_per_angstrom.reshape(n, 3, 3), monomer, dimer
+                                    ).reshape(len(RADII_ANGSTROM), -1, 3))
+        error.append(forces - frame.forces_ev_per_angstrom)
+        species.append(frame.atomic_numbers)
+    far_mev = np.concatenate(far, axis=1) * 1000  # [R, atoms, 3]
+    error_mev = np.concatenate(error) * 1000
+    species = np.concatenate(species)
+
+    def rms(values):
+        return float(np.sqrt(np.mean(values ** 2)))
+
+    rows = []
+    for k, radius in enumerate(RADII_ANGSTROM):
+        row = {"radius_angstrom": radius}
+        for name, selected in (("all", species > 0), ("O", species == 8), ("H", species == 1)):
+            f, e = far_mev[k][selected].ravel(), -error_mev[selected].ravel()
+            covariance = float(np.mean(f * e))
+            row[name] = {"far_field_rms_mev_per_angstrom": rms(f),
+                         "error_variance_share_from_beyond_radius": covariance / float(np.mean(e ** 2)),
+                         "unpredictable_far_field_rms_mev_per_angstrom": math.sqrt(max(covariance, 0.0))}
+        rows.append(row)
+    result = {
+        "checkpoint": args.checkpoint or "shipped default", "model_fingerprint": model_fingerprint(model),
+        "model_cutoff_angstrom": model.cutoff, "dataset": args.dataset, "frames": len(frames),
+        "model_force_error_rms_mev_per_angstrom": {"all": rms(error_mev),
+                                                   "O": rms(error_mev[species == 8]),
+                                                   "H": rms(error_mev[species == 1])},
+        "by_radius": rows, "wall_seconds": round(time.time() - start, 1),
+    }
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"model force error rms {result['model_force_error_rms_mev_per_angstrom']}")
+    print("R/A   far-field rms O, H (meV/A)   error variance share O, H   rms of U O, H, all (meV/A)")
+    for row in rows:
+        o, h, every = row["O"], row["H"], row["all"]
+        print(f"{row['radius_angstrom']:.1f}   {o['far_field_rms_mev_per_angstrom']:6.1f} "
+              f"{h['far_field_rms_mev_per_angstrom']:6.1f}   "
+              f"{o['error_variance_share_from_beyond_radius']:5.2f} "
+              f"{h['error_variance_share_from_beyond_radius']:5.2f}   "
+              f"{o['unpredictable_far_field_rms_mev_per_angstrom']:5.1f} "
+              f"{h['unpredictable_far_field_rms_mev_per_angstrom']:5.1f} "
+              f"{every['unpredictable_far_field_rms_mev_per_angstrom']:5.1f}")
+    print(f"wrote {args.output} ({result['wall_seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
