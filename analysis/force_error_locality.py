@@ -15,9 +15,10 @@ F_far = P + U, with P the part the model predicts and U the part it misses; if t
 its error W is uncorrelated with F_far, the error is e = F_model - F_label = -U + W and
 cov(-e, F_far(R)) = var(U(R)). The estimate cannot tell a U that needs a longer cutoff from a
 misfit of forces the model does see (through message passing). For each R the script reports,
-per species and over all atoms, the root mean square component of F_far(R), that covariance as a share of the
-model's error variance (the part of the squared error attributable to forces from beyond R,
-under that assumption) and its square root (the rms of U(R), meV/Angstrom). Writes
+per species and over all atoms, the root mean square component of F_far(R), that covariance
+as a share of the model's error variance (the part of the squared error attributable to
+forces from beyond R, under that assumption) and its square root (the rms of U(R),
+meV/Angstrom), with standard errors from blocks of consecutive frames. Writes
 analysis/results/force_error_locality.json.
 
     python analysis/force_error_locality.py [--checkpoint CKPT] [--frames N] [--block-frames 10]
