@@ -36,12 +36,13 @@ from openmm import app, unit
 
 from omm_symbreak import systems
 from omm_symbreak.data import read_frames
+from omm_symbreak.export import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
 from omm_symbreak.model.checkpoint import load_checkpoint, model_fingerprint
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.train import predict
 
 HERE = Path(__file__).resolve().parent
-KJ_MOL_NM_PER_EV_ANGSTROM = 964.8533212
+KJ_MOL_NM_PER_EV_ANGSTROM = KJ_PER_MOL_PER_EV * ANGSTROM_PER_NM
 RADII_ANGSTROM = (3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0)
 
 
@@ -76,15 +77,15 @@ def far_field_forces(molecules_angstrom: np.ndarray, cell_angstrom: np.ndarray,
     """
     box = np.diag(cell_angstrom)
     n = len(molecules_angstrom)
-    x_nm = molecules_angstrom / 10
+    x_nm = molecules_angstrom / ANGSTROM_PER_NM
     single = np.stack([forces_kj_mol_nm(monomer, x_nm[i:i + 1])[0] for i in range(n)])
     pair = np.zeros((n, n, 3, 3))  # pair[i, j]: force on i's atoms from molecule j
     shift_angstrom = np.zeros((n, n, 3))
     for i in range(n):
         for j in range(i + 1, n):
-            shift = -box * np.round((x_nm[j, 0] - x_nm[i, 0]) * 10 / box)
+            shift = -box * np.round((molecules_angstrom[j, 0] - molecules_angstrom[i, 0]) / box)
             shift_angstrom[i, j], shift_angstrom[j, i] = shift, -shift
-            both = forces_kj_mol_nm(dimer, np.stack([x_nm[i], x_nm[j] + shift / 10]))
+            both = forces_kj_mol_nm(dimer, np.stack([x_nm[i], x_nm[j] + shift / ANGSTROM_PER_NM]))
             pair[i, j], pair[j, i] = both[0] - single[i], both[1] - single[j]
     pair /= KJ_MOL_NM_PER_EV_ANGSTROM
     single /= KJ_MOL_NM_PER_EV_ANGSTROM
@@ -141,13 +142,15 @@ def main(argv=None):
         for name, number in (("all", None), ("O", 8), ("H", 1)):
             selected = species[0] > 0 if number is None else species[0] == number
             f, e = far_mev[:, k, selected], -error_mev[:, selected]  # [frames, atoms, 3]
-            blocks = np.mean(f * e, axis=(1, 2))[:len(f) // block * block].reshape(-1, block).mean(axis=1)
-            covariance = float(np.mean(f * e))
+            per_frame = np.mean(f * e, axis=(1, 2))  # frames of one system: equal weights
+            blocks = per_frame[:len(f) // block * block].reshape(-1, block).mean(axis=1)
+            covariance = float(per_frame.mean())
             standard_error = float(blocks.std(ddof=1) / math.sqrt(len(blocks)))
+            error_variance = float(np.mean(e ** 2))
             row[name] = {
                 "far_field_rms_mev_per_angstrom": rms(f),
-                "error_variance_share_from_beyond_radius": covariance / float(np.mean(e ** 2)),
-                "error_variance_share_standard_error": standard_error / float(np.mean(e ** 2)),
+                "error_variance_share_from_beyond_radius": covariance / error_variance,
+                "error_variance_share_standard_error": standard_error / error_variance,
                 "missed_far_field_rms_mev_per_angstrom": math.sqrt(max(covariance, 0.0)),
                 "missed_far_field_rms_range_mev_per_angstrom": [
                     math.sqrt(max(covariance - standard_error, 0.0)),
