@@ -241,12 +241,12 @@ def _loss(model, batch: Sequence[Frame], energy_weight: float, sigma_force: floa
     """The batch loss (module docstring); ``weights``: one per structure (default 1 each), the
     energy and force means become means weighted by structure."""
     energies, forces = energies_and_forces(model, batch, create_graph=True)
-    dtype = energies.dtype
-    n_atoms = torch.tensor([frame.n_atoms for frame in batch], dtype=dtype)
-    reference = torch.tensor([frame.energy_ev for frame in batch], dtype=dtype)
-    weight = torch.ones(len(batch), dtype=dtype) if weights is None else torch.tensor(weights, dtype=dtype)
+    like = dict(dtype=energies.dtype, device=energies.device)
+    n_atoms = torch.tensor([frame.n_atoms for frame in batch], **like)
+    reference = torch.tensor([frame.energy_ev for frame in batch], **like)
+    weight = torch.ones(len(batch), **like) if weights is None else torch.tensor(weights, **like)
     energy_error = (energies - reference) / n_atoms
-    force_error = torch.cat([(f - torch.tensor(frame.forces_ev_per_angstrom, dtype=dtype)).reshape(-1)
+    force_error = torch.cat([(f - torch.tensor(frame.forces_ev_per_angstrom, **like)).reshape(-1)
                              for f, frame in zip(forces, batch)])
     component_weight = torch.repeat_interleave(weight, 3 * n_atoms.long())
     fitted = energy_error - (weight * energy_error).sum() / weight.sum() if center_energy else energy_error
@@ -283,9 +283,10 @@ def refit_baseline(model: UnconstrainedPET, frames: Sequence[Frame], batch_size:
     with torch.no_grad():
         predicted = torch.cat([_union_energies(model, frames[i:i + batch_size], False)[0]
                                for i in range(0, len(frames), batch_size)])
-    residual = np.array([frame.energy_ev for frame in frames]) - predicted.double().numpy()
+    residual = np.array([frame.energy_ev for frame in frames]) - predicted.double().cpu().numpy()
     shift, _ = fit_baseline(frames, model.atomic_numbers.tolist(), residual)
-    model.energy_baseline += torch.as_tensor(shift, dtype=model.energy_baseline.dtype)
+    model.energy_baseline += torch.as_tensor(shift, dtype=model.energy_baseline.dtype,
+                                             device=model.energy_baseline.device)
     n_atoms = np.array([frame.n_atoms for frame in frames])
     return float(np.mean(residual / n_atoms))
 
@@ -384,7 +385,7 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
                 subset = train_frames[::max(1, len(train_frames) // 32)][:32]
                 network = torch.cat([_union_energies(model, subset[i:i + batch_size], False)[0]
                                      for i in range(0, len(subset), batch_size)])
-                offset = fit_baseline(subset, atomic_numbers, network.double().numpy())[0]
+                offset = fit_baseline(subset, atomic_numbers, network.double().cpu().numpy())[0]
                 statistics["network_offset_ev"] = offset.tolist()
                 model.energy_baseline.copy_(torch.tensor(statistics["energy_baseline_ev"]) -
                                             torch.tensor(offset))

@@ -296,6 +296,28 @@ def test_weighted_loss_against_its_analytic_value(reference_frames):
             assert float(loss.detach()) == pytest.approx(float(repeated.detach()), rel=1e-6)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_loss_and_baseline_refit_on_cuda_match_cpu(reference_frames):
+    """The loss and its gradients, and the baseline refit, on a model moved to the GPU."""
+    batch = reference_frames[:3]
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = tiny_model().to(device)
+        loss, energy_error, force_error = _loss(model, batch, 100.0, 0.8, True, [2.0, 1.0, 1.0])
+        loss.backward()
+        assert loss.device.type == energy_error.device.type == force_error.device.type == device
+        gradients = [p.grad.cpu() for p in model.parameters() if p.grad is not None]
+        shift = refit_baseline(model, batch, 2)
+        results[device] = (float(loss), gradients, shift, model.energy_baseline.cpu())
+    (cpu_loss, cpu_grad, cpu_shift, cpu_base), (gpu_loss, gpu_grad, gpu_shift, gpu_base) = (
+        results["cpu"], results["cuda"])
+    assert gpu_loss == pytest.approx(cpu_loss, rel=1e-4)
+    for on_cpu, on_gpu in zip(cpu_grad, gpu_grad):
+        torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3, atol=1e-6)
+    assert gpu_shift == pytest.approx(cpu_shift, rel=1e-4, abs=1e-6)
+    torch.testing.assert_close(gpu_base, cpu_base, rtol=1e-5, atol=1e-6)
+
+
 def test_file_weights_are_checked_and_bind_a_resumed_run(reference_frames, tmp_path, capsys):
     write_frames(tmp_path / "a.extxyz", reference_frames[:2])
     write_frames(tmp_path / "b.extxyz", reference_frames[2:4])
