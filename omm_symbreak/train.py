@@ -274,16 +274,22 @@ def _learning_rate(config: dict, global_step: int, warmup_steps: float,
     return None
 
 
+def _energies_no_grad(model: UnconstrainedPET, frames: Sequence[Frame],
+                      batch_size: int) -> np.ndarray:
+    """Energies [S] (float64 numpy, eV) of unrotated frames, in batches, without gradients."""
+    with torch.no_grad():
+        return torch.cat([_union_energies(model, frames[i:i + batch_size], False)[0]
+                          for i in range(0, len(frames), batch_size)]).double().cpu().numpy()
+
+
 def refit_baseline(model: UnconstrainedPET, frames: Sequence[Frame], batch_size: int) -> float:
     """Shift ``model.energy_baseline`` by the least-squares per-species fit of the reference
     minus the predicted energies of ``frames`` (no rotation, no gradient).
 
     Returns the mean shift per atom (eV/atom), the offset that was removed.
     """
-    with torch.no_grad():
-        predicted = torch.cat([_union_energies(model, frames[i:i + batch_size], False)[0]
-                               for i in range(0, len(frames), batch_size)])
-    residual = np.array([frame.energy_ev for frame in frames]) - predicted.double().cpu().numpy()
+    residual = (np.array([frame.energy_ev for frame in frames]) -
+                _energies_no_grad(model, frames, batch_size))
     shift, _ = fit_baseline(frames, model.atomic_numbers.tolist(), residual)
     model.energy_baseline += torch.as_tensor(shift, dtype=model.energy_baseline.dtype,
                                              device=model.energy_baseline.device)
@@ -383,9 +389,8 @@ def train(train_frames: Sequence[Frame], valid_frames: Optional[Sequence[Frame]]
             with torch.no_grad():
                 model.energy_scale.fill_(statistics["energy_scale_ev"])
                 subset = train_frames[::max(1, len(train_frames) // 32)][:32]
-                network = torch.cat([_union_energies(model, subset[i:i + batch_size], False)[0]
-                                     for i in range(0, len(subset), batch_size)])
-                offset = fit_baseline(subset, atomic_numbers, network.double().cpu().numpy())[0]
+                network = _energies_no_grad(model, subset, batch_size)
+                offset = fit_baseline(subset, atomic_numbers, network)[0]
                 statistics["network_offset_ev"] = offset.tolist()
                 model.energy_baseline.copy_(torch.tensor(statistics["energy_baseline_ev"]) -
                                             torch.tensor(offset))
