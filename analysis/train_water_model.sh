@@ -32,6 +32,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/training"
 D=../data
+# the hot, dense and distorted liquid frames of stages 2 to 5
+EXTRA="$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz"
 stage() {  # stage NAME "EXTRA TRAINING FILES" OPTIONS...
     local name=$1 extra=$2
     shift 2
@@ -47,15 +49,15 @@ stage() {  # stage NAME "EXTRA TRAINING FILES" OPTIONS...
         "${resume[@]}" "$@" 2>&1 | grep --line-buffered -v "simtk.openmm" >> "$name/train.log"
 }
 stage stage1 "" --epochs 9 --lr 1e-3 --seed 0 --no-refit
-stage stage2 "$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz" \
+stage stage2 "$EXTRA" \
     --init-from stage1/model.ckpt --epochs 30 --lr 5e-4 --schedule cosine --energy-weight 100 \
     --seed 1
-stage stage3 "$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz" \
+stage stage3 "$EXTRA" \
     --init-from stage2/model.ckpt --weights 1 1 1 1 0.1 --epochs 40 --lr 2e-4 --schedule cosine \
     --energy-weight 100 --seed 2
-stage stage4 "$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz" \
+stage stage4 "$EXTRA" \
     --weights 1 1 1 1 0.1 --epochs 50 --lr 5e-4 --schedule cosine --energy-weight 100 --seed 3 \
     --cutoff 5.0 --max-neighbors 96 --width 96 --ffn-width 192
-stage stage5 "$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz" \
+stage stage5 "$EXTRA" \
     --init-from stage4/model.ckpt --weights 1 1 1 1 0.1 --epochs 40 --lr 2e-4 --schedule cosine \
     --energy-weight 100 --seed 4
