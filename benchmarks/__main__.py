@@ -70,7 +70,7 @@ def main():
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="results folder (default benchmarks/results; a temporary one "
                              "with --quick)")
-    parser.add_argument("--checkpoint", default=None,
+    parser.add_argument("--model", default=None,
                         help="default: the shipped model, else random weights")
     args = parser.parse_args()
     output = args.output or (Path(tempfile.mkdtemp(prefix="benchmarks-")) if args.quick
@@ -79,19 +79,19 @@ def main():
     if args.quick:
         results = {
             "energy_forces": energy_forces.run(("water-monomer", "liquid-64"), ("1i", "2i"),
-                                               {name: 1 for name in SYSTEMS}, args.checkpoint,
+                                               {name: 1 for name in SYSTEMS}, args.model,
                                                output),
-            "md_throughput": md_throughput.run(2, args.checkpoint, results_dir=output,
+            "md_throughput": md_throughput.run(2, args.model, results_dir=output,
                                                scale=0.2),
-            "scaling": scaling.run(1, args.checkpoint, output, scaling.REPLICATES[:2]),
-            "torchforce_overhead": torchforce_overhead.run(2, args.checkpoint, output),
+            "scaling": scaling.run(1, args.model, output, scaling.REPLICATES[:2]),
+            "torchforce_overhead": torchforce_overhead.run(2, args.model, output),
         }
     else:
         results = {
-            "energy_forces": energy_forces.run(checkpoint=args.checkpoint, results_dir=output),
-            "md_throughput": md_throughput.run(checkpoint=args.checkpoint, results_dir=output),
-            "scaling": scaling.run(checkpoint=args.checkpoint, results_dir=output),
-            "torchforce_overhead": torchforce_overhead.run(checkpoint=args.checkpoint,
+            "energy_forces": energy_forces.run(model_file=args.model, results_dir=output),
+            "md_throughput": md_throughput.run(model_file=args.model, results_dir=output),
+            "scaling": scaling.run(model_file=args.model, results_dir=output),
+            "torchforce_overhead": torchforce_overhead.run(model_file=args.model,
                                                            results_dir=output),
         }
     plot_summary(results, output / "summary.png")

@@ -13,7 +13,8 @@ import torch
 
 from omm_symbreak import systems
 from omm_symbreak.export import topology_atomic_numbers
-from omm_symbreak.model import UnconstrainedPET, load_checkpoint
+from omm_symbreak.model import UnconstrainedPET, load_model
+from omm_symbreak.units import as_nm_array, nm_to_angstrom
 
 # name -> (template, replicate): the water molecule, liquid-64 and a 512-molecule liquid
 SYSTEMS = {
@@ -29,13 +30,13 @@ def machine() -> dict:
             "torch": torch.__version__, "processor": platform.processor() or platform.machine()}
 
 
-def benchmark_model(checkpoint: Optional[str] = None):
-    """(model, description): the checkpoint, else the shipped model, else random weights of the
+def benchmark_model(model_file: Optional[str] = None):
+    """(model, description): the model file, else the shipped model, else random weights of the
     default sizes (the cost does not depend on the weights)."""
     try:
-        return load_checkpoint(checkpoint), checkpoint or "shipped"
+        return load_model(model_file), model_file or "shipped"
     except FileNotFoundError:
-        if checkpoint is not None:
+        if model_file is not None:
             raise
         torch.manual_seed(0)
         return UnconstrainedPET([1, 8]).eval(), "random initialisation, default sizes"
@@ -47,10 +48,9 @@ def structure(name: str, model: UnconstrainedPET, replicate=None):
     template, copies = SYSTEMS.get(name, (name, (1, 1, 1)))
     topology, positions, box = systems.load(template, replicate or copies)
     species = model.species_of(topology_atomic_numbers(topology))
-    positions = torch.tensor(np.asarray(positions.value_in_unit(positions.unit)) * 10,
-                             dtype=torch.float32)
-    cell = None if box is None else torch.tensor(
-        [[v.x * 10, v.y * 10, v.z * 10] for v in box], dtype=torch.float32)
+    positions = torch.tensor(nm_to_angstrom(as_nm_array(positions)), dtype=torch.float32)
+    cell = None if box is None else torch.tensor(nm_to_angstrom(as_nm_array(box)),
+                                                 dtype=torch.float32)
     return species, positions, cell, topology
 
 

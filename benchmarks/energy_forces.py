@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omm_symbreak.grids import parse_grid
+from omm_symbreak.grids import NO_ROTATION, parse_grid
 from omm_symbreak.symmetrize import averaged
 
 from .common import (SYSTEMS, benchmark_model, energy_and_forces, interleaved_times, machine,
@@ -46,7 +46,7 @@ def per_rotation_loop(raw, grid, species, positions, cell):
 def benchmark_system(model, name: str, grids, repeats: int) -> dict:
     """Timings (s) and batched-vs-loop agreement of one system."""
     species, positions, cell, _ = structure(name, model)
-    raw = torch.jit.script(averaged(model, "none"))
+    raw = torch.jit.script(averaged(model, NO_ROTATION))
     variants = {"none": lambda: energy_and_forces(raw, species, positions, cell)}
     agreement = {}
     for spec in grids:
@@ -75,9 +75,9 @@ def benchmark_system(model, name: str, grids, repeats: int) -> dict:
     }
 
 
-def run(systems=tuple(SYSTEMS), grids=GRIDS, repeats=None, checkpoint=None,
+def run(systems=tuple(SYSTEMS), grids=GRIDS, repeats=None, model_file=None,
         results_dir=RESULTS) -> dict:
-    model, description = benchmark_model(checkpoint)
+    model, description = benchmark_model(model_file)
     result = {
         "what": "wall time of one energy+forces evaluation (s), float32, median of repeats; "
                 "variants of a system interleaved",
@@ -100,10 +100,10 @@ def main():
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--grids", nargs="+", default=list(GRIDS))
     parser.add_argument("--repeats", type=int, default=None, help="default: 5 / 3 / 1 by size")
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--model", default=None)
     args = parser.parse_args()
     repeats = None if args.repeats is None else {name: args.repeats for name in args.systems}
-    run(args.systems, args.grids, repeats, args.checkpoint)
+    run(args.systems, args.grids, repeats, args.model)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ times (``VARIANTS``: 0.5 ps for ``none`` and ``random``, less for the averages: 
 average costs 36 raw evaluations a step) are what fits in about ten minutes on 2 cores, so a
 drift is only resolved where it is large.
 
-    python -m benchmarks.md_throughput [--rounds 5] [--scale 1.0] [--checkpoint CKPT]
+    python -m benchmarks.md_throughput [--rounds 5] [--scale 1.0] [--model FILE]
 
 Writes benchmarks/results/md_throughput.json.
 """
@@ -28,7 +28,8 @@ from openmm import unit
 
 from omm_symbreak import systems
 from omm_symbreak.potential import create_system
-from omm_symbreak.simulate import RunSettings, make_integrator
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.simulate import make_integrator
 
 from .common import benchmark_model, machine, write_result
 
@@ -45,18 +46,19 @@ VARIANTS = {
 SAMPLE_STEPS = 20  # energies every 10 fs
 
 
-def run(rounds: int = 5, checkpoint=None, system_name: str = "liquid-64",
+def run(rounds: int = 5, model_file=None, system_name: str = "liquid-64",
         results_dir=RESULTS, scale: float = 1.0) -> dict:
     """``scale`` multiplies every simulated time (a quick run: 0.1)."""
-    model, description = benchmark_model(checkpoint)
+    model, description = benchmark_model(model_file)
     topology, positions, _ = systems.load(system_name)
     simulations = {}
     for name, (fields, simulated_ps) in VARIANTS.items():
-        settings = RunSettings(system=system_name, grid="2i", seed=1, **fields)
+        settings = RunSettings(system=system_name, seed=1, **fields)
         # energies every SAMPLE_STEPS steps, or every MTS outer step if that is longer
         sample = math.lcm(SAMPLE_STEPS, settings.stride)
         chunk = max(1, int(round(simulated_ps * scale * 2000 / rounds / sample))) * sample
-        system = create_system(topology, model, settings.strategy, settings.grid, positions)
+        system = create_system(topology, model, settings.strategy, settings.rotation_grid,
+                               positions)
         integrator = make_integrator(settings)
         context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))
         context.setPositions(positions)
@@ -111,9 +113,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scale", type=float, default=1.0, help="times every simulated time")
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--model", default=None)
     args = parser.parse_args()
-    run(args.rounds, args.checkpoint, scale=args.scale)
+    run(args.rounds, args.model, scale=args.scale)
 
 
 if __name__ == "__main__":

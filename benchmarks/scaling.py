@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from omm_symbreak.grids import NO_ROTATION
 from omm_symbreak.symmetrize import averaged
 
 from .common import (benchmark_model, energy_and_forces, interleaved_times, machine, medians,
@@ -41,11 +42,11 @@ def _reset_peak_memory() -> None:
         clear_refs.write("5")
 
 
-def measure_one(replicate, repeats: int, checkpoint=None) -> dict:
+def measure_one(replicate, repeats: int, model_file=None) -> dict:
     """Time (s) and peak memory (MiB) of the raw model's energy + forces, in this process."""
-    model, _ = benchmark_model(checkpoint)
+    model, _ = benchmark_model(model_file)
     species, positions, cell, _ = structure("liquid-64", model, replicate)
-    raw = torch.jit.script(averaged(model, "none"))
+    raw = torch.jit.script(averaged(model, NO_ROTATION))
     _reset_peak_memory()
     before = _status_mib("VmRSS")
     times = interleaved_times({"raw": lambda: energy_and_forces(raw, species, positions, cell)},
@@ -56,17 +57,17 @@ def measure_one(replicate, repeats: int, checkpoint=None) -> dict:
             "peak_memory_mib": peak - before}
 
 
-def run(repeats: int = 5, checkpoint=None, results_dir=RESULTS, replicates=REPLICATES) -> dict:
+def run(repeats: int = 5, model_file=None, results_dir=RESULTS, replicates=REPLICATES) -> dict:
     sizes = []
     for replicate in replicates:
         command = [sys.executable, "-m", "benchmarks.scaling", "--one", *map(str, replicate),
-                   "--repeats", str(repeats)] + (["--checkpoint", checkpoint] if checkpoint else [])
+                   "--repeats", str(repeats)] + (["--model", model_file] if model_file else [])
         output = subprocess.run(command, check=True, capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parent.parent).stdout
         sizes.append(json.loads(output.strip().splitlines()[-1]))
         print(sizes[-1]["n_atoms"], "atoms:", f"{1000 * sizes[-1]['median_s']:.1f} ms,",
               f"{sizes[-1]['peak_memory_mib']:.0f} MiB", flush=True)
-    _, description = benchmark_model(checkpoint)
+    _, description = benchmark_model(model_file)
     result = {
         "what": "raw model energy+forces vs system size (liquid-64 tiled), float32; each size in "
                 "its own process",
@@ -81,13 +82,13 @@ def run(repeats: int = 5, checkpoint=None, results_dir=RESULTS, replicates=REPLI
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--model", default=None)
     parser.add_argument("--one", type=int, nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure_one(tuple(args.one), args.repeats, args.checkpoint)))
+        print(json.dumps(measure_one(tuple(args.one), args.repeats, args.model)))
     else:
-        run(args.repeats, args.checkpoint)
+        run(args.repeats, args.model)
 
 
 if __name__ == "__main__":

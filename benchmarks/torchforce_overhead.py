@@ -19,6 +19,7 @@ import torch
 
 from omm_symbreak.export import openmm_module
 from omm_symbreak.potential import torch_force
+from omm_symbreak.units import angstrom_to_nm
 
 from .common import (benchmark_model, interleaved_times, machine, medians, structure,
                      write_result)
@@ -26,10 +27,10 @@ from .common import (benchmark_model, interleaved_times, machine, medians, struc
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run(repeats: int = 20, checkpoint=None, results_dir=RESULTS) -> dict:
-    model, description = benchmark_model(checkpoint)
+def run(repeats: int = 20, model_file=None, results_dir=RESULTS) -> dict:
+    model, description = benchmark_model(model_file)
     _, positions, cell, topology = structure("liquid-64", model)
-    positions_nm, box_nm = positions.double() / 10, cell.double() / 10
+    positions_nm, box_nm = angstrom_to_nm(positions.double()), angstrom_to_nm(cell.double())
     module = openmm_module(topology, model, "none")
 
     system = openmm.System()
@@ -72,9 +73,9 @@ def run(repeats: int = 20, checkpoint=None, results_dir=RESULTS) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--model", default=None)
     args = parser.parse_args()
-    run(args.repeats, args.checkpoint)
+    run(args.repeats, args.model)
 
 
 if __name__ == "__main__":

@@ -5,32 +5,49 @@ import json
 import sys
 from pathlib import Path
 
-from .export import MODES
+from .grids import GRID_FORMS, parse_grid
+from .settings import DEFAULT_GRID
+from .symmetrize import GRID_STRATEGIES, STRATEGIES
+
+
+def grid_argument(spec: str):
+    """argparse type of a grid option: the parsed ``RotationGrid``, or the parser's message."""
+    try:
+        return parse_grid(spec)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run_export(args) -> None:
     from .export import export
-    from .grids import parse_grid
-    from .model import load_checkpoint
-    from .simulate import load_structure
+    from .model import load_model
+    from .systems import load_structure
 
-    grid = parse_grid(args.grid)
     if args.output.exists() and not args.force:
         raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
-    model = load_checkpoint(args.checkpoint)
+    grid = args.grid if args.strategy in GRID_STRATEGIES else None
+    if args.grid is not None and grid is None:
+        raise ValueError(f"--grid applies to strategies full and mts, not {args.strategy}")
+    if args.strategy in GRID_STRATEGIES and grid is None:
+        grid = parse_grid(DEFAULT_GRID)
+    model = load_model(args.model)
     topology, positions = load_structure(args.system)
-    path = export(topology, model, args.output, grid, args.mode, positions)
+    path = export(topology, model, args.output, args.strategy, grid, positions)
     periodic = topology.getPeriodicBoxVectors() is not None
-    print(f"wrote {path}: {topology.getNumAtoms()} atoms, grid {grid.spec} "
-          f"({grid.size} evaluations), mode {args.mode}, periodic {periodic}")
+    evaluated = "1 evaluation" if grid is None else f"grid {grid.spec} ({grid.size} evaluations)"
+    print(f"wrote {path}: {args.system}, {topology.getNumAtoms()} atoms, strategy "
+          f"{args.strategy}, {evaluated}, periodic {periodic}")
 
 
 def run_simulate(args) -> None:
-    from .simulate import RunSettings, SimulationError, run
+    from .settings import RunSettings
+    from .simulate import SimulationError, run
+    from .units import FS_PER_PS
 
-    steps = args.steps if args.time_ps is None else round(args.time_ps * 1000 / args.timestep_fs)
+    steps = (args.steps if args.time_ps is None
+             else round(args.time_ps * FS_PER_PS / args.timestep_fs))
     settings = RunSettings(
-        system=args.system, checkpoint=args.model, strategy=args.strategy, grid=args.grid,
+        system=args.system, model=args.model, strategy=args.strategy, grid=args.grid,
         mts_stride=args.mts_stride, ensemble=args.ensemble, thermostat=args.thermostat,
         temperature_k=args.temperature, friction_per_ps=args.friction,
         timestep_fs=args.timestep_fs, steps=steps, platform=args.platform,
@@ -46,7 +63,7 @@ def run_simulate(args) -> None:
 
 
 def add_simulate_parser(commands) -> None:
-    from .simulate import ENSEMBLES, PLATFORMS, STRATEGIES, THERMOSTATS, RunSettings
+    from .settings import DEFAULT_GRID, ENSEMBLES, PLATFORMS, PRECISIONS, THERMOSTATS, RunSettings
 
     d = RunSettings(system="")
     p = commands.add_parser(
@@ -55,9 +72,10 @@ def add_simulate_parser(commands) -> None:
                     "trajectory, an OpenMM state CSV and symmetry diagnostics (units in each "
                     "file). Step counts are in units of --timestep-fs.")
     p.add_argument("system", help="a template of systems/ or a PDB file")
-    p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("--strategy", default=d.strategy, choices=STRATEGIES)
-    p.add_argument("--grid", default=d.grid, help="grid of full / mts (DESIGN notation)")
+    p.add_argument("--grid", default=None, help=f"grid of strategies full and mts (default "
+                                                f"{DEFAULT_GRID}); notation in docs/design.md")
     p.add_argument("--mts-stride", type=int, default=d.mts_stride,
                    help="inner steps per evaluation of the correction (strategy mts)")
     p.add_argument("--ensemble", default=d.ensemble, choices=ENSEMBLES)
@@ -70,7 +88,7 @@ def add_simulate_parser(commands) -> None:
     length.add_argument("--steps", type=int, default=d.steps)
     length.add_argument("--time-ps", type=float, default=None)
     p.add_argument("--platform", default=d.platform, choices=PLATFORMS)
-    p.add_argument("--precision", default=d.precision, choices=("single", "double"),
+    p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
                    help="model precision (double also selects it on CUDA/OpenCL)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--state-interval", type=int, default=d.state_interval)
@@ -161,15 +179,16 @@ def run_distort(args) -> None:
 
 def run_train(args) -> None:
     from .train import train_files
+    from .train_settings import TrainSettings
 
-    hyperparameters = {name: getattr(args, name) for name in TRAIN_MODEL_OPTIONS}
-    train_files(args.train, args.valid or [], args.output, epochs=args.epochs, lr=args.lr,
-                batch_size=args.batch_size, seed=args.seed, weight_decay=args.weight_decay,
-                patience=args.patience, warmup_epochs=args.warmup_epochs,
-                energy_weight=args.energy_weight, schedule=args.schedule,
-                refit=not args.no_refit, init_from=args.init_from, resume=args.resume,
-                force=args.force, file_weights=args.weights,
-                hyperparameters=hyperparameters, progress=not args.quiet)
+    settings = TrainSettings(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+        weight_decay=args.weight_decay, patience=args.patience,
+        warmup_epochs=args.warmup_epochs, energy_weight=args.energy_weight,
+        schedule=args.schedule, refit=not args.no_refit, init_from=args.init_from,
+        hyperparameters={name: getattr(args, name) for name in TRAIN_MODEL_OPTIONS})
+    train_files(args.train, args.valid or [], args.output, settings, file_weights=args.weights,
+                resume=args.resume, force=args.force, progress=not args.quiet)
 
 
 TRAIN_MODEL_OPTIONS = ("cutoff", "cutoff_width", "max_neighbors", "width", "n_blocks",
@@ -178,39 +197,44 @@ TRAIN_MODEL_OPTIONS = ("cutoff", "cutoff_width", "max_neighbors", "width", "n_bl
 
 def add_train_parser(commands) -> None:
     from .train import MODEL_DEFAULTS
+    from .train_settings import SCHEDULES, TrainSettings
+
+    defaults = TrainSettings()
 
     p = commands.add_parser(
         "train", help="train the unconstrained model on extended XYZ energies and forces",
         description="Train an UnconstrainedPET (Angstrom, eV) with a fresh random rotation "
                     "(improper half the time) of every structure every time it is seen. Writes "
-                    "the checkpoint every epoch and OUTPUT.resume for --resume.")
+                    "the model file every epoch and its resume state OUTPUT.resume for --resume.")
     p.add_argument("train", type=Path, nargs="+", help="training extended XYZ file(s)")
     p.add_argument("--valid", type=Path, nargs="+", default=None,
                    help="validation extended XYZ file(s)")
     p.add_argument("--weights", type=float, nargs="+", default=None,
                    help="loss weight of each training file's structures, in the order of the "
                         "files (default 1 each)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output checkpoint")
-    p.add_argument("--epochs", type=int, default=100, help="total epochs (also when resuming)")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
-    p.add_argument("--batch-size", type=int, default=4, help="structures per step")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--patience", type=int, default=10,
+    p.add_argument("-o", "--output", type=Path, required=True, help="output model file (.ckpt)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs,
+                   help="total epochs (also when resuming)")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help="structures per step")
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--patience", type=int, default=defaults.patience,
                    help="epochs without improvement before the learning rate is halved")
-    p.add_argument("--energy-weight", type=float, default=1.0,
+    p.add_argument("--energy-weight", type=float, default=defaults.energy_weight,
                    help="weight of the (eV/atom)^2 energy term against the (eV/Angstrom)^2 "
                         "force term")
-    p.add_argument("--warmup-epochs", type=float, default=1.0,
+    p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs,
                    help="linear learning-rate warm-up, in epochs")
-    p.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+    p.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule,
                    help="after the warm-up: halve the rate on a plateau of the validation "
                         "loss (--patience), or decay it along a cosine to lr/100 at --epochs")
     p.add_argument("--no-refit", action="store_true",
                    help="do not refit the per-species energy baseline after every epoch")
     p.add_argument("--init-from", type=Path, default=None,
-                   help="start from this checkpoint's weights (fine-tuning; its "
+                   help="start from this model file's weights (fine-tuning; its "
                         "hyperparameters are kept)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--resume", action="store_true",
                    help="continue from OUTPUT.resume with its stored settings")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -226,7 +250,7 @@ def add_train_parser(commands) -> None:
 def run_evaluate(args) -> None:
     from .evaluate import evaluate_files
 
-    result = evaluate_files(args.checkpoint, args.dataset, args.output, args.grids,
+    result = evaluate_files(args.model, args.dataset, args.output, args.grids,
                             args.rotations, args.max_structures, args.seed, args.float64,
                             args.force, progress=not args.quiet,
                             grid_rotations=args.grid_rotations)
@@ -245,11 +269,13 @@ def add_evaluate_parser(commands) -> None:
         description="Energy (meV/atom) and force (meV/Angstrom) MAE/RMSE, and the spread over "
                     "random rotations of energies and rotated-back forces, for the raw model "
                     "and each --grids average.")
-    p.add_argument("checkpoint", type=Path, help="model checkpoint")
+    p.add_argument("--model", type=Path, default=None,
+                   help="model file (default: the shipped model)")
     p.add_argument("dataset", type=Path, help="labelled extended XYZ file")
     p.add_argument("--rotations", type=int, default=DEFAULT_ROTATIONS,
                    help="random rotations per structure")
-    p.add_argument("--grids", nargs="*", default=[], help="grids to compare with the raw model")
+    p.add_argument("--grids", nargs="*", type=grid_argument, default=[],
+                   help="grids to compare with the raw model")
     p.add_argument("--grid-rotations", type=int, default=None,
                    help="evaluate the grids at only the first of the random rotations "
                         "(default: all; a grid of G rotations costs G raw evaluations)")
@@ -278,7 +304,7 @@ def add_demo_parser(commands) -> None:
     p = commands.add_parser("demo", help="short runs showing the symmetry breaking (make demo)",
                             description="Water molecule raw vs 2i (NVE) and liquid-64 raw vs "
                                         "mts 2i (NVT): Delta, angular momentum, speed, a plot.")
-    p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
     p.set_defaults(run=run_demo)
 
@@ -312,6 +338,26 @@ def add_analyze_parser(commands) -> None:
     p.set_defaults(run=run_analyze)
 
 
+def add_export_parser(commands) -> None:
+    p = commands.add_parser(
+        "export", help="write a TorchScript file for openmmtorch.TorchForce",
+        description="Write a TorchScript module (positions nm, box nm -> energy kJ/mol) for the "
+                    "atoms of a system, with the chosen rotational symmetrization embedded.")
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--system", default="water-monomer",
+                   help="a template name of systems/ or a PDB file (default: water-monomer)")
+    p.add_argument("--strategy", default="none", choices=STRATEGIES,
+                   help="none: the raw model; full: the grid average; mts: the correction "
+                        "E_avg - E_raw (the slow force of multiple time stepping; the fast force "
+                        "is the file of --strategy none); random: a random orientation per call "
+                        "(default: none)")
+    p.add_argument("--grid", type=grid_argument, default=None,
+                   help=f"rotation grid of full and mts (default {DEFAULT_GRID}): {GRID_FORMS}")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .pt file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(run=run_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omm-symbreak",
@@ -319,22 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    export = commands.add_parser(
-        "export", help="write a TorchScript file for openmmtorch.TorchForce",
-        description="Write a TorchScript module (positions nm, box nm -> energy kJ/mol) for the "
-                    "atoms of a system, with the chosen rotational symmetrization embedded.")
-    export.add_argument("checkpoint", nargs="?", default=None,
-                        help="model checkpoint (default: the shipped model)")
-    export.add_argument("--system", default="water-monomer",
-                        help="a template name of systems/ or a PDB file (default: water-monomer)")
-    export.add_argument("--grid", default="none",
-                        help="rotation grid: none, N, Ni, lebedev:L, lebedev:Li, random")
-    export.add_argument("--mode", default="full", choices=MODES,
-                        help="full: averaged energy; correction: E_avg - E_raw; random: one "
-                             "random rotation per call")
-    export.add_argument("-o", "--output", type=Path, required=True, help="output .pt file")
-    export.add_argument("--force", action="store_true", help="overwrite an existing output")
-    export.set_defaults(run=run_export)
+    add_export_parser(commands)
     add_simulate_parser(commands)
     add_demo_parser(commands)
     add_reference_parser(commands)

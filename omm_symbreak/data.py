@@ -1,6 +1,6 @@
 """Datasets on disk: ASE extended XYZ with energies (eV) and forces (eV/Angstrom).
 
-Convention (shared DESIGN.md, section 3). Frames are written with an ASE
+Convention (docs/design.md, "Data on disk"). Frames are written with an ASE
 ``SinglePointCalculator`` holding the energy and forces, which ASE's writer stores as
 ``energy=...`` in the comment line and a ``forces:R:3`` column; periodic frames carry
 ``Lattice="ax ay az bx by bz cx cy cz"`` (rows of the cell, Angstrom) and ``pbc="T T T"``,
@@ -159,3 +159,19 @@ def read_datasets(paths: Sequence, require_labels: bool = True) -> List[Frame]:
     for path in paths:
         frames.extend(read_frames(path, require_labels=require_labels))
     return frames
+
+
+def rotate_frame(frame: Frame, rotation: np.ndarray) -> Frame:
+    """The frame rotated by ``rotation`` [3, 3] (proper or improper): r -> R r, F -> R F.
+
+    The cell rows are rotated as well; for an improper R they are then negated, which gives the
+    same lattice (the vectors -a, -b, -c span it too) with a right-handed cell.
+    """
+    rotation = np.asarray(rotation, dtype=np.float64)
+    cell = None
+    if frame.cell_angstrom is not None:
+        cell = frame.cell_angstrom @ rotation.T * np.sign(np.linalg.det(rotation))
+    forces = frame.forces_ev_per_angstrom
+    return Frame(frame.atomic_numbers, frame.positions_angstrom @ rotation.T, cell,
+                 frame.energy_ev, None if forces is None else forces @ rotation.T,
+                 dict(frame.info))

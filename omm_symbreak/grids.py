@@ -3,46 +3,28 @@
 A grid is a set of G rotations R_g (3x3, proper, or improper copies -R_g) with weights w_g
 summing to 1; the averaged model is E_avg(x) = sum_g w_g E(R_g x).
 
-Notation (shared DESIGN.md, section 3): ``none``, ``N``, ``Ni``, ``lebedev:L``,
-``lebedev:Li``, ``random`` (see ``GRID_FORMS``).
+Notation (``GRID_FORMS``): ``none``, ``N`` (Legendre-Euler product grid of order N), ``Ni``,
+``lebedev:L``, ``lebedev:Li`` (suffix ``i``: with the improper copy -R of every rotation).
 
 Exactness, ``l_exact``: the highest degree l such that, for every 1 <= l' <= l, the grid mean of
 every Wigner-D component D^l'_{mm'}(R_g) is zero, as is the Haar mean. Then a function of the
-orientation whose expansion stops at degree l is averaged exactly.
-
-Legendre-Euler grid of order N. Euler angles ZXZ, R = Rz(a) Rx(b) Rz(g); since
-Rx(b) = Rz(-pi/2) Ry(b) Rz(pi/2), these are ZYZ angles shifted by constants, which only multiply
-D-components by unit phases. D^l_{mm'}(a,b,g) = e^{-i m a} d^l_{mm'}(b) e^{-i m' g}. The 2N-1
-equispaced values of a (and of g) sum e^{-i m a} to zero unless m is a multiple of 2N-1, so for
-l <= 2N-2 only m = m' = 0 survives, and d^l_00(b) = P_l(cos b) is a polynomial of degree l in
-cos b, which the N Gauss-Legendre nodes (exact to degree 2N-1) integrate exactly to zero.
-Hence l_exact = 2N-2 (order 1: 0, order 2: 2, order 3: 4); at l = 2N-1 the m = m' = 2N-1
-components survive.
-
-Lebedev grid ``lebedev:L``: R = R_n Rz(g_k), n = R e_z from a Lebedev rule of degree >= L and
-g_k = 2 pi k/(L+1), k = 0..L. D^l(R) = D^l(R_n) D^l(Rz(g)), and the L+1 in-plane angles kill
-every column m' with 1 <= |m'| <= L; the m' = 0 column D^l_{m0}(R_n) is proportional to the
-conjugate spherical harmonic Y_lm(n), which the Lebedev rule integrates exactly to zero for
-1 <= l <= L. Hence l_exact = L (at l = L+1 the columns m' = +-(L+1) survive).
-
-Inversion (suffix ``i``): the improper copy -R of every rotation, weights halved. A degree-l
-harmonic obeys Y(-R v) = (-1)^l Y(R v), so every odd-l component (odd parity) averages to zero
-whatever the proper grid. l_exact then grows by one when the proper grid's l_exact is even
-(the next degree is odd): ``Ni`` has l_exact = 2N-1, ``lebedev:Li`` has L+1 for even L, L for odd.
+orientation whose expansion stops at degree l is averaged exactly. ``N``: 2N-2; ``Ni``: 2N-1;
+``lebedev:L``: L; ``lebedev:Li``: L+1 for even L, L for odd L; with inversion every odd-l
+component averages to zero as well. The derivations are in docs/design.md ("Rotation grids").
 """
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.integrate
+import torch
 
 GRID_FORMS = (
     "'none' (identity only), "
     "'N' (Legendre-Euler grid of order N >= 1, (2N-1)^2 N rotations), "
     "'Ni' (the same plus the improper copy -R of each rotation), "
     "'lebedev:L' / 'lebedev:Li' (Lebedev rule of degree >= L for the axis times L+1 in-plane "
-    "rotations, L >= 1, optionally with improper copies), "
-    "'random' (one uniform rotation, proper or improper, per evaluation)"
+    "rotations, L >= 1, optionally with improper copies)"
 )
 
 
@@ -50,14 +32,12 @@ GRID_FORMS = (
 class RotationGrid:
     """A weighted set of rotations.
 
-    spec: canonical notation ("none", "2", "2i", "lebedev:5i", "random").
-    rotations: [G, 3, 3] float64 orthogonal matrices (det +1; det -1 for improper copies);
-        [0, 3, 3] for random.
-    weights: [G] float64 summing to 1; [0] for random.
+    spec: canonical notation ("none", "2", "2i", "lebedev:5i").
+    rotations: [G, 3, 3] float64 orthogonal matrices (det +1; det -1 for improper copies).
+    weights: [G] float64 summing to 1.
     l_exact: highest degree l such that every component of degree 1..l averages to zero
-        (see the module docstring); -1 for random.
+        (see the module docstring).
     inversion: improper copies included (every odd-parity component averages to zero).
-    is_random: one fresh uniform rotation per evaluation instead of a fixed grid.
     """
 
     spec: str
@@ -65,12 +45,11 @@ class RotationGrid:
     weights: np.ndarray
     l_exact: int
     inversion: bool
-    is_random: bool
 
     @property
     def size(self) -> int:
-        """Number of model evaluations per averaged evaluation (1 for random)."""
-        return 1 if self.is_random else len(self.weights)
+        """Number of model evaluations per averaged evaluation."""
+        return len(self.weights)
 
 
 def _rot_z(angle: np.ndarray) -> np.ndarray:
@@ -121,7 +100,7 @@ def legendre_euler_grid(order: int, inversion: bool = False) -> RotationGrid:
         rotations, weights = _with_inversion(rotations, weights)
         l_exact += 1
         spec += "i"
-    return RotationGrid(spec, rotations, weights, l_exact, inversion, False)
+    return RotationGrid(spec, rotations, weights, l_exact, inversion)
 
 
 # Polynomial degrees of exactness that scipy.integrate.lebedev_rule offers (scipy's docs call
@@ -155,7 +134,18 @@ def lebedev_grid(degree: int, inversion: bool = False) -> RotationGrid:
         rotations, weights = _with_inversion(rotations, weights)
         l_exact += 1 - degree % 2
         spec += "i"
-    return RotationGrid(spec, rotations, weights, l_exact, inversion, False)
+    return RotationGrid(spec, rotations, weights, l_exact, inversion)
+
+
+def quaternion_to_matrix(quaternions: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions (w, x, y, z) [..., 4] -> proper rotation matrices [..., 3, 3]
+    (TorchScript-compatible; dtype and device of the input)."""
+    w, x, y, z = quaternions.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], dim=-1).reshape(quaternions.shape[:-1] + (3, 3))
 
 
 def random_rotations(n: int, rng: np.random.Generator, inversion: bool = True) -> np.ndarray:
@@ -164,17 +154,14 @@ def random_rotations(n: int, rng: np.random.Generator, inversion: bool = True) -
     With inversion, each is negated (made improper) with probability 1/2.
     """
     q = rng.standard_normal((n, 4))
-    w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
-    rotations = np.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], axis=-1).reshape(n, 3, 3)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    rotations = quaternion_to_matrix(torch.from_numpy(q)).numpy()
     if inversion:
         rotations *= rng.choice([-1.0, 1.0], size=n)[:, None, None]
     return rotations
 
 
+NO_ROTATION = RotationGrid("none", np.eye(3)[None], np.ones(1), 0, False)
 _INTEGER_FORM = re.compile(r"([0-9]+)(i?)")
 _LEBEDEV_FORM = re.compile(r"lebedev:([0-9]+)(i?)")
 
@@ -183,9 +170,10 @@ def parse_grid(spec: str) -> RotationGrid:
     """Grid from its notation (case-insensitive, whitespace ignored); ValueError otherwise."""
     text = re.sub(r"\s+", "", str(spec)).lower()
     if text == "none":
-        return RotationGrid("none", np.eye(3)[None], np.ones(1), 0, False, False)
+        return NO_ROTATION
     if text == "random":
-        return RotationGrid("random", np.zeros((0, 3, 3)), np.zeros(0), -1, True, True)
+        raise ValueError("'random' is a strategy, not a rotation grid: use --strategy random "
+                         f"(valid grids: {GRID_FORMS})")
     for form, build in ((_INTEGER_FORM, legendre_euler_grid), (_LEBEDEV_FORM, lebedev_grid)):
         match = form.fullmatch(text)
         if match:

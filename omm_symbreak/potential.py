@@ -1,7 +1,7 @@
 """Build OpenMM forces and systems around the exported modules of ``omm_symbreak.export``.
 
-Strategies (how the symmetry breaking of the raw model is handled):
-  - ``none``:   the raw model (grid ignored);
+Strategies (how the symmetry breaking of the raw model is handled, ``STRATEGIES``):
+  - ``none``:   the raw model;
   - ``full``:   the model averaged over ``grid``;
   - ``mts``:    the raw model in force group ``FAST_GROUP`` plus the correction
                 E_avg - E_raw in force group ``SLOW_GROUP``, for multiple time stepping
@@ -9,7 +9,7 @@ Strategies (how the symmetry breaking of the raw model is handled):
   - ``random``: the model in a fresh random orientation at every evaluation.
 """
 
-from typing import List, Union
+from typing import List, Optional, Union
 
 import torch  # noqa: F401  (must be imported before openmmtorch: it loads the CUDA runtime)
 import openmm
@@ -18,6 +18,7 @@ import openmmtorch
 from .export import openmm_module
 from .grids import RotationGrid
 from .model.pet import UnconstrainedPET
+from .symmetrize import STRATEGIES, check_strategy
 
 
 def _load_torch_plugin_if_it_failed() -> None:
@@ -33,7 +34,6 @@ def _load_torch_plugin_if_it_failed() -> None:
 
 _load_torch_plugin_if_it_failed()
 
-STRATEGIES = ("none", "full", "mts", "random")
 FAST_GROUP = 0
 SLOW_GROUP = 1
 
@@ -50,24 +50,20 @@ def torch_force(module: Union[torch.jit.ScriptModule, str], force_group: int = F
 
 
 def create_forces(topology, model: UnconstrainedPET, strategy: str = "none",
-                  grid: Union[str, RotationGrid] = "2i", positions=None) -> List:
-    """The TorchForce(s) of a strategy of ``STRATEGIES`` (two forces for ``mts``)."""
-    if strategy == "none":
-        return [torch_force(openmm_module(topology, model, "none", "full", positions))]
-    if strategy == "full":
-        return [torch_force(openmm_module(topology, model, grid, "full", positions))]
-    if strategy == "random":
-        return [torch_force(openmm_module(topology, model, "none", "random", positions))]
-    if strategy == "mts":
-        return [
-            torch_force(openmm_module(topology, model, "none", "full", positions), FAST_GROUP),
-            torch_force(openmm_module(topology, model, grid, "correction", positions), SLOW_GROUP),
-        ]
-    raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+                  grid: Optional[RotationGrid] = None, positions=None) -> List:
+    """The TorchForce(s) of a strategy of ``STRATEGIES`` (two forces for ``mts``: the raw model
+    in ``FAST_GROUP``, the correction over ``grid`` in ``SLOW_GROUP``)."""
+    check_strategy(strategy, grid)
+    if strategy != "mts":
+        return [torch_force(openmm_module(topology, model, strategy, grid, positions))]
+    return [
+        torch_force(openmm_module(topology, model, "none", None, positions), FAST_GROUP),
+        torch_force(openmm_module(topology, model, "mts", grid, positions), SLOW_GROUP),
+    ]
 
 
 def create_system(topology, model: UnconstrainedPET, strategy: str = "none",
-                  grid: Union[str, RotationGrid] = "2i", positions=None) -> openmm.System:
+                  grid: Optional[RotationGrid] = None, positions=None) -> openmm.System:
     """An ``openmm.System`` with the topology's masses and box and the model's force(s).
 
     No centre-of-mass motion remover is added: total momentum and angular momentum are

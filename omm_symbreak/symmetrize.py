@@ -1,140 +1,118 @@
-"""Energy modules that evaluate a model over rotations of a structure (TorchScript-ready).
+"""Energy modules of the symmetrization strategies (TorchScript-ready), built on the kernel.
 
-All three strategies share one data path: neighbours are searched once, the displacement
-vectors are rotated (``r' = R r`` for every rotation of the batch) and all rotated copies go
-through the network in one batch.
-
-- ``averaged(model, grid)``:   E = sum_g w_g E(R_g x), the grid-averaged model
-  (``grid = "none"`` gives the raw model).
+- ``averaged(model, grid)``:   E = sum_g w_g E(R_g x), the grid-averaged model (the grid
+  ``none`` gives the raw model).
 - ``correction(model, grid)``: E_avg(x) - E_raw(x), the negative of the non-equivariant part
-  Delta, evaluated in the same batch (the identity is appended with weight -1). It is the slow
-  force of multiple time stepping.
-- ``randomly_rotated(model)``: E(R x) for a fresh uniformly random rotation, proper or
-  improper with probability 1/2, at every call (seeded by ``torch.manual_seed``).
+  Delta, in the same batch (the identity is appended with weight -1): the slow force of
+  multiple time stepping.
+- ``randomly_rotated(model)``: E(R x) for a fresh uniformly random rotation, proper or improper
+  with probability 1/2, at every call (seeded by ``torch.manual_seed``).
+- ``strategy_energy(model, strategy, grid)``: the module of a strategy of ``STRATEGIES``
+  (for ``mts``, the correction; the raw model is the fast force).
 
-On CUDA all rotated copies form one batch; on CPUs they go through in batches of about
-``cpu_batch_atoms`` atoms (cache-sized), still after a single neighbour search.
-
-Units are the model's: positions and cell in Angstrom, energy in eV.
+Every module maps (types [N], positions [N, 3], cell [3, 3] or None) to a scalar energy in the
+model's units (the built-in model: Angstrom, eV); all rotated copies of one evaluation go
+through ``kernel.RotatedCopies`` (one neighbour search).
 """
 
-from typing import List, Optional, Union
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .grids import RotationGrid, parse_grid
-from .model.neighbors import neighbor_list, trim_padding
+from .grids import NO_ROTATION, RotationGrid
+from .kernel import RotatedCopies, random_rotation, rotated_copies
 from .model.pet import UnconstrainedPET
 
-
-class _RotatedCopies(nn.Module):
-    """Shared data path: one neighbour search, then the model on rotated copies in one batch."""
-
-    def __init__(self, model: UnconstrainedPET, cpu_batch_atoms: int = 512):
-        super().__init__()
-        self.model = model
-        self.cpu_batch_atoms = cpu_batch_atoms
-
-    def energies(self, species: Tensor, positions: Tensor, cell: Optional[Tensor],
-                 rotations: Tensor) -> Tensor:
-        """Total energies [G] (eV) of the structure rotated by each of ``rotations`` [G, 3, 3]."""
-        neighbors = neighbor_list(positions, cell, self.model.cutoff, self.model.max_neighbors)
-        # CUDA keeps the static shapes (K slots) that CUDA graphs need.
-        if not positions.is_cuda:
-            neighbors = trim_padding(neighbors)
-        index, reverse = neighbors.index, neighbors.reverse
-        mask, edge_vectors = neighbors.mask, neighbors.vectors
-        # On CPUs, batches of about cpu_batch_atoms atoms stay in cache: several times faster
-        # than one huge batch (benchmarks/energy_forces.py), and fewer calls than one by one.
-        n_rotations = rotations.shape[0]
-        chunk = n_rotations if positions.is_cuda else max(
-            1, self.cpu_batch_atoms // max(positions.shape[0], 1))
-        energies: List[Tensor] = []
-        for start in range(0, n_rotations, chunk):
-            vectors = torch.einsum("gab,nkb->gnka", rotations[start:start + chunk], edge_vectors)
-            atomic = self.model(species, vectors, index, reverse, mask)
-            energies.append(atomic.sum(dim=1))
-        return torch.cat(energies)
+STRATEGIES = ("none", "full", "mts", "random")
+GRID_STRATEGIES = ("full", "mts")  # the strategies that evaluate a rotation grid
 
 
-class RotationWeightedEnergy(_RotatedCopies):
+class RotationWeightedEnergy(nn.Module):
     """E(x) = sum_g weights[g] * E_model(R_g x) for a fixed set of rotations.
 
     ``rotations`` [G, 3, 3] and ``weights`` [G] are registered buffers, so they follow the
     module to any device and dtype.
     """
 
-    def __init__(self, model: UnconstrainedPET, rotations: np.ndarray, weights: np.ndarray,
-                 grid_spec: str):
-        super().__init__(model)
-        self.grid_spec = grid_spec
-        dtype = model.energy_scale.dtype
+    def __init__(self, kernel: RotatedCopies, rotations: np.ndarray, weights: np.ndarray,
+                 label: str, dtype: torch.dtype):
+        super().__init__()
+        self.kernel = kernel
+        self.label = label
         self.register_buffer("rotations", torch.as_tensor(rotations, dtype=dtype))
         self.register_buffer("weights", torch.as_tensor(weights, dtype=dtype))
 
-    def rotation_energies(self, species: Tensor, positions: Tensor,
+    def rotation_energies(self, types: Tensor, positions: Tensor,
                           cell: Optional[Tensor]) -> Tensor:
-        """Energy of every rotated copy [G] (eV), for monitoring the rotational spread."""
-        return self.energies(species, positions, cell, self.rotations)
+        """Energy of every rotated copy [G], for monitoring the rotational spread."""
+        return self.kernel(types, positions, cell, self.rotations)
 
-    def forward(self, species: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
-        """species [N] model species indices, positions [N, 3] and cell [3, 3] or None (Angstrom).
-
-        Returns the weighted energy, a scalar (eV).
-        """
-        return (self.rotation_energies(species, positions, cell) * self.weights).sum()
+    def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
+        """types [N], positions [N, 3] and cell [3, 3] or None -> the weighted energy, scalar."""
+        return (self.rotation_energies(types, positions, cell) * self.weights).sum()
 
 
-class RandomlyRotatedEnergy(_RotatedCopies):
+class RandomlyRotatedEnergy(nn.Module):
     """E(x) = E_model(R x) with R drawn uniformly from O(3) at every call."""
 
-    def __init__(self, model: UnconstrainedPET):
-        super().__init__(model)
-        self.grid_spec = "random"
+    def __init__(self, kernel: RotatedCopies):
+        super().__init__()
+        self.kernel = kernel
+        self.label = "random"
 
-    def random_rotation(self, like: Tensor) -> Tensor:
-        """A Haar-random rotation [1, 3, 3] (normalised Gaussian quaternion), negated with
-        probability 1/2, with the dtype and device of ``like``."""
-        q = torch.randn(4, dtype=like.dtype, device=like.device)
-        w, x, y, z = (q / torch.linalg.vector_norm(q)).unbind(0)
-        rotation = torch.stack([
-            1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
-        ]).reshape(1, 3, 3)
-        sign = torch.where(torch.rand((), dtype=like.dtype, device=like.device) < 0.5, -1.0, 1.0)
-        return rotation * sign
-
-    def forward(self, species: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
+    def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
         """Same contract as ``RotationWeightedEnergy.forward``."""
-        rotation = self.random_rotation(positions)
-        return self.energies(species, positions, cell, rotation).sum()
+        return self.kernel(types, positions, cell, random_rotation(positions)).sum()
 
 
-def _as_grid(grid: Union[str, RotationGrid]) -> RotationGrid:
-    return parse_grid(grid) if isinstance(grid, str) else grid
+def _dtype(model: UnconstrainedPET) -> torch.dtype:
+    return model.energy_scale.dtype
 
 
-def averaged(model: UnconstrainedPET, grid: Union[str, RotationGrid]) -> nn.Module:
-    """The model averaged over ``grid`` (DESIGN.md notation; ``"random"`` is accepted too)."""
-    grid = _as_grid(grid)
-    if grid.is_random:
-        return randomly_rotated(model)
-    return RotationWeightedEnergy(model, grid.rotations, grid.weights, grid.spec)
+def averaged(model: UnconstrainedPET, grid: RotationGrid) -> RotationWeightedEnergy:
+    """The model averaged over ``grid``."""
+    return RotationWeightedEnergy(rotated_copies(model), grid.rotations, grid.weights,
+                                  grid.spec, _dtype(model))
 
 
-def correction(model: UnconstrainedPET, grid: Union[str, RotationGrid]) -> RotationWeightedEnergy:
+def correction(model: UnconstrainedPET, grid: RotationGrid) -> RotationWeightedEnergy:
     """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch of G + 1 copies."""
-    grid = _as_grid(grid)
-    if grid.is_random:
-        raise ValueError("the correction needs a deterministic grid, not 'random'")
     rotations = np.concatenate([grid.rotations, np.eye(3)[None]], axis=0)
     weights = np.concatenate([grid.weights, [-1.0]])
-    return RotationWeightedEnergy(model, rotations, weights, f"correction:{grid.spec}")
+    return RotationWeightedEnergy(rotated_copies(model), rotations, weights,
+                                  f"correction:{grid.spec}", _dtype(model))
 
 
 def randomly_rotated(model: UnconstrainedPET) -> RandomlyRotatedEnergy:
     """The model evaluated in a fresh random orientation at every call."""
-    return RandomlyRotatedEnergy(model)
+    return RandomlyRotatedEnergy(rotated_copies(model))
+
+
+def check_strategy(strategy: str, grid: Optional[RotationGrid]) -> None:
+    """ValueError for an unknown strategy, a grid missing for full / mts, or a grid given to
+    none / random (which evaluate no grid); TypeError for a grid that is not a RotationGrid."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if grid is not None and not isinstance(grid, RotationGrid):
+        raise TypeError(f"grid must be a RotationGrid, got {grid!r}: parse a grid spec with "
+                        "omm_symbreak.grids.parse_grid")
+    if strategy in GRID_STRATEGIES and grid is None:
+        raise ValueError(f"strategy {strategy} needs a rotation grid")
+    if strategy in ("none", "random") and grid is not None and grid.spec != "none":
+        raise ValueError(f"strategy {strategy} evaluates no grid (got {grid.spec}): a grid "
+                         "applies to strategies full and mts")
+
+
+def strategy_energy(model: UnconstrainedPET, strategy: str = "none",
+                    grid: Optional[RotationGrid] = None) -> nn.Module:
+    """The energy module of ``strategy`` (``STRATEGIES``; ``mts`` gives the correction)."""
+    check_strategy(strategy, grid)
+    if strategy == "none":
+        return averaged(model, NO_ROTATION)
+    if strategy == "full":
+        return averaged(model, grid)
+    if strategy == "mts":
+        return correction(model, grid)
+    return randomly_rotated(model)

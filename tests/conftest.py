@@ -7,7 +7,9 @@ import openmm.unit as unit
 import pytest
 import torch
 
+from omm_symbreak.grids import random_rotations
 from omm_symbreak.model import UnconstrainedPET
+from omm_symbreak.units import angstrom_to_nm
 
 TINY_MODEL = dict(atomic_numbers=[1, 8], cutoff=3.0, cutoff_width=0.5, max_neighbors=48,
                   width=16, n_blocks=2, n_layers=1, n_heads=2, ffn_width=32)
@@ -24,11 +26,8 @@ def tiny_model(seed: int = 0, dtype=torch.float64) -> UnconstrainedPET:
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q = rng.normal(size=4)
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    """One Haar-random proper rotation [3, 3]."""
+    return random_rotations(1, rng, inversion=False)[0]
 
 
 def water_positions_angstrom(n_per_side: int, spacing: float, seed: int) -> np.ndarray:
@@ -51,7 +50,7 @@ def water_topology(n_molecules: int, box_angstrom=None) -> app.Topology:
         for name in ("H1", "H2"):
             topology.addBond(oxygen, topology.addAtom(name, app.element.hydrogen, residue))
     if box_angstrom is not None:
-        vectors = [openmm.Vec3(*map(float, v)) for v in np.asarray(box_angstrom) / 10]
+        vectors = [openmm.Vec3(*map(float, v)) for v in angstrom_to_nm(np.asarray(box_angstrom))]
         topology.setPeriodicBoxVectors(vectors * unit.nanometer)
     return topology
 

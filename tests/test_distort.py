@@ -8,11 +8,11 @@ from openmm import unit
 from conftest import water_positions_angstrom, water_topology
 from omm_symbreak.cli import main
 from omm_symbreak.data import Frame, read_frames, write_frames
-from omm_symbreak.export import KJ_PER_MOL_PER_EV
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.reference.distort import (BEND_DEGREES, PAIR_ANGSTROM, STRETCH_ANGSTROM,
                                             distorted_frames)
 from omm_symbreak.reference.sample import sample_states
+from omm_symbreak.units import angstrom_to_nm, kj_mol_nm_to_ev_angstrom, kj_mol_to_ev
 
 CELL = np.eye(3) * 9.3
 
@@ -21,7 +21,7 @@ CELL = np.eye(3) * 9.3
 def thermal_frames():
     """27 q-TIP4P/F molecules in a 9.3 Angstrom box, 3 frames."""
     topology = water_topology(27, CELL)
-    return sample_states(topology, water_positions_angstrom(3, 3.1, seed=1) / 10, CELL / 10,
+    return sample_states(topology, angstrom_to_nm(water_positions_angstrom(3, 3.1, seed=1)), angstrom_to_nm(CELL),
                          [300.0], n_frames=3, spacing_ps=0.01, equilibration_ps=0.02, seed=2,
                          threads=1)
 
@@ -32,15 +32,15 @@ def _minimum_image(vectors):
 
 def _qtip4pf(frame: Frame):
     topology = water_topology(27, CELL)
-    site_topology, sites = add_virtual_sites(topology, frame.positions_angstrom / 10)
+    site_topology, sites = add_virtual_sites(topology, angstrom_to_nm(frame.positions_angstrom))
     context = openmm.Context(create_qtip4pf_system(site_topology), openmm.VerletIntegrator(0.001),
                              openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(sites)
     context.computeVirtualSites()
     state = context.getState(getEnergy=True, getForces=True)
     forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
-    forces = np.asarray(forces).reshape(-1, 4, 3)[:, :3].reshape(-1, 3) / KJ_PER_MOL_PER_EV / 10
-    return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / KJ_PER_MOL_PER_EV, forces
+    forces = kj_mol_nm_to_ev_angstrom(np.asarray(forces).reshape(-1, 4, 3)[:, :3].reshape(-1, 3))
+    return kj_mol_to_ev(state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)), forces
 
 
 def test_distortions_have_the_requested_geometry_and_reference_labels(thermal_frames):

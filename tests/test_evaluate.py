@@ -8,11 +8,11 @@ import torch
 
 from conftest import tiny_model
 from omm_symbreak.cli import main
-from omm_symbreak.data import Frame, write_frames
-from omm_symbreak.evaluate import evaluate, rotated_predictions
+from omm_symbreak.data import Frame, rotate_frame, write_frames
+from omm_symbreak.evaluate import evaluate
 from omm_symbreak.grids import parse_grid, random_rotations
-from omm_symbreak.model import save_checkpoint
-from omm_symbreak.train import energies_and_forces, predict, rotate_frame
+from omm_symbreak.model import save_model
+from omm_symbreak.predict import energies_and_forces, predict, rotated_predictions
 
 
 def _self_labelled(model, water_box, water_cluster):
@@ -41,8 +41,7 @@ def test_rotated_predictions_are_forces_of_the_rotated_structure(water_box):
     frame = Frame(np.tile([8, 1, 1], 8), positions, cell)
     rotations = random_rotations(4, np.random.default_rng(0))
     grid = parse_grid("1i")
-    energies, forces = rotated_predictions(model, frame, grid.rotations, grid.weights, rotations,
-                                           max_copies=3)
+    energies, forces = rotated_predictions(model, frame, grid.rotations, grid.weights, rotations)
     for rotation, energy, force in zip(rotations, energies, forces):
         copies = [rotate_frame(frame, improper @ rotation) for improper in grid.rotations]
         e, f = energies_and_forces(model, copies)
@@ -54,7 +53,7 @@ def test_rotated_predictions_are_forces_of_the_rotated_structure(water_box):
 def test_self_labelled_and_invariant_model(water_box, water_cluster):
     model = _invariant(tiny_model())
     frames = _self_labelled(model, water_box, water_cluster)
-    result = evaluate(model, frames, ["1i"], n_rotations=5, seed=1)
+    result = evaluate(model, frames, [parse_grid("1i")], n_rotations=5, seed=1)
     assert set(result["grids"]) == {"none", "1i"}
     for spec, entry in result["grids"].items():
         assert all(value < 1e-6 for value in entry["accuracy"].values()), spec
@@ -66,7 +65,7 @@ def test_self_labelled_and_invariant_model(water_box, water_cluster):
 def test_symmetry_breaking_model_and_its_averages(water_box, water_cluster):
     model = tiny_model()
     frames = _self_labelled(model, water_box, water_cluster)[:1]
-    result = evaluate(model, frames, ["2i"], n_rotations=3, seed=2)
+    result = evaluate(model, frames, [parse_grid("2i")], n_rotations=3, seed=2)
     raw, averaged = result["grids"]["none"], result["grids"]["2i"]
     assert all(value < 1e-6 for value in raw["accuracy"].values())
     assert raw["rotational"]["energy_std_mev_per_atom"] > 1e-3
@@ -81,9 +80,9 @@ def test_cli(water_box, water_cluster, tmp_path, capsys):
     model = tiny_model(dtype=torch.float32)
     frames = _self_labelled(model, water_box, water_cluster)
     write_frames(tmp_path / "test.extxyz", frames)
-    save_checkpoint(model, tmp_path / "m.ckpt")
+    save_model(model, tmp_path / "m.ckpt")
     output = tmp_path / "metrics.json"
-    command = ["evaluate", str(tmp_path / "m.ckpt"), str(tmp_path / "test.extxyz"),
+    command = ["evaluate", "--model", str(tmp_path / "m.ckpt"), str(tmp_path / "test.extxyz"),
                "--rotations", "3", "--grids", "1", "1i", "--grid-rotations", "2", "--max-structures", "1", "--quiet",
                "--float64", "-o", str(output)]
     assert main(command) == 0
@@ -95,8 +94,13 @@ def test_cli(water_box, water_cluster, tmp_path, capsys):
     assert metrics["grids"]["none"]["accuracy"]["force_rmse_mev_per_angstrom"] < 1e-2
     assert main(command) == 2
     assert "--force" in capsys.readouterr().err
-    bad = ["evaluate", str(tmp_path / "m.ckpt"), str(tmp_path / "test.extxyz"), "--grids", "7x"]
-    assert main(bad) == 2
+    bad = ["evaluate", "--model", str(tmp_path / "m.ckpt"), str(tmp_path / "test.extxyz"),
+           "--grids", "7x"]
+    with pytest.raises(SystemExit, match="2"):
+        main(bad)
     assert "invalid rotation grid" in capsys.readouterr().err
-    assert main(bad[:3] + ["--grids", "random"]) == 2
-    assert main(["evaluate", str(tmp_path / "none.ckpt"), str(tmp_path / "test.extxyz")]) == 2
+    with pytest.raises(SystemExit, match="2"):
+        main(bad[:4] + ["--grids", "random"])
+    assert "strategy random" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tmp_path / "none.ckpt"),
+                 str(tmp_path / "test.extxyz")]) == 2

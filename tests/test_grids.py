@@ -52,7 +52,6 @@ def test_weights_and_orthogonality(grid):
         np.testing.assert_array_equal(r[half:], -r[:half])
     else:
         np.testing.assert_allclose(det, 1.0, atol=1e-12)
-    assert not grid.is_random
 
 
 @pytest.mark.parametrize("spec, size", [
@@ -84,8 +83,7 @@ def test_inversion_exactness(grid):
 def test_l_exact_values():
     # Legendre-Euler: 2N-2 (2N-1 with inversion); Lebedev: L (L+1 with inversion, L even).
     expected = {"none": 0, "1": 0, "2": 2, "3": 4, "4": 6, "1i": 1, "2i": 3, "3i": 5,
-                "lebedev:3": 3, "lebedev:4": 4, "lebedev:3i": 3, "lebedev:4i": 5,
-                "random": -1}
+                "lebedev:3": 3, "lebedev:4": 4, "lebedev:3i": 3, "lebedev:4i": 5}
     assert {spec: parse_grid(spec).l_exact for spec in expected} == expected
 
 
@@ -110,10 +108,10 @@ def test_random_rotations_inversion():
     assert abs(np.mean(det < 0) - 0.5) < 0.03
 
 
-def test_random_grid():
-    grid = parse_grid("random")
-    assert grid.is_random and grid.inversion and grid.size == 1 and grid.l_exact == -1
-    assert grid.rotations.shape == (0, 3, 3) and grid.weights.shape == (0,)
+@pytest.mark.parametrize("spec", ["random", "Random "])
+def test_random_is_a_strategy_not_a_grid(spec):
+    with pytest.raises(ValueError, match="strategy random"):
+        parse_grid(spec)
 
 
 def test_none_is_identity():
@@ -125,8 +123,7 @@ def test_none_is_identity():
 @pytest.mark.parametrize("spec, canonical", [
     ("none", "none"), (" NONE ", "none"), ("1", "1"), ("2", "2"), (" 3 ", "3"), ("02", "2"),
     ("2i", "2i"), ("2I", "2i"), (" 2 i", "2i"), ("lebedev:5", "lebedev:5"),
-    ("Lebedev:5i", "lebedev:5i"), ("LEBEDEV : 7 I", "lebedev:7i"), ("random", "random"),
-    ("Random ", "random"),
+    ("Lebedev:5i", "lebedev:5i"), ("LEBEDEV : 7 I", "lebedev:7i"),
 ])
 def test_parse_valid(spec, canonical):
     grid = parse_grid(spec)

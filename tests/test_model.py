@@ -6,7 +6,7 @@ import torch
 
 from conftest import WATER_ANGSTROM, random_rotation, tiny_model, water_positions_angstrom
 from omm_symbreak.grids import parse_grid
-from omm_symbreak.model import UnconstrainedPET, load_checkpoint, model_fingerprint, save_checkpoint
+from omm_symbreak.model import UnconstrainedPET, load_model, model_fingerprint, save_model
 from omm_symbreak.symmetrize import averaged, correction, randomly_rotated
 
 SPECIES_WATER = [1, 0, 0]  # model species indices of O, H, H (atomic numbers [1, 8])
@@ -29,7 +29,8 @@ def energy(module, positions, cell=None, requires_grad=False):
 
 def test_forces_are_minus_the_finite_difference_gradient(model, water_box):
     _, positions, cell = water_box
-    for module in (averaged(model, "none"), averaged(model, "2i"), correction(model, "1i")):
+    for module in (averaged(model, parse_grid("none")), averaged(model, parse_grid("2i")),
+                   correction(model, parse_grid("1i"))):
         _, forces = energy(module, positions, cell, requires_grad=True)
         rng = np.random.default_rng(0)
         for atom, axis in zip(rng.integers(0, len(positions), 4), rng.integers(0, 3, 4)):
@@ -43,7 +44,7 @@ def test_forces_are_minus_the_finite_difference_gradient(model, water_box):
 
 def test_energy_invariant_under_translation_and_image_shifts(model, water_box):
     _, positions, cell = water_box
-    module = averaged(model, "none")
+    module = averaged(model, parse_grid("none"))
     reference, _ = energy(module, positions, cell)
     translated, _ = energy(module, positions + np.array([0.7, -1.3, 2.9]), cell)
     shifted = positions.copy()
@@ -59,7 +60,7 @@ def test_energy_is_not_rotationally_invariant_but_its_2i_average_nearly_is(model
     rotations = [random_rotation(rng) for _ in range(12)]
     spread = {}
     for spec in ("none", "2i"):
-        module = averaged(model, spec)
+        module = averaged(model, parse_grid(spec))
         spread[spec] = np.std([energy(module, positions @ r.T)[0] for r in rotations])
     assert spread["none"] > 1e-4  # the raw model breaks the symmetry
     assert spread["2i"] < spread["none"] / 10
@@ -70,14 +71,14 @@ def test_batched_grid_average_equals_loop_over_rotated_structures(model, water_b
     structure, cell included, and calling the raw model once per rotation."""
     _, positions, cell = water_box
     grid = parse_grid("2i")
-    raw = averaged(model, "none")
+    raw = averaged(model, parse_grid("none"))
     # an improper R maps the cell to a left-handed one; negating its rows spans the same lattice
     loop = sum(w * energy(raw, positions @ r.T, np.linalg.det(r) * cell @ r.T)[0]
                for r, w in zip(grid.rotations, grid.weights))
     batched, _ = energy(averaged(model, grid), positions, cell)
     assert batched == pytest.approx(loop, rel=1e-12)
     chunked_module = averaged(model, grid)
-    chunked_module.cpu_batch_atoms = 5 * len(positions)  # 36 copies in batches of 5
+    chunked_module.kernel.cpu_batch_atoms = 5 * len(positions)  # 36 copies in batches of 5
     assert energy(chunked_module, positions, cell)[0] == pytest.approx(loop, rel=1e-12)
     delta, _ = energy(correction(model, grid), positions, cell)
     assert delta == pytest.approx(loop - energy(raw, positions, cell)[0], rel=1e-9, abs=1e-12)
@@ -95,8 +96,8 @@ def invariant_model() -> UnconstrainedPET:
 def test_invariant_model_has_zero_correction_and_random_equals_raw(water_cluster):
     _, positions = water_cluster
     model = invariant_model()
-    raw, _ = energy(averaged(model, "none"), positions)
-    delta, _ = energy(correction(model, "2i"), positions)
+    raw, _ = energy(averaged(model, parse_grid("none")), positions)
+    delta, _ = energy(correction(model, parse_grid("2i")), positions)
     random, _ = energy(randomly_rotated(model), positions)
     assert abs(delta) < 1e-12 * abs(raw)
     assert random == pytest.approx(raw, rel=1e-13)
@@ -117,7 +118,7 @@ def test_energy_and_forces_continuous_across_the_cutoff():
     """Two molecules pulled apart so that their closest pairs cross r_cut: with a C1 switch the
     energy jump is O(eps^2) and the force jump O(eps * f_c'') = O(20 eps) in eV/Angstrom."""
     model = tiny_model(seed=2)
-    module = averaged(model, "none")
+    module = averaged(model, parse_grid("none"))
     # the O-O pair is the closest inter-molecular pair along z: it crosses the cutoff at z = r_cut
     results = []
     for z in (model.cutoff - 1e-8, model.cutoff + 1e-8):
@@ -130,7 +131,7 @@ def test_energy_and_forces_continuous_across_the_cutoff():
 
 def test_model_scripts_and_matches_eager(model, water_box):
     _, positions, cell = water_box
-    module = averaged(model, "2i")
+    module = averaged(model, parse_grid("2i"))
     scripted = torch.jit.script(module)
     x = torch.tensor(positions)
     c = torch.tensor(cell)
@@ -142,16 +143,16 @@ def test_checkpoint_round_trip_and_safe_loading(tmp_path, water_box):
     _, positions, cell = water_box
     model = tiny_model(seed=4, dtype=torch.float32)
     path = tmp_path / "model.ckpt"
-    save_checkpoint(model, path, {"note": "test"})
-    loaded = load_checkpoint(path).double()
-    expected, _ = energy(averaged(model.double(), "none"), positions, cell)
-    assert energy(averaged(loaded, "none"), positions, cell)[0] == pytest.approx(expected, rel=1e-12)
+    save_model(model, path, {"note": "test"})
+    loaded = load_model(path).double()
+    expected, _ = energy(averaged(model.double(), parse_grid("none")), positions, cell)
+    assert energy(averaged(loaded, parse_grid("none")), positions, cell)[0] == pytest.approx(expected, rel=1e-12)
     # the fingerprint follows the weights, not the file or the precision
-    save_checkpoint(load_checkpoint(path), tmp_path / "copy.ckpt", {"note": "other metadata"})
-    assert model_fingerprint(load_checkpoint(tmp_path / "copy.ckpt")) == model_fingerprint(loaded)
+    save_model(load_model(path), tmp_path / "copy.ckpt", {"note": "other metadata"})
+    assert model_fingerprint(load_model(tmp_path / "copy.ckpt")) == model_fingerprint(loaded)
     with torch.no_grad():
         loaded.energy_baseline[0] += 1e-3
-    assert model_fingerprint(loaded) != model_fingerprint(load_checkpoint(path))
+    assert model_fingerprint(loaded) != model_fingerprint(load_model(path))
 
     class Payload:
         def __reduce__(self):
@@ -159,10 +160,10 @@ def test_checkpoint_round_trip_and_safe_loading(tmp_path, water_box):
 
     evil = tmp_path / "evil.ckpt"
     torch.save({"format": "omm-symbreak-pet-1", "payload": Payload()}, evil)
-    with pytest.raises(ValueError, match="not an omm-symbreak checkpoint"):
-        load_checkpoint(evil)
+    with pytest.raises(ValueError, match="not an omm-symbreak model file"):
+        load_model(evil)
     with pytest.raises(FileNotFoundError):
-        load_checkpoint(tmp_path / "missing.ckpt")
+        load_model(tmp_path / "missing.ckpt")
 
 
 def test_too_many_neighbours_is_a_clear_error(water_box):
@@ -170,7 +171,7 @@ def test_too_many_neighbours_is_a_clear_error(water_box):
     model = tiny_model()
     model.max_neighbors = 4
     with pytest.raises(Exception, match="max_neighbors"):
-        energy(averaged(model, "none"), positions, cell)
+        energy(averaged(model, parse_grid("none")), positions, cell)
 
 
 def test_unknown_species_is_an_error(model):

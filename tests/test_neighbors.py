@@ -11,11 +11,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from openmm import unit
 
 from omm_symbreak import systems
 from omm_symbreak.model import neighbors
 from omm_symbreak.model.neighbors import NeighborList, neighbor_list
+from omm_symbreak.units import as_nm_array, nm_to_angstrom
 
 SCRIPTED = torch.jit.script(neighbor_list)
 SEARCHES = {"eager": neighbor_list, "scripted": SCRIPTED}
@@ -331,8 +331,8 @@ def assert_same(first: NeighborList, second: NeighborList):
 def liquid(replicate=(1, 1, 1)):
     """liquid-64 tiled (water at 1 g/cm^3): positions [N, 3] and cell [3, 3] in Angstrom."""
     _, positions, box = systems.load("liquid-64", replicate=replicate)
-    positions = np.asarray(positions.value_in_unit(unit.nanometer)) * 10.0
-    cell = np.array([[v.x, v.y, v.z] for v in box.value_in_unit(unit.nanometer)]) * 10.0
+    positions = nm_to_angstrom(as_nm_array(positions))
+    cell = nm_to_angstrom(as_nm_array(box))
     return positions, cell
 
 

@@ -9,15 +9,17 @@ import torch
 
 from conftest import tiny_model, water_topology
 from omm_symbreak.cli import main
-from omm_symbreak.export import KJ_PER_MOL_PER_EV, openmm_module
-from omm_symbreak.model import save_checkpoint
+from omm_symbreak.export import openmm_module
+from omm_symbreak.grids import parse_grid
+from omm_symbreak.model import save_model
 from omm_symbreak.potential import create_system, torch_force
+from omm_symbreak.units import KJ_PER_MOL_PER_EV, angstrom_to_nm
 
 
 def direct(module, positions_angstrom, cell_angstrom):
     """Energy (kJ/mol) and forces (kJ/mol/nm) of the TorchScript module called directly."""
-    x = torch.tensor(positions_angstrom / 10, requires_grad=True)
-    box = None if cell_angstrom is None else torch.tensor(cell_angstrom / 10)
+    x = torch.tensor(angstrom_to_nm(positions_angstrom), requires_grad=True)
+    box = None if cell_angstrom is None else torch.tensor(angstrom_to_nm(cell_angstrom))
     e = module(x, box)
     (gradient,) = torch.autograd.grad(e, x)
     return e.item(), -gradient.numpy()
@@ -27,8 +29,8 @@ def through_openmm(system, positions_angstrom, cell_angstrom, platform, groups=-
     context = openmm.Context(system, openmm.VerletIntegrator(1e-3),
                              openmm.Platform.getPlatformByName(platform))
     if cell_angstrom is not None:
-        context.setPeriodicBoxVectors(*(cell_angstrom / 10))
-    context.setPositions(positions_angstrom / 10)
+        context.setPeriodicBoxVectors(*(angstrom_to_nm(cell_angstrom)))
+    context.setPositions(angstrom_to_nm(positions_angstrom))
     state = context.getState(energy=True, forces=True, groups=groups)
     return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
             state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
@@ -42,9 +44,9 @@ def test_torchforce_matches_direct_evaluation(platform, periodic, water_box, wat
         topology, positions, cell = water_box
     else:
         (topology, positions), cell = water_cluster, None
-    module = openmm_module(topology, model, grid="2i")
+    module = openmm_module(topology, model, "full", parse_grid("2i"))
     e_direct, f_direct = direct(module, positions, cell)
-    system = create_system(topology, model, strategy="full", grid="2i")
+    system = create_system(topology, model, strategy="full", grid=parse_grid("2i"))
     e_openmm, f_openmm = through_openmm(system, positions, cell, platform)
     assert e_openmm == pytest.approx(e_direct, rel=1e-5)
     np.testing.assert_allclose(f_openmm, f_direct, rtol=1e-5, atol=1e-5 * np.abs(f_direct).max())
@@ -56,7 +58,7 @@ def test_a_float32_model_far_from_the_origin_sees_the_same_molecule(platform, wa
     away (where a gas-phase molecule diffuses in long NVT runs) gets the energy and forces it
     has at the origin, to float32 precision, through OpenMM, which passes float64 positions."""
     topology, positions = water_cluster
-    system = create_system(topology, tiny_model(dtype=torch.float32), strategy="full", grid="2i")
+    system = create_system(topology, tiny_model(dtype=torch.float32), strategy="full", grid=parse_grid("2i"))
     e_near, f_near = through_openmm(system, positions, None, platform)
     e_far, f_far = through_openmm(system, positions + 2000.0, None, platform)
     assert e_far == pytest.approx(e_near, rel=1e-6)
@@ -67,9 +69,9 @@ def test_mts_groups_sum_to_the_full_average(water_box):
     """Raw (fast group) + correction (slow group) = grid average, through OpenMM."""
     topology, positions, cell = water_box
     model = tiny_model(dtype=torch.float64)
-    full, _ = through_openmm(create_system(topology, model, "full", "2i"), positions, cell,
+    full, _ = through_openmm(create_system(topology, model, "full", parse_grid("2i")), positions, cell,
                              "Reference")
-    mts = create_system(topology, model, "mts", "2i")
+    mts = create_system(topology, model, "mts", parse_grid("2i"))
     fast, _ = through_openmm(mts, positions, cell, "Reference", groups={0})
     slow, _ = through_openmm(mts, positions, cell, "Reference", groups={1})
     raw, _ = through_openmm(create_system(topology, model, "none"), positions, cell, "Reference")
@@ -81,29 +83,30 @@ def test_energy_units_are_kj_per_mol(water_cluster):
     topology, positions = water_cluster
     model = tiny_model()
     module = openmm_module(topology, model)
-    species = model.species_of([a.element.atomic_number for a in topology.atoms()])
-    e_ev = module.energy(species, torch.tensor(positions), None).item()
+    types = model.species_of([a.element.atomic_number for a in topology.atoms()])
+    e_ev = module.energy(types, torch.tensor(positions), None).item()
     assert direct(module, positions, None)[0] == pytest.approx(e_ev * 96.485332, rel=1e-8)
     assert KJ_PER_MOL_PER_EV == pytest.approx(1.602176634e-19 * 6.02214076e23 / 1000, rel=1e-12)
 
 
 def write_pdb(path, topology, positions_angstrom):
     with open(path, "w") as handle:
-        app.PDBFile.writeFile(topology, positions_angstrom / 10 * unit.nanometer, handle)
+        app.PDBFile.writeFile(topology, angstrom_to_nm(positions_angstrom) * unit.nanometer, handle)
 
 
 def test_export_command_round_trip_and_100_steps_of_md(tmp_path, water_box, water_cluster):
-    checkpoint = tmp_path / "tiny.ckpt"
-    save_checkpoint(tiny_model(dtype=torch.float32), checkpoint)
+    model_file = tmp_path / "tiny.ckpt"
+    save_model(tiny_model(dtype=torch.float32), model_file)
     for name, (topology, positions, cell) in {
         "cluster": (*water_cluster, None), "box": water_box
     }.items():
         pdb, exported = tmp_path / f"{name}.pdb", tmp_path / f"{name}.pt"
         write_pdb(pdb, topology, positions)
-        assert main(["export", str(checkpoint), "--system", str(pdb), "--grid", "1i",
-                     "-o", str(exported)]) == 0
+        assert main(["export", "--model", str(model_file), "--system", str(pdb),
+                     "--strategy", "full", "--grid", "1i", "-o", str(exported)]) == 0
         loaded = torch.jit.load(str(exported))
-        in_memory = openmm_module(topology, tiny_model(dtype=torch.float32), grid="1i")
+        in_memory = openmm_module(topology, tiny_model(dtype=torch.float32), "full",
+                                  parse_grid("1i"))
         assert direct(loaded, positions, cell)[0] == pytest.approx(
             direct(in_memory, positions, cell)[0], rel=1e-6)
         assert bool(loaded.uses_periodic_boundary_conditions) == (cell is not None)
@@ -115,11 +118,12 @@ def test_export_command_round_trip_and_100_steps_of_md(tmp_path, water_box, wate
         integrator = openmm.LangevinMiddleIntegrator(300, 1, 0.0005)
         simulation = app.Simulation(topology, system, integrator,
                                     openmm.Platform.getPlatformByName("CPU"))
-        simulation.context.setPositions(positions / 10)
+        simulation.context.setPositions(angstrom_to_nm(positions))
         simulation.step(100)
         final = simulation.context.getState(positions=True).getPositions(asNumpy=True)
         assert np.all(np.isfinite(final.value_in_unit(unit.nanometer)))
-    assert main(["export", str(checkpoint), "--system", str(pdb), "-o", str(exported)]) == 2
+    assert main(["export", "--model", str(model_file), "--system", str(pdb),
+                 "-o", str(exported)]) == 2
 
 
 def test_bad_inputs_fail_when_the_system_is_built(tmp_path, water_cluster, capsys):
@@ -130,15 +134,20 @@ def test_bad_inputs_fail_when_the_system_is_built(tmp_path, water_cluster, capsy
     with pytest.raises(ValueError, match=r"not \[11\]"):
         create_system(sodium, model)
     with pytest.raises(ValueError, match="positions for a topology of 24 atoms"):
-        create_system(topology, model, positions=positions[:-3] / 10)
+        create_system(topology, model, positions=angstrom_to_nm(positions[:-3]))
     with pytest.raises(ValueError, match="NaN"):
         create_system(topology, model, positions=np.full_like(positions, np.nan))
     with pytest.raises(ValueError, match="unknown strategy"):
         create_system(topology, model, strategy="sometimes")
     with pytest.raises(ValueError, match="lebedev:L"):
-        create_system(topology, model, strategy="full", grid="2j")
+        parse_grid("2j")
+    with pytest.raises(TypeError, match="parse_grid"):
+        create_system(topology, model, strategy="full", grid="2i")
+    with pytest.raises(ValueError, match="applies to strategies full and mts"):
+        create_system(topology, model, strategy="none", grid=parse_grid("2i"))
     module = openmm_module(topology, model)
     with pytest.raises(Exception, match=r"shape \[24, 3\]"):
         module(torch.zeros(21, 3, dtype=torch.float64), None)
-    assert main(["export", str(tmp_path / "none.ckpt"), "-o", str(tmp_path / "x.pt")]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    assert main(["export", "--model", str(tmp_path / "none.ckpt"), "--system", "water-monomer",
+                 "-o", str(tmp_path / "x.pt")]) == 2
+    assert "no model file" in capsys.readouterr().err

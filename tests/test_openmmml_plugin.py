@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from omm_symbreak.model import save_checkpoint
+from omm_symbreak.grids import parse_grid
+from omm_symbreak.model import save_model
 from omm_symbreak.potential import create_system
 from test_openmm import through_openmm
 
@@ -17,12 +18,12 @@ mlpotential = pytest.importorskip("openmmml.mlpotential")
 def test_mlpotential_by_name_matches_create_system(tmp_path, water_box, strategy):
     topology, positions, cell = water_box
     model = tiny_model(dtype=torch.float32)
-    checkpoint = tmp_path / "tiny.ckpt"
-    save_checkpoint(model, checkpoint)
-    potential = mlpotential.MLPotential("symbreak-water", checkpoint=str(checkpoint), grid="1i",
+    model_file = tmp_path / "tiny.ckpt"
+    save_model(model, model_file)
+    potential = mlpotential.MLPotential("symbreak-water", model=str(model_file), grid="1i",
                                         strategy=strategy)
     from_plugin = potential.createSystem(topology)
-    direct = create_system(topology, model, strategy, "1i")
+    direct = create_system(topology, model, strategy, parse_grid("1i"))
     e_plugin, f_plugin = through_openmm(from_plugin, positions, cell, "Reference")
     e_direct, f_direct = through_openmm(direct, positions, cell, "Reference")
     assert e_plugin == pytest.approx(e_direct, rel=1e-7)

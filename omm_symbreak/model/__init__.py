@@ -1,10 +1,10 @@
-"""The unconstrained PET-style network, its neighbour search and its checkpoints."""
+"""The unconstrained PET-style network, its neighbour search and its model files."""
 
-from .checkpoint import checkpoint_metadata, load_checkpoint, model_fingerprint, save_checkpoint
+from .model_file import DEFAULT_MODEL, load_model, model_fingerprint, model_metadata, save_model
 from .neighbors import NeighborList, neighbor_list, trim_padding
 from .pet import UnconstrainedPET
 
 __all__ = [
-    "NeighborList", "UnconstrainedPET", "checkpoint_metadata", "load_checkpoint",
-    "model_fingerprint", "neighbor_list", "save_checkpoint", "trim_padding",
+    "DEFAULT_MODEL", "NeighborList", "UnconstrainedPET", "load_model", "model_fingerprint",
+    "model_metadata", "neighbor_list", "save_model", "trim_padding",
 ]

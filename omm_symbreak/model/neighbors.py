@@ -289,6 +289,20 @@ def _limit_bins(n_bins: List[int], limit: int, least: int) -> List[int]:
     return n_bins
 
 
+class _Bins(NamedTuple):
+    """The atoms in the binned search's grid of ``n_bins`` bins per axis: ``bins`` [N, 3] int64;
+    ``wraps`` [N, 3] int64, shifts ``w`` into the cell; ``wrapped`` [N, 3] ``r - w @ cell`` and
+    ``cell`` [3, 3] (zero without one) in the working dtype (at least float32, no gradient);
+    ``width``, the coarse filter's radius (at most a bin's width). Lengths as the positions'."""
+
+    bins: Tensor
+    wraps: Tensor
+    wrapped: Tensor
+    cell: Tensor
+    n_bins: List[int]
+    width: float
+
+
 def _binned_search(
     positions: Tensor, cell: Optional[Tensor], cutoff: float, max_neighbors: int,
     geometry: List[float],
@@ -296,50 +310,65 @@ def _binned_search(
     """The cell-list search (module docstring), or None where the cell is too short for it
     (some face distance below three bin widths). ``positions`` has at least one atom, ``cell``
     is in the positions' dtype and ``geometry`` comes from ``_cell_geometry``."""
-    n_atoms = positions.shape[0]
-    device = positions.device
     points = positions.detach()
     work = points.to(torch.promote_types(points.dtype, torch.float32))
     bin_width, host = _bin_width(points, cell, cutoff)
     if not bin_width < math.inf:
         return None  # NaN or infinite coordinates: the dense search copes
-    # The grid's bins are never much more numerous than the atoms (dilute systems).
-    limit = max(2 * n_atoms, 27)
+    limit = max(2 * positions.shape[0], 27)  # never many more bins than atoms (dilute systems)
     if cell is None:
-        # Bins of bin_width from the lowest coordinate, then one empty layer (at least three
-        # bins per axis) so that the periodic stencil below never joins opposite sides.
-        extent = [host[3 + a] - host[a] for a in range(3)]
-        n_used = [int(math.floor(e / bin_width)) + 1 for e in extent]
-        n_bins = [max(n + 1, 3) for n in n_used]
-        while n_bins[0] * n_bins[1] * n_bins[2] > limit:
-            bin_width = bin_width * 1.25
-            n_used = [int(math.floor(e / bin_width)) + 1 for e in extent]
-            n_bins = [max(n + 1, 3) for n in n_used]
-        low = torch.tensor(host[0:3], dtype=work.dtype, device=device)
-        upper = torch.tensor(n_used, dtype=torch.int64, device=device) - 1
-        bins = torch.floor((work - low) / bin_width).to(torch.int64)
-        bins = torch.minimum(bins.clamp_min(0), upper)  # [N, 3]
-        wraps = torch.zeros_like(bins)
-        wrapped = work
-        work_cell = torch.zeros(3, 3, dtype=work.dtype, device=device)  # shifts stay zero
+        grid = _cluster_bins(work, host, bin_width, limit)
     else:
         n_bins = [int(math.floor(w / bin_width)) for w in geometry[1:4]]
         if min(n_bins) < 3:
             return None
-        n_bins = _limit_bins(n_bins, limit, 3)
-        work_cell = cell.detach().to(work.dtype)
-        fractional = _times_matrix(work, torch.linalg.inv(work_cell))
-        floor = torch.floor(fractional)
-        wraps = floor.to(torch.int64)
-        wrapped = work - _times_matrix(floor, work_cell)  # r - wraps @ cell, in the cell
-        counts_per_axis = torch.tensor(n_bins, dtype=work.dtype, device=device)
-        bins = torch.floor((fractional - floor) * counts_per_axis).to(torch.int64)
-        upper = torch.tensor(n_bins, dtype=torch.int64, device=device) - 1
-        bins = torch.minimum(bins.clamp_min(0), upper)  # a fraction 1 - tiny may round to 1
+        grid = _periodic_bins(work, cell, _limit_bins(n_bins, limit, 3), bin_width)
+    rows, neighbor, shift = _select_edges(points, cell, cutoff, grid)
+    return _fill_slots(positions, cell, cutoff, max_neighbors, rows, neighbor, shift)
 
-    # Atoms sorted by bin; bin b holds sorted atoms starts[b] to starts[b] + counts[b] - 1.
+
+def _cluster_bins(work: Tensor, host: List[float], bin_width: float, limit: int) -> _Bins:
+    """Bins of ``bin_width`` (widened to at most ``limit`` bins) for [N, 3] coordinates ``work``
+    without a cell from the lowest one (``host``: ``_bin_width``'s bounding box), then one empty
+    layer (at least 3 bins per axis) so that the periodic stencil never joins opposite sides."""
+    extent = [host[3 + a] - host[a] for a in range(3)]
+    n_used = [int(math.floor(e / bin_width)) + 1 for e in extent]
+    n_bins = [max(n + 1, 3) for n in n_used]
+    while n_bins[0] * n_bins[1] * n_bins[2] > limit:
+        bin_width = bin_width * 1.25
+        n_used = [int(math.floor(e / bin_width)) + 1 for e in extent]
+        n_bins = [max(n + 1, 3) for n in n_used]
+    low = torch.tensor(host[0:3], dtype=work.dtype, device=work.device)
+    upper = torch.tensor(n_used, dtype=torch.int64, device=work.device) - 1
+    bins = torch.floor((work - low) / bin_width).to(torch.int64)
+    bins = torch.minimum(bins.clamp_min(0), upper)  # [N, 3]
+    zero_cell = torch.zeros(3, 3, dtype=work.dtype, device=work.device)  # shifts stay zero
+    return _Bins(bins, torch.zeros_like(bins), work, zero_cell, n_bins, bin_width)
+
+
+def _periodic_bins(work: Tensor, cell: Tensor, n_bins: List[int], bin_width: float) -> _Bins:
+    """Bins for [N, 3] coordinates ``work`` in the [3, 3] ``cell``: ``n_bins`` slices of the
+    fractional coordinates (wrapped into the cell) per axis; ``bin_width`` is the filter radius."""
+    work_cell = cell.detach().to(work.dtype)
+    fractional = _times_matrix(work, torch.linalg.inv(work_cell))
+    floor = torch.floor(fractional)
+    wrapped = work - _times_matrix(floor, work_cell)  # r - wraps @ cell, in the cell
+    counts_per_axis = torch.tensor(n_bins, dtype=work.dtype, device=work.device)
+    bins = torch.floor((fractional - floor) * counts_per_axis).to(torch.int64)
+    upper = torch.tensor(n_bins, dtype=torch.int64, device=work.device) - 1
+    bins = torch.minimum(bins.clamp_min(0), upper)  # a fraction 1 - tiny may round to 1
+    return _Bins(bins, floor.to(torch.int64), wrapped, work_cell, n_bins, bin_width)
+
+
+def _bin_candidates(bins: Tensor, n_bins: List[int]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Every bin's candidates, the atoms of the 27 bins around it (wrapped periodically), for
+    the atoms' bins [N, 3] int64 in an ``n_bins`` grid: the atoms' flat bins [N] int64, the
+    candidates [B, C] int64 (by stencil bin, then atom), a [B, C] bool mask (False where padded)
+    and the cell shift [B, C, 3] int64 (-1, 0 or 1 per axis) of the way to the candidate's bin."""
+    device = bins.device
     n_b, n_c = n_bins[1], n_bins[2]
     total_bins = n_bins[0] * n_b * n_c
+    # Atoms sorted by bin; bin b holds sorted atoms starts[b] to starts[b] + counts[b] - 1.
     atom_bin = (bins[:, 0] * n_b + bins[:, 1]) * n_c + bins[:, 2]  # [N]
     sorted_bins, order = torch.sort(atom_bin, stable=True)
     all_bins = torch.arange(total_bins, device=device)
@@ -368,30 +397,45 @@ def _binned_search(
     valid = per_bin < totals.unsqueeze(1)
     within = per_bin - (ends - around_counts).gather(1, part)
     source = torch.where(valid, starts[around_bin.gather(1, part)] + within, 0)
-    bin_atoms = order[source]  # [B, C]
     bin_crossing = crossing.gather(1, part.unsqueeze(-1).expand(total_bins, n_candidates, 3))
+    return atom_bin, order[source], valid, bin_crossing
 
+
+def _select_edges(points: Tensor, cell: Optional[Tensor], cutoff: float,
+                  grid: _Bins) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """The edges ``0 < |r_j + shift - r_i| < cutoff`` among the ``_bin_candidates`` of each
+    atom's bin, for the [N, 3] ``points`` (no gradient) and ``cell`` (None or [3, 3] in their
+    dtype): atoms ``i`` and ``j`` [E] int64 (by ``i``), shifts [E, 3] int64 (None: no cell)."""
+    atom_bin, bin_atoms, valid, bin_crossing = _bin_candidates(grid.bins, grid.n_bins)
     # Coarse filter, O(N C): the image of every candidate next to the bin, from the wrapped
     # positions, within the cutoff plus the rounding margin of the atom. Padding is at infinity.
-    image = wrapped[bin_atoms] + _times_matrix(bin_crossing.to(work.dtype), work_cell)
+    image = grid.wrapped[bin_atoms] + _times_matrix(bin_crossing.to(grid.cell.dtype), grid.cell)
     image = torch.where(valid.unsqueeze(-1), image, torch.full_like(image, math.inf))
     image = image.transpose(1, 2).contiguous()  # [B, 3, C]
-    distance2 = (image[atom_bin] - wrapped.unsqueeze(2)).square().sum(1)  # [N, C]
-    near = torch.nonzero(distance2 < bin_width * bin_width)  # [E', 2], by atom, then c
+    distance2 = (image[atom_bin] - grid.wrapped.unsqueeze(2)).square().sum(1)  # [N, C]
+    near = torch.nonzero(distance2 < grid.width * grid.width)  # [E', 2], by atom, then c
     rows = near[:, 0]
-    flat = atom_bin[rows] * n_candidates + near[:, 1]
+    flat = atom_bin[rows] * bin_atoms.shape[1] + near[:, 1]
     neighbor = bin_atoms.reshape(-1)[flat]
 
     # Exact selection, with the dense search's arithmetic: r_j - r_i + shift @ cell with
     # shift = w_i - w_j + crossing (w the wraps of the atoms into the cell).
     shift: Optional[Tensor] = None
     if cell is not None:
-        shift = wraps[rows] - wraps[neighbor] + bin_crossing.reshape(-1, 3)[flat]
+        shift = grid.wraps[rows] - grid.wraps[neighbor] + bin_crossing.reshape(-1, 3)[flat]
     exact = _displacements(points, rows, neighbor, shift, None if cell is None else cell.detach())
     exact2 = exact.square().sum(-1)
     keep = torch.nonzero((exact2 > 0.0) & (exact2 < cutoff * cutoff)).squeeze(1)
-    rows, neighbor = rows[keep], neighbor[keep]
+    return rows[keep], neighbor[keep], None if shift is None else shift[keep]
 
+
+def _fill_slots(positions: Tensor, cell: Optional[Tensor], cutoff: float, max_neighbors: int,
+                rows: Tensor, neighbor: Tensor, shift: Optional[Tensor]) -> NeighborList:
+    """The ``NeighborList`` of edges ``rows -> neighbor`` [E] int64, shifts [E, 3] int64 (None:
+    no cell), one image of each ``j`` per row at most, with vectors from ``positions`` [N, 3] and
+    ``cell`` (None or [3, 3] in their dtype). RuntimeError past ``max_neighbors`` per row."""
+    n_atoms = positions.shape[0]
+    device = positions.device
     # One image of each j at most (the cell is wider than two cutoffs): sorting the edges by
     # key i (N + 1) + j gives the dense search's order, row by row.
     keys, order_edges = torch.sort(rows * (n_atoms + 1) + neighbor, stable=True)
@@ -413,7 +457,7 @@ def _binned_search(
     mask = slots.unsqueeze(0) < counts_per_atom.unsqueeze(1)  # [N, K]
     edge_shift: Optional[Tensor] = None
     if shift is not None:
-        shift = shift[keep][order_edges]
+        shift = shift[order_edges]
         edge_shift = torch.zeros(n_atoms * max_neighbors, 3, dtype=torch.int64, device=device)
         edge_shift = edge_shift.index_copy(0, target, shift).reshape(n_atoms, max_neighbors, 3)
     vectors = _displacements(positions, None, index, edge_shift, cell)

@@ -1,4 +1,4 @@
-"""An unconstrained, PET-style transformer for atomistic energies (DESIGN.md section 4).
+"""An unconstrained, PET-style transformer for atomistic energies (docs/design.md, "The model").
 
 Nothing in this network is built to be rotationally invariant: edge tokens embed the raw
 Cartesian displacement vectors. Rotational symmetry is only learned from rotated training data,

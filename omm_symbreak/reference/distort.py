@@ -1,11 +1,9 @@
 """Distorted water frames labelled by q-TIP4P/F: the edges of configuration space.
 
-Thermal frames leave the repulsive and dissociative sides of every interaction unlabelled: even
-450 K water at 1.35 g/cm^3 keeps O-O above 2.4 Angstrom and O-H below 1.2 Angstrom, and a
-network trained on them alone has holes there (measured: the raw model's energy fell when an
-O-H bond was stretched to 1.5 Angstrom or two molecules were pushed to O-O 2 Angstrom, and MD
-of liquid-64 collapsed within 0.1 ps). Each distorted frame is a thermal frame in which a few
-molecules are moved out of the thermal range:
+Thermal frames leave the repulsive and dissociative sides of every interaction unlabelled, and
+a network trained on them alone can have holes there (docs/model.md, "Lessons behind the
+training recipe"). Each distorted frame is a thermal frame in which a few molecules are moved
+out of the thermal range:
 
 - ``stretch``: one O-H bond set to a length drawn uniformly from ``STRETCH_ANGSTROM``;
 - ``bend``: the H-O-H angle set to a value drawn from ``BEND_DEGREES`` (closed or opened,
@@ -25,8 +23,8 @@ import numpy as np
 import openmm
 
 from ..data import Frame
-from ..export import ANGSTROM_PER_NM
 from ..systems import water_topology
+from ..units import angstrom_to_nm
 from .qtip4pf import add_virtual_sites, create_qtip4pf_system
 from .sample import _frame
 
@@ -114,14 +112,14 @@ def distorted_frames(frames: Sequence[Frame], n_frames: int, n_stretch: int = 2,
                                             n_stretch, n_bend, n_pairs)
         key = (source.n_atoms, tuple(np.round(source.cell_angstrom, 6).ravel()))
         if key not in contexts:
-            topology = water_topology(source.n_atoms // 3, source.cell_angstrom / ANGSTROM_PER_NM)
-            site_topology, _ = add_virtual_sites(topology, positions / ANGSTROM_PER_NM)
+            topology = water_topology(source.n_atoms // 3, angstrom_to_nm(source.cell_angstrom))
+            site_topology, _ = add_virtual_sites(topology, angstrom_to_nm(positions))
             system = create_qtip4pf_system(site_topology)
             contexts[key] = (topology, openmm.Context(
                 system, openmm.VerletIntegrator(0.001),
                 openmm.Platform.getPlatformByName(platform), properties))
         topology, context = contexts[key]
-        _, site_positions = add_virtual_sites(topology, positions / ANGSTROM_PER_NM)
+        _, site_positions = add_virtual_sites(topology, angstrom_to_nm(positions))
         context.setPositions(site_positions)
         context.computeVirtualSites()
         info = {key: value for key, value in source.info.items()}

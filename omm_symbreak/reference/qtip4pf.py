@@ -1,7 +1,8 @@
 """q-TIP4P/F flexible water in OpenMM: the reference potential ("teacher") of the package.
 
-Habershon, Markland and Manolopoulos, J. Chem. Phys. 131, 024501 (2009); parameters as in shared
-DESIGN.md, section 5 (and i-PI's drivers/f90/pes/qtip4pf.f90):
+Habershon, Markland and Manolopoulos, J. Chem. Phys. 131, 024501 (2009); parameters in
+``Qtip4pfParameters`` and in docs/design.md, "The reference: q-TIP4P/F" (the same as i-PI's
+drivers/f90/pes/qtip4pf.f90):
 
 - O-H stretch, quartic expansion of a Morse potential:
   V = D_r [a^2 dr^2 - a^3 dr^3 + (7/12) a^4 dr^4], dr = r_OH - r_eq.
@@ -29,16 +30,16 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
-KJ_PER_KCAL = 4.184
+from ..units import KJ_PER_KCAL
 
 
 @dataclass(frozen=True)
 class Qtip4pfParameters:
     """q-TIP4P/F parameters in OpenMM units (nm, kJ/mol, rad, elementary charges).
 
-    Conventional values (DESIGN.md section 5): D_r = 116.09 kcal/mol, a = 2.287 1/Angstrom,
-    r_eq = 0.9419 Angstrom, k = 87.85 kcal/mol/rad^2, theta_eq = 107.4 deg, sigma = 3.1589
-    Angstrom, epsilon = 0.1852 kcal/mol, q_H = 0.5564 e, q_M = -1.1128 e, gamma = 0.73612.
+    Conventional values (docs/design.md, "The reference: q-TIP4P/F"): D_r = 116.09 kcal/mol,
+    a = 2.287 1/Angstrom, r_eq = 0.9419 Angstrom, k = 87.85 kcal/mol/rad^2, theta_eq = 107.4 deg,
+    sigma = 3.1589 Angstrom, epsilon = 0.1852 kcal/mol, q_H = 0.5564 e, q_M = -1.1128 e, gamma = 0.73612.
     """
 
     oh_depth_kj_mol: float = 116.09 * KJ_PER_KCAL

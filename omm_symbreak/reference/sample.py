@@ -24,7 +24,7 @@ import openmm
 from openmm import app, unit
 
 from ..data import Frame
-from ..export import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
+from ..units import kj_mol_nm_to_ev_angstrom, kj_mol_to_ev, nm_to_angstrom
 from .qtip4pf import add_virtual_sites, create_qtip4pf_system
 
 DEFAULT_SPACING_PS = 0.5
@@ -159,10 +159,10 @@ def _frame(context: openmm.Context, atomic_numbers: np.ndarray, info: dict) -> F
     real = lambda rows: np.asarray(rows).reshape(-1, 4, 3)[:, :3].reshape(-1, 3)  # noqa: E731
     return Frame(
         atomic_numbers=atomic_numbers,
-        positions_angstrom=real(positions_nm) * ANGSTROM_PER_NM,
-        cell_angstrom=np.asarray(box_nm) * ANGSTROM_PER_NM,
-        energy_ev=energy / KJ_PER_MOL_PER_EV,
-        forces_ev_per_angstrom=real(forces) / KJ_PER_MOL_PER_EV / ANGSTROM_PER_NM,
+        positions_angstrom=nm_to_angstrom(real(positions_nm)),
+        cell_angstrom=nm_to_angstrom(np.asarray(box_nm)),
+        energy_ev=kj_mol_to_ev(energy),
+        forces_ev_per_angstrom=kj_mol_nm_to_ev_angstrom(real(forces)),
         info=info,
     )
 

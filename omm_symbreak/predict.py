@@ -1,0 +1,96 @@
+"""A model's predictions on frames, through the rotation kernel, and their errors.
+
+Model units: positions Angstrom, energies eV, forces eV/Angstrom; errors are reported in
+meV/atom (energies) and meV/Angstrom (force components).
+"""
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import Frame
+from .kernel import rotated_copies
+from .model.pet import UnconstrainedPET
+from .units import MEV_PER_EV
+
+
+def frame_tensors(model: UnconstrainedPET, frame: Frame, requires_grad: bool = False):
+    """(types [N], positions [N, 3], cell [3, 3] or None) of a frame, in the model's dtype and
+    on its device; ``requires_grad`` makes the positions a leaf for forces."""
+    like = dict(dtype=model.energy_scale.dtype, device=model.energy_scale.device)
+    positions = torch.tensor(frame.positions_angstrom, **like, requires_grad=requires_grad)
+    cell = None if frame.cell_angstrom is None else torch.tensor(frame.cell_angstrom, **like)
+    return model.species_of(frame.atomic_numbers.tolist()), positions, cell
+
+
+def energies_and_forces(model: UnconstrainedPET, frames: Sequence[Frame],
+                        create_graph: bool = False) -> Tuple[Tensor, List[Tensor]]:
+    """Energies [S] (eV, tensor) and forces (list of [N_s, 3] tensors, eV/Angstrom) of the raw
+    model; ``create_graph`` keeps the graph of the forces (training)."""
+    kernel = rotated_copies(model)
+    energies, positions = [], []
+    for frame in frames:
+        types, x, cell = frame_tensors(model, frame, requires_grad=True)
+        identity = torch.eye(3, dtype=x.dtype, device=x.device)[None]
+        energies.append(kernel(types, x, cell, identity)[0])
+        positions.append(x)
+    energies = torch.stack(energies)
+    gradients = torch.autograd.grad(energies.sum(), positions, create_graph=create_graph)
+    return energies, [-gradient for gradient in gradients]
+
+
+def energies_no_grad(model: UnconstrainedPET, frames: Sequence[Frame]) -> np.ndarray:
+    """Energies [S] (float64 numpy, eV) of the raw model, without gradients."""
+    kernel = rotated_copies(model)
+    with torch.no_grad():
+        energies = []
+        for frame in frames:
+            types, x, cell = frame_tensors(model, frame)
+            identity = torch.eye(3, dtype=x.dtype, device=x.device)[None]
+            energies.append(kernel(types, x, cell, identity)[0])
+    return torch.stack(energies).double().cpu().numpy()
+
+
+def predict(model: UnconstrainedPET, frames: Sequence[Frame]):
+    """Energies [S] (numpy, eV) and forces (list of numpy [N_s, 3], eV/Angstrom), no graph."""
+    energies, forces = [], []
+    for frame in frames:
+        e, (f,) = energies_and_forces(model, [frame])
+        energies.append(float(e.detach()))
+        forces.append(f.detach().cpu().double().numpy())
+    return np.array(energies), forces
+
+
+def rotated_predictions(model: UnconstrainedPET, frame: Frame, grid_rotations: np.ndarray,
+                        grid_weights: np.ndarray, rotations: np.ndarray):
+    """Grid-averaged energies [M] (eV) and rotated-back forces [M, N, 3] (eV/Angstrom) of
+    ``frame`` rotated by each of ``rotations`` [M, 3, 3]: E_m = sum_g w_g E(R_g R_m x) and
+    F_m = R_m^T F_avg(R_m x) = -dE_m/dx."""
+    kernel = rotated_copies(model)
+    dtype = model.energy_scale.dtype
+    weights = torch.tensor(grid_weights, dtype=dtype, device=model.energy_scale.device)
+    energies, forces = [], []
+    for rotation in rotations:
+        types, x, cell = frame_tensors(model, frame, requires_grad=True)
+        combined = torch.tensor(grid_rotations @ rotation, dtype=dtype, device=x.device)
+        energy = (kernel(types, x, cell, combined) * weights).sum()
+        (gradient,) = torch.autograd.grad(energy, x)
+        energies.append(float(energy.detach()))
+        forces.append(-gradient.cpu().double().numpy())
+    return np.array(energies), np.stack(forces)
+
+
+def error_metrics(frames: Sequence[Frame], energies: np.ndarray, forces: List[np.ndarray]) -> dict:
+    """MAE and RMSE of energies per atom (meV/atom) and force components (meV/Angstrom)."""
+    n_atoms = np.array([frame.n_atoms for frame in frames])
+    energy_error = (np.asarray(energies) - [frame.energy_ev for frame in frames]) / n_atoms
+    force_error = np.concatenate([(f - frame.forces_ev_per_angstrom).reshape(-1)
+                                  for f, frame in zip(forces, frames)])
+    return {
+        "energy_mae_mev_per_atom": MEV_PER_EV * float(np.mean(np.abs(energy_error))),
+        "energy_rmse_mev_per_atom": MEV_PER_EV * float(np.sqrt(np.mean(energy_error ** 2))),
+        "force_mae_mev_per_angstrom": MEV_PER_EV * float(np.mean(np.abs(force_error))),
+        "force_rmse_mev_per_angstrom": MEV_PER_EV * float(np.sqrt(np.mean(force_error ** 2))),
+    }
