@@ -1,6 +1,6 @@
 """Figure 3: dynamics of liquid water at 300 K, raw model vs 2i (MTS) vs q-TIP4P/F.
 
-    python analysis/fig3_liquid_dynamics.py [--quick] [--checkpoint CKPT]
+    python analysis/fig3_liquid_dynamics.py [--quick] [--model FILE]
 
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` (shared with figure 2) and
 plots, with block errors as shaded bands: the oxygen mean-square displacement (to 5 ps, or the
@@ -75,7 +75,7 @@ def plot(numbers: dict):
 
 def main() -> None:
     args = figure_arguments(__doc__.splitlines()[0])
-    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.checkpoint)
+    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model)
     loaded = trajectories(directories)
     msd_lag_ps, c_uu_lag_ps = max_lag_ps(loaded, 5.0), max_lag_ps(loaded, 10.0)
     numbers = {name: dynamics_numbers(t, msd_lag_ps, c_uu_lag_ps) for name, t in loaded.items()}

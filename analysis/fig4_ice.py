@@ -1,6 +1,6 @@
 """Ice Ih: proton-arrangement energies (raw model vs 2i vs q-TIP4P/F) and a 250 K run of the crystal.
 
-    python analysis/fig4_ice.py [--quick] [--checkpoint CKPT]
+    python analysis/fig4_ice.py [--quick] [--model FILE]
 
 Needs genice2 (``pip install -e '.[analysis]'``).
 
@@ -36,12 +36,14 @@ from figures import estimated_wall_time_s, figure_arguments, write_figure
 from liquid_runs import run_reference
 from omm_symbreak import observables as obs
 from omm_symbreak import systems
-from omm_symbreak.export import KJ_PER_MOL_PER_EV
-from omm_symbreak.grids import RotationGrid, random_rotations
-from omm_symbreak.model import load_checkpoint
+from omm_symbreak.grids import RotationGrid, parse_grid, random_rotations
+from omm_symbreak.model import load_model
 from omm_symbreak.potential import create_system
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
-from omm_symbreak.simulate import RunSettings, read_trajectory, run
+from omm_symbreak.rundir import read_trajectory
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.simulate import run
+from omm_symbreak.units import KJ_PER_MOL_PER_EV, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent
 SETTINGS = {
@@ -65,7 +67,7 @@ def orientations(n: int) -> np.ndarray:
 def one_rotation(rotation: np.ndarray, index: int) -> RotationGrid:
     """The 'grid' {R}: the model evaluated on the rotated crystal, R x (cell rotated too)."""
     return RotationGrid(spec=f"orientation {index}", rotations=rotation[None], weights=np.ones(1),
-                        l_exact=0, inversion=False, is_random=False)
+                        l_exact=0, inversion=False)
 
 
 def minimise(system: openmm.System, positions_nm: np.ndarray, max_iterations: int,
@@ -116,7 +118,7 @@ def relax_arrangement(seed: int, model, settings: dict, store: dict, save) -> No
         relax(f"raw {index}", lambda: minimise(
             create_system(topology, model, "full", one_rotation(rotation, index)),
             np.array(done["reference"]["positions_nm"]), iterations, all_atoms))
-    relax("2i", lambda: minimise(create_system(topology, model, "full", "2i"),
+    relax("2i", lambda: minimise(create_system(topology, model, "full", parse_grid("2i")),
                                  np.array(done["raw 0"]["positions_nm"]), iterations, all_atoms))
 
 
@@ -165,7 +167,7 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
     }
 
 
-def stability_runs(mode: str, settings: dict, checkpoint) -> tuple:
+def stability_runs(mode: str, settings: dict, model_file) -> tuple:
     """Run (or resume) the 250 K NVT runs; returns (directories, wall times of this sitting)."""
     steps = int(round(settings["nvt_ps"] * 2000))
     root = ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick")
@@ -174,7 +176,7 @@ def stability_runs(mode: str, settings: dict, checkpoint) -> tuple:
     started = time.perf_counter()
     run_reference(directories["reference"], steps, "ice-ih", TEMPERATURE_K)
     wall["reference"] = time.perf_counter() - started
-    raw = RunSettings(system="ice-ih", checkpoint=checkpoint, strategy="none", ensemble="nvt",
+    raw = RunSettings(system="ice-ih", model=model_file, strategy="none", ensemble="nvt",
                       temperature_k=TEMPERATURE_K, friction_per_ps=1.0, timestep_fs=0.5,
                       steps=steps, seed=1, state_interval=FRAME_STEPS * 10,
                       trajectory_interval=FRAME_STEPS, diagnostics_interval=2000,
@@ -218,7 +220,7 @@ def plot(numbers: dict):
     e_axis.legend(fontsize=8)
     for name, label in (("raw", "raw"), ("reference", "q-TIP4P/F")):
         entry = numbers["stability"][name]
-        r = np.array(entry["r_nm"]) * 10
+        r = nm_to_angstrom(np.array(entry["r_nm"]))
         g, error = np.array(entry["g_oo"]), np.array(entry["g_oo_error"])
         line, = g_axis.plot(r, g, label=label)
         g_axis.fill_between(r, g - error, g + error, color=line.get_color(), alpha=0.3)
@@ -237,7 +239,7 @@ def main() -> None:
     args = figure_arguments(__doc__.splitlines()[0])
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
-    model = load_checkpoint(args.checkpoint)
+    model = load_model(args.model)
     store_path = ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick") / "relaxations.json"
     store_path.parent.mkdir(parents=True, exist_ok=True)
     store = json.loads(store_path.read_text()) if store_path.is_file() else {}
@@ -251,7 +253,7 @@ def main() -> None:
         relax_arrangement(seed, model, settings, store, save)
         print(f"arrangement {seed} relaxed", flush=True)
     n_molecules = systems.load("ice-ih")[0].getNumResidues()
-    directories, wall = stability_runs(mode, settings, args.checkpoint)
+    directories, wall = stability_runs(mode, settings, args.model)
     numbers = {"energies": energy_numbers(store, settings, n_molecules),
                "stability": {name: stability_numbers(directory)
                              for name, directory in directories.items()}}

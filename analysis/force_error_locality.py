@@ -21,7 +21,7 @@ forces from beyond R, under that assumption) and its square root (the rms of U(R
 meV/Angstrom), with standard errors from blocks of consecutive frames. Writes
 analysis/results/force_error_locality.json.
 
-    python analysis/force_error_locality.py [--checkpoint CKPT] [--frames N] [--block-frames 10]
+    python analysis/force_error_locality.py [--model FILE] [--frames N] [--block-frames 10]
 """
 import argparse
 import json
@@ -36,10 +36,10 @@ from openmm import app, unit
 
 from omm_symbreak import systems
 from omm_symbreak.data import read_frames
-from omm_symbreak.export import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
-from omm_symbreak.model.checkpoint import load_checkpoint, model_fingerprint
+from omm_symbreak.model.model_file import load_model, model_fingerprint
+from omm_symbreak.predict import predict
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
-from omm_symbreak.train import predict
+from omm_symbreak.units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
 
 HERE = Path(__file__).resolve().parent
 KJ_MOL_NM_PER_EV_ANGSTROM = KJ_PER_MOL_PER_EV * ANGSTROM_PER_NM
@@ -98,44 +98,31 @@ def far_field_forces(molecules_angstrom: np.ndarray, cell_angstrom: np.ndarray,
                      for r in radii])
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
+    parser.add_argument("--model", default=None, help="model (default: the shipped one)")
     parser.add_argument("--dataset", default=str(HERE / "data" / "test.extxyz"))
     parser.add_argument("--frames", type=int, default=None, help="the first N frames (default: all)")
     parser.add_argument("--block-frames", type=int, default=10,
                         help="consecutive frames per block for the standard errors (the test set's "
                              "frames are 0.5 ps apart along one trajectory: 10 frames = 5 ps)")
     parser.add_argument("-o", "--output", default=str(HERE / "results" / "force_error_locality.json"))
-    args = parser.parse_args(argv)
-    start = time.time()
-    frames = read_frames(args.dataset)[:args.frames]
-    block = args.block_frames
-    if len(frames) < 2 * block or len({frame.n_atoms for frame in frames}) > 1:
-        raise ValueError(f"expected at least {2 * block} frames (two blocks of --block-frames) of one system")
-    for frame in frames:
-        if list(frame.atomic_numbers[:3]) != [8, 1, 1] or frame.n_atoms % 3 or frame.cell_angstrom is None:
-            raise ValueError("expected periodic water frames with atoms in O, H, H order")
-        if not np.allclose(frame.cell_angstrom, np.diag(np.diag(frame.cell_angstrom))):
-            raise ValueError("expected orthorhombic cells")
-    model = load_checkpoint(args.checkpoint)
-    _, predicted = predict(model, frames)
-    monomer, dimer = gas_phase_context(1), gas_phase_context(2)
-    far, error, species = [], [], []
-    for frame, forces in zip(frames, predicted):
-        n = frame.n_atoms // 3
-        far.append(far_field_forces(frame.positions_angstrom.reshape(n, 3, 3), frame.cell_angstrom,
-                                    frame.forces_ev_per_angstrom.reshape(n, 3, 3), monomer, dimer
-                                    ).reshape(len(RADII_ANGSTROM), -1, 3))
-        error.append(forces - frame.forces_ev_per_angstrom)
-        species.append(frame.atomic_numbers)
-    far_mev = np.stack(far) * 1000  # [frames, R, atoms, 3]
-    error_mev = np.stack(error) * 1000  # [frames, atoms, 3]
-    species = np.stack(species)  # [frames, atoms]
+    return parser.parse_args(argv)
 
-    def rms(values):
-        return float(np.sqrt(np.mean(values ** 2)))
 
+def rms(values: np.ndarray) -> float:
+    """The root mean square of all entries of ``values``."""
+    return float(np.sqrt(np.mean(values ** 2)))
+
+
+def by_radius(far_mev: np.ndarray, error_mev: np.ndarray, species: np.ndarray, block: int) -> list:
+    """One result row per radius of ``RADII_ANGSTROM``, per species and over all atoms.
+
+    far_mev: F_far(R) [frames, R, atoms, 3] and error_mev: F_model - F_label [frames, atoms, 3],
+    both meV/Angstrom; species: atomic numbers [frames, atoms]; block: frames per block for the
+    standard errors.
+    """
     rows = []
     for k, radius in enumerate(RADII_ANGSTROM):
         row = {"radius_angstrom": radius}
@@ -156,22 +143,15 @@ def main(argv=None):
                     math.sqrt(max(covariance - standard_error, 0.0)),
                     math.sqrt(max(covariance + standard_error, 0.0))]}
         rows.append(row)
-    result = {
-        "checkpoint": args.checkpoint or "shipped default", "model_fingerprint": model_fingerprint(model),
-        "model_cutoff_angstrom": model.cutoff, "dataset": os.path.relpath(args.dataset, HERE.parent),
-        "frames": len(frames),
-        "model_force_error_rms_mev_per_angstrom": {"all": rms(error_mev),
-                                                   "O": rms(error_mev[species == 8]),
-                                                   "H": rms(error_mev[species == 1])},
-        "uncertainty": f"standard errors of the means of blocks of {block} consecutive frames; the range"
-                       " of the missed rms is sqrt(covariance -/+ one standard error)",
-        "by_radius": rows, "wall_seconds": round(time.time() - start, 1),
-    }
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    return rows
+
+
+def print_summary(result: dict):
+    """The model's force error and the table of ``result["by_radius"]`` on stdout."""
     print(f"model force error rms {result['model_force_error_rms_mev_per_angstrom']}")
     print("R/A   far-field rms O, H (meV/A)   error variance share O, H (+-1 s.e.)   "
           "rms of the missed part: all (range)")
-    for row in rows:
+    for row in result["by_radius"]:
         o, h, every = row["O"], row["H"], row["all"]
         low, high = every["missed_far_field_rms_range_mev_per_angstrom"]
         print(f"{row['radius_angstrom']:.1f}   {o['far_field_rms_mev_per_angstrom']:6.1f} "
@@ -179,6 +159,48 @@ def main(argv=None):
               f"{o['error_variance_share_from_beyond_radius']:5.2f}+-{o['error_variance_share_standard_error']:.2f} "
               f"{h['error_variance_share_from_beyond_radius']:5.2f}+-{h['error_variance_share_standard_error']:.2f}   "
               f"{every['missed_far_field_rms_mev_per_angstrom']:5.1f} ({low:.1f}-{high:.1f})")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+    frames = read_frames(args.dataset)[:args.frames]
+    block = args.block_frames
+    if len(frames) < 2 * block or len({frame.n_atoms for frame in frames}) > 1:
+        raise ValueError(f"expected at least {2 * block} frames (two blocks of --block-frames) of one system")
+    for frame in frames:
+        if list(frame.atomic_numbers[:3]) != [8, 1, 1] or frame.n_atoms % 3 or frame.cell_angstrom is None:
+            raise ValueError("expected periodic water frames with atoms in O, H, H order")
+        if not np.allclose(frame.cell_angstrom, np.diag(np.diag(frame.cell_angstrom))):
+            raise ValueError("expected orthorhombic cells")
+    model = load_model(args.model)
+    _, predicted = predict(model, frames)
+    monomer, dimer = gas_phase_context(1), gas_phase_context(2)
+    far, error, species = [], [], []
+    for frame, forces in zip(frames, predicted):
+        n = frame.n_atoms // 3
+        far.append(far_field_forces(frame.positions_angstrom.reshape(n, 3, 3), frame.cell_angstrom,
+                                    frame.forces_ev_per_angstrom.reshape(n, 3, 3), monomer, dimer
+                                    ).reshape(len(RADII_ANGSTROM), -1, 3))
+        error.append(forces - frame.forces_ev_per_angstrom)
+        species.append(frame.atomic_numbers)
+    far_mev = np.stack(far) * 1000  # [frames, R, atoms, 3]
+    error_mev = np.stack(error) * 1000  # [frames, atoms, 3]
+    species = np.stack(species)  # [frames, atoms]
+    result = {
+        "model": args.model or "shipped default", "model_fingerprint": model_fingerprint(model),
+        "model_cutoff_angstrom": model.cutoff, "dataset": os.path.relpath(args.dataset, HERE.parent),
+        "frames": len(frames),
+        "model_force_error_rms_mev_per_angstrom": {"all": rms(error_mev),
+                                                   "O": rms(error_mev[species == 8]),
+                                                   "H": rms(error_mev[species == 1])},
+        "uncertainty": f"standard errors of the means of blocks of {block} consecutive frames; the range"
+                       " of the missed rms is sqrt(covariance -/+ one standard error)",
+        "by_radius": by_radius(far_mev, error_mev, species, block),
+        "wall_seconds": round(time.time() - start, 1),
+    }
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print_summary(result)
     print(f"wrote {args.output} ({result['wall_seconds']} s)")
 
 

@@ -32,8 +32,9 @@ from openmm import app, unit
 from figures import estimated_wall_time_s
 from omm_symbreak import systems
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
-from omm_symbreak.simulate import (RunSettings, _truncate_csv, _truncate_dcd, read_trajectory,
-                                   run)
+from omm_symbreak.rundir import read_trajectory, truncate_csv, truncate_dcd
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.simulate import run
 
 ROOT = Path(__file__).resolve().parent
 LENGTHS_PS = {"full": {"reference": 40.0, "raw": 30.0, "mts-2i": 8.0},
@@ -44,9 +45,9 @@ CHECKPOINT_STEPS = 2000  # 1 ps
 SEED = 1
 
 
-def ml_settings(strategy: str, steps: int, checkpoint) -> RunSettings:
-    return RunSettings(system="liquid-64", checkpoint=checkpoint, strategy=strategy, grid="2i",
-                       mts_stride=10, ensemble="nvt", temperature_k=300.0, friction_per_ps=1.0,
+def ml_settings(strategy: str, steps: int, model_file) -> RunSettings:
+    return RunSettings(system="liquid-64", model=model_file, strategy=strategy, mts_stride=10,
+                       ensemble="nvt", temperature_k=300.0, friction_per_ps=1.0,
                        timestep_fs=0.5, steps=steps, seed=SEED, state_interval=FRAME_STEPS * 10,
                        trajectory_interval=FRAME_STEPS, diagnostics_interval=CHECKPOINT_STEPS,
                        diagnostic_grid="2i", checkpoint_interval=CHECKPOINT_STEPS)
@@ -78,8 +79,8 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
         if step > steps:
             raise ValueError(f"{directory} is checkpointed at step {step}, beyond {steps}")
         simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
-        _truncate_dcd(directory / "trajectory.dcd", step // FRAME_STEPS + 1)
-        _truncate_csv(directory / "state.csv", step, lambda row: int(row.split(",")[0]))
+        truncate_dcd(directory / "trajectory.dcd", step // FRAME_STEPS + 1)
+        truncate_csv(directory / "state.csv", step)
     else:
         step = 0
         with open(directory / "topology.pdb", "w") as handle:
@@ -105,7 +106,7 @@ def run_reference(directory: Path, steps: int, template: str = "liquid-64",
         progress_path.write_text(json.dumps({"step": step}))
 
 
-def run_all(mode: str, checkpoint) -> tuple:
+def run_all(mode: str, model_file) -> tuple:
     """Run (or resume, or extend) the three liquid runs; returns (run directories, wall times
     of this sitting in s, simulated ps), each a dict by run name."""
     root = ROOT / "runs" / ("liquid" if mode == "full" else "liquid-quick")
@@ -117,7 +118,7 @@ def run_all(mode: str, checkpoint) -> tuple:
         if name == "reference":
             run_reference(directory, steps)
         else:
-            settings = ml_settings("none" if name == "raw" else "mts", steps, checkpoint)
+            settings = ml_settings("none" if name == "raw" else "mts", steps, model_file)
             run(settings, directory, resume=(directory / "run.json").is_file())
         wall[name] = time.perf_counter() - started
         directories[name] = directory

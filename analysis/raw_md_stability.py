@@ -1,6 +1,6 @@
 """Stability of the shipped model's raw MD: liquid-64, NVT 300 K, 20 ps, no molecule may break.
 
-    python analysis/raw_md_stability.py [--checkpoint CKPT] [--time-ps 20] [--run-dir DIR]
+    python analysis/raw_md_stability.py [--model FILE] [--time-ps 20] [--run-dir DIR]
 
 Runs ``omm-symbreak simulate liquid-64`` with the raw model (strategy ``none``; Langevin
 middle, friction 1/ps, dt 0.5 fs, CPU platform, seed 1) from the template, a frame every
@@ -22,8 +22,10 @@ import mdtraj
 import numpy as np
 
 from figures import estimated_wall_time_s, read_state
-from omm_symbreak.model import load_checkpoint, model_fingerprint
-from omm_symbreak.simulate import RunSettings, read_trajectory, run
+from omm_symbreak.model import load_model, model_fingerprint
+from omm_symbreak.rundir import read_trajectory
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.simulate import run
 
 ROOT = Path(__file__).resolve().parent
 RESULTS_PATH = ROOT / "results" / "raw_md_stability.json"
@@ -49,11 +51,11 @@ def water_geometry(trajectory: mdtraj.Trajectory) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
+    parser.add_argument("--model", default=None, help="default: the shipped model")
     parser.add_argument("--time-ps", type=float, default=20.0)
     parser.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "raw-md-stability")
     args = parser.parse_args()
-    settings = RunSettings(system="liquid-64", checkpoint=args.checkpoint, strategy="none",
+    settings = RunSettings(system="liquid-64", model=args.model, strategy="none",
                            ensemble="nvt", temperature_k=300.0, timestep_fs=0.5,
                            steps=int(round(args.time_ps * 2000)), seed=1, state_interval=200,
                            trajectory_interval=200, diagnostics_interval=4000,
@@ -72,8 +74,8 @@ def main() -> None:
     result = {
         "what": "raw-model NVT MD of liquid-64 at 300 K: does any molecule break?",
         "command": "python analysis/raw_md_stability.py",
-        "checkpoint": args.checkpoint or "shipped (omm_symbreak/models/water-pet.ckpt)",
-        "model_fingerprint": model_fingerprint(load_checkpoint(args.checkpoint)),
+        "model": args.model or "shipped (omm_symbreak/models/water-pet.ckpt)",
+        "model_fingerprint": model_fingerprint(load_model(args.model)),
         "settings": {"ensemble": "NVT, Langevin middle, friction 1/ps", "timestep_fs": 0.5,
                      "temperature_k": 300.0, "platform": "CPU", "seed": 1},
         "simulated_ps": float(simulated_ps),

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import observables as obs
-from .simulate import read_diagnostics, read_trajectory
+from .rundir import read_diagnostics, read_settings, read_trajectory
 
 NM2_PER_PS_IN_1E5_CM2_PER_S = 1000.0  # 1 nm^2/ps = 1e-14 cm^2 / 1e-12 s = 1e-2 cm^2/s
 
@@ -101,10 +101,7 @@ def analyze_run(run_dir, output_dir=None, n_blocks: int = 4) -> dict:
     """Compute the observables of a run; write JSON and a PNG into ``output_dir`` (default
     ``<run_dir>/analysis``) and return the JSON content."""
     run_dir = Path(run_dir)
-    record_path = run_dir / "run.json"
-    if not record_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not an omm-symbreak run directory (no run.json)")
-    settings = json.loads(record_path.read_text())["settings"]
+    settings = read_settings(run_dir)
     diagnostics = read_diagnostics(run_dir / "diagnostics.csv")
     if len(diagnostics["time_ps"]) < n_blocks:
         raise ValueError(f"{len(diagnostics['time_ps'])} diagnostics rows cannot make "

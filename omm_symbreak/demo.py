@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .simulate import RunSettings, read_diagnostics, run
+from .rundir import read_diagnostics
+from .settings import RunSettings
+from .simulate import run
+from .units import fs_to_ps
 
 RUNS = {
     "monomer raw": dict(system="water-monomer", strategy="none", ensemble="nve", steps=2000),
@@ -22,19 +25,20 @@ RUNS = {
 }
 
 
-def _settings(checkpoint, seed, steps, **run):
+def _settings(model, seed, steps, **run):
     interval = steps // 40 if run["system"] == "water-monomer" else 8
-    return RunSettings(checkpoint=checkpoint, grid="2i", diagnostic_grid="2i", seed=seed,
-                       steps=steps, state_interval=interval, trajectory_interval=interval,
+    return RunSettings(model=model, diagnostic_grid="2i", seed=seed, steps=steps,
+                       state_interval=interval, trajectory_interval=interval,
                        diagnostics_interval=interval, checkpoint_interval=steps, **run)
 
 
-def run_demo(output_dir, checkpoint=None, seed=0) -> dict:
-    """Run the four simulations into ``output_dir`` and return {run: summary}."""
+def run_demo(output_dir, model=None, seed=0) -> dict:
+    """Run the four simulations into ``output_dir`` with the model file ``model`` (None: the
+    shipped model) and return {run: summary}."""
     output_dir = Path(output_dir)
     summaries, diagnostics = {}, {}
     for name, spec in RUNS.items():
-        settings = _settings(checkpoint, seed, **spec)
+        settings = _settings(model, seed, **spec)
         directory = output_dir / name.replace(" ", "_")
         start = time.perf_counter()
         run(settings, directory, progress=True)
@@ -48,7 +52,7 @@ def run_demo(output_dir, checkpoint=None, seed=0) -> dict:
             "angular_momentum_wander_amu_nm2_ps": float(
                 np.linalg.norm(momentum - momentum[0], axis=1).max()),
             "ns_per_day": settings.steps * settings.timestep_fs * 1e-6 / seconds * 86400,
-            "simulated_ps": settings.steps * settings.timestep_fs / 1000,
+            "simulated_ps": fs_to_ps(settings.steps * settings.timestep_fs),
         }
     _plot(diagnostics, output_dir / "demo.png")
     return summaries

@@ -10,8 +10,11 @@ import torch
 
 from conftest import tiny_model, water_positions_angstrom, water_topology
 from omm_symbreak.cli import main
-from omm_symbreak.model import save_checkpoint
-from omm_symbreak.simulate import RunSettings, read_trajectory, run
+from omm_symbreak.model import save_model
+from omm_symbreak.rundir import read_trajectory
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.simulate import run
+from omm_symbreak.units import angstrom_to_nm
 
 
 @pytest.fixture(scope="module")
@@ -19,15 +22,15 @@ def runs(tmp_path_factory):
     """A water-molecule run and a periodic 27-molecule box run of the tiny model."""
     root = tmp_path_factory.mktemp("analyze")
     checkpoint = root / "tiny.ckpt"
-    save_checkpoint(tiny_model(dtype=torch.float32), checkpoint)
+    save_model(tiny_model(dtype=torch.float32), checkpoint)
     box_pdb = root / "box.pdb"
     cell = np.eye(3) * 9.3
     with open(box_pdb, "w") as handle:
-        app.PDBFile.writeFile(water_topology(27, cell),
-                              water_positions_angstrom(3, 3.1, seed=1) / 10 * unit.nanometer, handle)
+        positions_nm = angstrom_to_nm(water_positions_angstrom(3, 3.1, seed=1))
+        app.PDBFile.writeFile(water_topology(27, cell), positions_nm * unit.nanometer, handle)
     directories = {}
     for name, system in (("monomer", "water-monomer"), ("box", str(box_pdb))):
-        settings = RunSettings(system=system, checkpoint=str(checkpoint), ensemble="nvt",
+        settings = RunSettings(system=system, model=str(checkpoint), ensemble="nvt",
                                timestep_fs=0.25, steps=160, state_interval=10,
                                trajectory_interval=10, diagnostics_interval=10,
                                checkpoint_interval=160, diagnostic_grid="1i", seed=3)

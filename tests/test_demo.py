@@ -6,12 +6,12 @@ import torch
 
 from conftest import tiny_model
 from omm_symbreak.cli import main
-from omm_symbreak.model import save_checkpoint
+from omm_symbreak.model import save_model
 
 
 def test_demo_table_and_plot(tmp_path, capsys):
     checkpoint = tmp_path / "tiny.ckpt"
-    save_checkpoint(tiny_model(dtype=torch.float32), checkpoint)
+    save_model(tiny_model(dtype=torch.float32), checkpoint)
     output = tmp_path / "demo"
     assert main(["demo", "--model", str(checkpoint), "-o", str(output)]) == 0
     table = capsys.readouterr().out

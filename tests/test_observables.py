@@ -1,5 +1,9 @@
 """Observables against analytic answers and independent implementations, on synthetic data."""
 
+import importlib
+import subprocess
+import sys
+
 import mdtraj
 import numpy as np
 import pytest
@@ -14,7 +18,8 @@ from omm_symbreak.observables import (
     orientational_free_energy, power_spectrum, radial_distribution_oo, torque_statistics,
     unwrapped_positions, water_atom_indices, weighted_orientation_anisotropy,
     yeh_hummer_correction)
-from omm_symbreak.simulate import read_diagnostics
+from omm_symbreak.observables import statistics
+from omm_symbreak.rundir import read_diagnostics
 
 OH_NM, HALF_ANGLE = 0.09572, np.radians(104.52 / 2)
 MASSES_AMU = np.array([15.999, 1.008, 1.008])
@@ -52,6 +57,22 @@ def water_trajectory(oxygens_nm, directions, box_nm, dt_ps=0.1, rng=None):
 def random_unit_vectors(rng, shape):
     v = rng.normal(size=(*shape, 3))
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+# --- the package ------------------------------------------------------------------------
+
+def test_the_package_exposes_every_public_name_of_its_modules():
+    modules = [importlib.import_module(f"omm_symbreak.observables.{name}") for name in
+               ("mechanics", "statistics", "orientation", "structure", "dynamics", "spectra")]
+    assert sorted(observables.__all__) == sorted(name for m in modules for name in m.__all__)
+    for module in modules:
+        for name in module.__all__:
+            assert getattr(observables, name) is getattr(module, name)
+
+
+def test_mechanics_imports_without_mdtraj():
+    subprocess.run([sys.executable, "-c", "import omm_symbreak.observables.mechanics, sys; "
+                    "assert 'mdtraj' not in sys.modules"], check=True)
 
 
 # --- existing functions and topology ------------------------------------------------------
@@ -158,7 +179,7 @@ def test_frame_chunks_give_the_same_results(monkeypatch):
 
     whole = results()
     n_pairs = n_molecules * (n_molecules - 1) // 2
-    monkeypatch.setattr(observables, "_CHUNK_VALUES", 3 * n_pairs)  # 3 frames, 16 samples a chunk
+    monkeypatch.setattr(statistics, "_CHUNK_VALUES", 3 * n_pairs)  # 3 frames, 16 samples a chunk
     for chunked, expected in zip(results(), whole):
         np.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-12)
 

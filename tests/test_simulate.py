@@ -1,4 +1,4 @@
-"""Simulations: strategies, outputs, resume after kill -9, explosions and bad input."""
+"""Simulations: settings, strategies, outputs, resume after kill -9, explosions, bad input."""
 
 import dataclasses
 import json
@@ -18,16 +18,18 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from omm_symbreak.model import save_checkpoint
+from omm_symbreak.model import save_model
 from omm_symbreak.potential import create_system
-from omm_symbreak.simulate import (RunSettings, SimulationError, make_integrator,
-                                   read_diagnostics, run)
+from omm_symbreak.rundir import read_diagnostics
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.simulate import SimulationError, make_integrator, run
+from omm_symbreak.units import angstrom_to_nm
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
     path = tmp_path / "tiny.ckpt"
-    save_checkpoint(tiny_model(dtype=torch.float32), path)
+    save_model(tiny_model(dtype=torch.float32), path)
     return str(path)
 
 
@@ -36,23 +38,48 @@ def diagnostics_of(directory):
 
 
 def quick(checkpoint, **changes):
-    settings = RunSettings(system="water-monomer", checkpoint=checkpoint, steps=40,
-                           state_interval=10, trajectory_interval=10, diagnostics_interval=10,
-                           checkpoint_interval=20)
-    return dataclasses.replace(settings, **changes)
+    """Short water-molecule settings; ``changes`` replace any of them (the grid of the changed
+    strategy resolves from its default)."""
+    base = dict(system="water-monomer", model=checkpoint, steps=40, state_interval=10,
+                trajectory_interval=10, diagnostics_interval=10, checkpoint_interval=20)
+    return RunSettings(**{**base, **changes})
+
+
+def grid_of(strategy: str, spec: str):
+    """``spec`` for the strategies with a grid (full, mts), the default (none) for the others."""
+    return spec if strategy in ("full", "mts") else None
+
+
+def test_grids_resolve_to_canonical_notation_and_are_parsed_once():
+    full, raw = RunSettings("water-monomer", strategy="full"), RunSettings("water-monomer")
+    assert (full.grid, raw.grid) == ("2i", "none")
+    assert full.rotation_grid.spec == "2i" and raw.rotation_grid.spec == "none"
+    odd = RunSettings("water-monomer", strategy="mts", grid=" Lebedev:3I ", diagnostic_grid="1I")
+    assert (odd.grid, odd.diagnostic_grid) == ("lebedev:3i", "1i")
+    assert odd.diagnostic_rotation_grid.spec == "1i"
+    assert json.loads(json.dumps(dataclasses.asdict(odd)))["grid"] == "lebedev:3i"
+    for strategy in ("none", "random"):
+        with pytest.raises(ValueError, match="--grid applies to strategies full and mts"):
+            RunSettings("water-monomer", strategy=strategy, grid="2i")
+        assert RunSettings("water-monomer", strategy=strategy, grid="none").grid == "none"
+
+
+def test_importing_the_md_driver_does_not_import_mdtraj():
+    subprocess.run([sys.executable, "-c", "import omm_symbreak.simulate, sys; "
+                    "assert 'mdtraj' not in sys.modules"], check=True)
 
 
 def test_mts_with_stride_1_coincides_with_full_averaging(water_box):
     """Reference platform, float64 model: the MTS splitting (raw fast + correction slow) with
     k = 1 integrates the same forces as the grid-averaged model."""
     topology, positions_angstrom, _ = water_box
-    positions, box = positions_angstrom / 10, topology.getPeriodicBoxVectors()
+    positions, box = angstrom_to_nm(positions_angstrom), topology.getPeriodicBoxVectors()
     model = tiny_model(dtype=torch.float64)
     trajectories = {}
     for strategy in ("full", "mts"):
         settings = RunSettings(system="water-box", strategy=strategy, grid="1i", mts_stride=1,
                                ensemble="nve", timestep_fs=0.5)
-        system = create_system(topology, model, strategy, "1i")
+        system = create_system(topology, model, strategy, settings.rotation_grid)
         context = openmm.Context(system, make_integrator(settings),
                                  openmm.Platform.getPlatformByName("Reference"))
         context.setPeriodicBoxVectors(*box)
@@ -66,8 +93,8 @@ def test_mts_with_stride_1_coincides_with_full_averaging(water_box):
 def test_every_strategy_runs_and_writes_documented_outputs(tmp_path, checkpoint):
     for strategy, ensemble in [("none", "nve"), ("full", "nvt"), ("mts", "nve"), ("random", "nvt")]:
         directory = tmp_path / strategy
-        settings = quick(checkpoint, strategy=strategy, ensemble=ensemble, grid="1i",
-                         diagnostic_grid="1i", velocities=True,
+        settings = quick(checkpoint, strategy=strategy, ensemble=ensemble,
+                         grid=grid_of(strategy, "1i"), diagnostic_grid="1i", velocities=True,
                          mts_stride=2 if strategy == "mts" else 4)
         run(settings, directory, progress=False)
         trajectory = mdtraj.load(str(directory / "trajectory.dcd"), top=str(directory / "topology.pdb"))
@@ -87,9 +114,9 @@ def test_every_strategy_runs_on_every_periodic_template(tmp_path, checkpoint, sy
     """Four steps of each strategy; the water molecule is covered by the test above."""
     for strategy, ensemble in [("none", "nve"), ("full", "nvt"), ("mts", "nve"), ("random", "nvt")]:
         settings = quick(checkpoint, system=system, strategy=strategy, ensemble=ensemble,
-                         grid="1i", diagnostic_grid="1i", steps=4, state_interval=2,
-                         trajectory_interval=2, diagnostics_interval=2, checkpoint_interval=4,
-                         mts_stride=2)
+                         grid=grid_of(strategy, "1i"), diagnostic_grid="1i", steps=4,
+                         state_interval=2, trajectory_interval=2, diagnostics_interval=2,
+                         checkpoint_interval=4, mts_stride=2)
         directory = run(settings, tmp_path / f"{system}-{strategy}", progress=False)
         diagnostics = diagnostics_of(directory)
         assert list(diagnostics["step"]) == [0, 2, 4]
@@ -108,8 +135,9 @@ def test_random_strategy_is_reproducible_for_a_seed(tmp_path, checkpoint):
 def test_nve_conserves_angular_momentum_of_the_averaged_model_better_than_raw(tmp_path, checkpoint):
     wander = {}
     for strategy in ("none", "full"):
-        directory = run(quick(checkpoint, strategy=strategy, grid="2i", ensemble="nve", steps=200,
-                              diagnostics_interval=20, precision="double", platform="Reference"),
+        directory = run(quick(checkpoint, strategy=strategy, grid=grid_of(strategy, "2i"),
+                              ensemble="nve", steps=200, diagnostics_interval=20,
+                              precision="double", platform="Reference"),
                         tmp_path / strategy, progress=False)
         diagnostics = diagnostics_of(directory)
         wander[strategy] = np.abs(np.diff(np.stack([diagnostics[f"L_{a}"] for a in "xyz"]))).max()
@@ -118,15 +146,16 @@ def test_nve_conserves_angular_momentum_of_the_averaged_model_better_than_raw(tm
 
 def test_bad_inputs_fail_before_any_simulation(tmp_path, checkpoint):
     cases = {
-        "unknown system": (quick(checkpoint, system="lava"), "available"),
-        "unknown strategy": (quick(checkpoint, strategy="sometimes"), "unknown strategy"),
-        "unknown grid": (quick(checkpoint, strategy="full", grid="7x"), "lebedev:L"),
-        "random with NVE": (quick(checkpoint, strategy="random", ensemble="nve"), "thermostat"),
-        "mts stride": (quick(checkpoint, strategy="mts", mts_stride=3), "multiple"),
+        "unknown system": (dict(system="lava"), "available"),
+        "unknown strategy": (dict(strategy="sometimes"), "unknown strategy"),
+        "unknown grid": (dict(strategy="full", grid="7x"), "lebedev:L"),
+        "grid without use": (dict(strategy="none", grid="1i"), "--grid applies"),
+        "random with NVE": (dict(strategy="random", ensemble="nve"), "thermostat"),
+        "mts stride": (dict(strategy="mts", mts_stride=3), "multiple"),
     }
-    for name, (settings, message) in cases.items():
+    for name, (changes, message) in cases.items():
         with pytest.raises(ValueError, match=message):
-            run(settings, tmp_path / name.replace(" ", "-"), progress=False)
+            run(quick(checkpoint, **changes), tmp_path / name.replace(" ", "-"), progress=False)
         assert not (tmp_path / name.replace(" ", "-")).exists(), name
     run(quick(checkpoint), tmp_path / "done", progress=False)
     with pytest.raises(ValueError, match="different run"):
@@ -148,7 +177,7 @@ def test_explosion_stops_with_a_clear_message_and_keeps_good_frames(tmp_path):
     wild = tiny_model(dtype=torch.float32)
     wild.energy_scale.fill_(1000.0)
     checkpoint = tmp_path / "wild.ckpt"
-    save_checkpoint(wild, checkpoint)
+    save_model(wild, checkpoint)
     settings = quick(str(checkpoint), system="liquid-64", timestep_fs=5.0, steps=400,
                      diagnostic_grid="none", checkpoint_interval=200)
     with pytest.raises(SimulationError, match=r"last good frame, step (\d+)") as error:
@@ -216,14 +245,14 @@ def test_a_resumed_run_can_be_extended_but_not_changed_or_cut_before_its_checkpo
         run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800, seed=4),
             tmp_path / "part", resume=True, progress=False)
     original = Path(checkpoint).read_bytes()  # the same path, another model: refused
-    save_checkpoint(tiny_model(seed=1, dtype=torch.float32), checkpoint)
+    save_model(tiny_model(seed=1, dtype=torch.float32), checkpoint)
     with pytest.raises(ValueError, match="run with another model"):
         run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800),
             tmp_path / "part", resume=True, progress=False)
     Path(checkpoint).write_bytes(original)
     copy = tmp_path / "copy.ckpt"  # another path, the same model: accepted
     copy.write_bytes(original)
-    run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=400, checkpoint=str(copy)),
+    run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=400, model=str(copy)),
         tmp_path / "part", resume=True, progress=False)
     subprocess.run(simulate_command(checkpoint, tmp_path / "part", "--steps", "800", "--resume"),
                    check=True)

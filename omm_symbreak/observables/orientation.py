@@ -1,0 +1,150 @@
+"""Orientations of water molecules: the molecular direction and its distribution.
+
+Trajectories are ``mdtraj.Trajectory`` objects (F frames, N atoms, M molecules, nm) with water
+as residues HOH with atoms O, H1, H2 in that order (``water_atom_indices`` checks it and raises
+ValueError otherwise). Directions u are unit vectors (dimensionless); errors are standard errors
+over non-overlapping blocks along the first axis (``statistics.block_average``).
+"""
+
+import mdtraj
+import numpy as np
+from scipy.special import sph_harm_y
+
+from .statistics import _block_slices, _frame_chunks, block_average
+
+__all__ = ["water_atom_indices", "molecular_direction", "orientation_anisotropy",
+           "weighted_orientation_anisotropy", "orientation_density",
+           "orientational_free_energy"]
+
+
+def water_atom_indices(topology: mdtraj.Topology):
+    """Atom indices (O, H1, H2), each [M], of the water molecules of an mdtraj Topology.
+
+    Raises ValueError unless every residue is HOH with atoms named O, H1, H2 in that order.
+    """
+    molecules = []
+    for residue in topology.residues:
+        names = [atom.name for atom in residue.atoms]
+        if residue.name != "HOH" or names != ["O", "H1", "H2"]:
+            raise ValueError(
+                "molecule-level observables need water as residues HOH with atoms O, H1, H2 in "
+                f"that order; residue {residue.index} is {residue.name} with atoms {names}")
+        molecules.append([atom.index for atom in residue.atoms])
+    if not molecules:
+        raise ValueError("molecule-level observables need water molecules; the topology has none")
+    oxygens, hydrogens1, hydrogens2 = np.array(molecules).T
+    return oxygens, hydrogens1, hydrogens2
+
+
+def molecular_direction(traj: mdtraj.Trajectory) -> np.ndarray:
+    """u = unit vector from O to the midpoint of H1 and H2 (the dipole direction), [F, M, 3].
+
+    Lab frame, dimensionless. The O-H vectors are minimum-image vectors, so molecules split across
+    the periodic box are handled.
+    """
+    oxygens, hydrogens1, hydrogens2 = water_atom_indices(traj.topology)
+    pairs = np.concatenate([np.column_stack([oxygens, hydrogens1]),
+                            np.column_stack([oxygens, hydrogens2])])
+    oh = mdtraj.compute_displacements(traj, pairs, periodic=True).astype(float)
+    bisector = oh[:, :len(oxygens)] + oh[:, len(oxygens):]
+    return bisector / np.linalg.norm(bisector, axis=-1, keepdims=True)
+
+
+def _harmonic_components(u: np.ndarray, degree: int) -> np.ndarray:
+    """Real and imaginary parts of Y_lm(u), m = -l..l, l = degree: [..., 2 (2l + 1)] from unit
+    vectors u [..., 3]. Their dot product between two directions a, b is
+    sum_m Re(Y_lm(a) Y_lm(b)*) = (2l + 1) / (4 pi) P_l(a . b), and the sum of their squared means
+    equals that of the real spherical harmonics (the two bases differ by a unitary map)."""
+    u = np.asarray(u, dtype=float)
+    norm = np.linalg.norm(u, axis=-1)
+    theta = np.arccos(np.clip(u[..., 2] / norm, -1.0, 1.0))
+    phi = np.mod(np.arctan2(u[..., 1], u[..., 0]), 2 * np.pi)
+    orders = np.arange(-degree, degree + 1).reshape(-1, *[1] * theta.ndim)
+    values = np.moveaxis(sph_harm_y(degree, orders, theta, phi), 0, -1)
+    return np.concatenate([values.real, values.imag], axis=-1)
+
+
+def orientation_anisotropy(u: np.ndarray, l_max: int = 4, n_blocks: int = 4):
+    """Anisotropy of a distribution of directions: A = 4 pi sum_{l=1}^{l_max} sum_m <Y_lm(u)>^2.
+
+    u [S, ..., 3]: directions (need not be normalised), axis 0 in time order (the blocks run along
+    it), further axes (e.g. molecules) pooled. A is zero for an isotropic distribution and
+    l_max (l_max + 2) for all u equal; Y_lm are real spherical harmonics. The plain estimate from n
+    independent samples has expectation A + (l_max (l_max + 2) - A) / n; each block's estimate
+    here has that finite-sample bias removed exactly (it is the mean of
+    sum_l (2l + 1) P_l(u_i . u_j) over pairs i != j), so its expectation is A for independent
+    samples. Correlated samples still raise the noise, which the block error includes.
+    Returns (A, A_error, isotropic_bias): dimensionless; isotropic_bias = l_max (l_max + 2) / n,
+    with n samples per block, is the expectation of the uncorrected estimate under isotropy,
+    the size of the correction made.
+    """
+    u = np.asarray(u, dtype=float)
+    bias_numerator = l_max * (l_max + 2)
+    blocks = []
+    for block in _block_slices(len(u), n_blocks):
+        components = np.concatenate([_harmonic_components(u[block], degree).reshape(
+            -1, 2 * (2 * degree + 1)) for degree in range(1, l_max + 1)], axis=-1)
+        n = len(components)
+        plain = 4 * np.pi * np.sum(components.mean(axis=0) ** 2)
+        blocks.append((n * plain - bias_numerator) / (n - 1))
+    anisotropy, error = block_average(np.array(blocks), n_blocks)
+    return anisotropy, error, bias_numerator / n
+
+
+def weighted_orientation_anisotropy(u: np.ndarray, weights: np.ndarray, l_max: int = 4):
+    """The anisotropy A of ``orientation_anisotropy`` for a weighted set of directions.
+
+    u [n, 3] directions, weights [n] (non-negative, any normalisation), e.g. uniformly random
+    orientations with Boltzmann weights: A = 4 pi sum_{l=1}^{l_max} sum_m (sum_i w_i Y_lm(u_i))^2
+    with the weights normalised. Returns (A, noise_floor): the floor l_max (l_max + 2) / n_eff,
+    n_eff = 1 / sum_i w_i^2, is what uniformly random directions give on average, so A is
+    resolved only well above it. Dimensionless.
+    """
+    weights = np.asarray(weights, dtype=float)
+    weights = weights / weights.sum()
+    components = np.concatenate([_harmonic_components(u, degree)
+                                 for degree in range(1, l_max + 1)], axis=-1)
+    anisotropy = 4 * np.pi * np.sum((weights @ components) ** 2)
+    return float(anisotropy), float(l_max * (l_max + 2) * np.sum(weights ** 2))
+
+
+def _gaussian_kernels(grid: np.ndarray, images: list, bandwidth: float) -> np.ndarray:
+    """sum over images of N(grid - image; bandwidth): [S, G] from images, each [S], grid [G]."""
+    return sum(np.exp(-0.5 * ((grid - image[:, None]) / bandwidth) ** 2)
+               for image in images) / (np.sqrt(2 * np.pi) * bandwidth)
+
+
+def orientation_density(u: np.ndarray, bandwidth: float = 0.1, n_cos: int = 50,
+                        n_phi: int = 100):
+    """Probability density of directions over (cos theta = u_z, phi = atan2(u_y, u_x)).
+
+    u [..., 3]: directions (need not be normalised), all pooled. Gaussian kernel density estimate
+    in x = cos theta and y = phi / pi, both spanning [-1, 1], with standard deviation
+    ``bandwidth`` in each; reflecting boundaries at cos theta = +-1 (mirror images of the samples
+    at 2 - x and -2 - x), periodic in phi (images at y +- 2). Normalised so that a uniform
+    distribution on the sphere gives 1 everywhere (4 times the density in (x, y)).
+    Returns (cos_theta [n_cos], phi [n_phi] rad in (-pi, pi): the centres of a regular grid;
+    density [n_cos, n_phi], dimensionless).
+    """
+    u = np.asarray(u, dtype=float).reshape(-1, 3)
+    x = u[:, 2] / np.linalg.norm(u, axis=-1)
+    y = np.arctan2(u[:, 1], u[:, 0]) / np.pi
+    cos_theta = -1 + (np.arange(n_cos) + 0.5) * 2 / n_cos
+    phi_over_pi = -1 + (np.arange(n_phi) + 0.5) * 2 / n_phi
+    density = np.zeros((n_cos, n_phi))
+    for chunk in _frame_chunks(slice(0, len(u)), n_cos + n_phi):
+        kernels_x = _gaussian_kernels(cos_theta, [x[chunk], 2 - x[chunk], -2 - x[chunk]],
+                                      bandwidth)
+        kernels_y = _gaussian_kernels(phi_over_pi, [y[chunk], y[chunk] + 2, y[chunk] - 2],
+                                      bandwidth)
+        density += kernels_x.T @ kernels_y
+    return cos_theta, np.pi * phi_over_pi, 4.0 * density / len(u)
+
+
+def orientational_free_energy(density: np.ndarray) -> np.ndarray:
+    """F = -ln P in units of k_B T, from an ``orientation_density`` P (1 for a uniform one).
+
+    Zero for a uniform distribution; +inf where P = 0.
+    """
+    with np.errstate(divide="ignore"):
+        return -np.log(density)

@@ -1,0 +1,312 @@
+"""The run directory of ``omm_symbreak.simulate.run``: its files, writing and reading them.
+
+A run directory holds:
+
+- ``run.json``: the settings, the model, the units of every output, versions;
+- ``topology.pdb``: the starting structure (the topology for mdtraj);
+- ``trajectory.dcd``: positions (``mdtraj.load("trajectory.dcd", top="topology.pdb")``, nm);
+- ``velocities.dcd`` (with ``velocities=True``): velocities stored as DCD coordinates, so that
+  the ``xyz`` mdtraj reads from it are velocities in nm/ps;
+- ``state.csv``: ``openmm.app.StateDataReporter`` columns (kJ/mol, K, ps, ns/day);
+- ``diagnostics.csv``: the symmetry diagnostics (units in its ``#`` header lines): Delta =
+  E_raw - E_avg on ``diagnostic_grid``, total angular momentum, net torque about the centre of
+  mass, kinetic / potential / conserved energy, and each molecule's angular momentum for
+  systems of at most ``PER_MOLECULE_MAX`` molecules;
+- ``checkpoint.chk`` + ``checkpoint.pt``: the OpenMM checkpoint and the step and torch random
+  state it belongs to, written every ``checkpoint_interval`` steps. Resuming continues from
+  them, dropping whatever was written after the checkpoint (``RunOutputs.truncate``), so that no
+  frame is lost or duplicated.
+
+Steps count steps of ``timestep_fs`` everywhere except in the Step column of ``state.csv``,
+which counts integrator steps (outer steps for strategy mts).
+"""
+
+import dataclasses
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import openmm
+import openmm.app as app
+import openmm.unit as unit
+import torch
+
+from .observables.mechanics import angular_momentum, torque
+from .settings import RunSettings
+from .units import fs_to_ps
+
+PER_MOLECULE_MAX = 8
+
+
+class RunOutputs:
+    """The output files of a run directory, appended to frame by frame, truncated on resume.
+
+    ``masses_amu`` [N]: the particle masses, for the angular momenta and torques.
+    """
+
+    def __init__(self, directory: Path, settings: RunSettings, topology, masses_amu: np.ndarray):
+        self.directory = directory
+        self.settings = settings
+        self.topology = topology
+        self.masses_amu = masses_amu
+        self.molecules = [[atom.index for atom in residue.atoms()]
+                          for residue in topology.residues()]
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def _dcd_names(self) -> list:
+        return ["trajectory"] + (["velocities"] if self.settings.velocities else [])
+
+    def open(self, append: bool) -> None:
+        """Open every output, to append to it (resume) or as a new file with its header."""
+        settings = self.settings
+        self.files = {}
+        self.dcd = {}
+        for name in self._dcd_names():
+            handle = open(self.path(f"{name}.dcd"), "r+b" if append else "wb")
+            self.files[name] = handle
+            self.dcd[name] = app.DCDFile(handle, self.topology, fs_to_ps(settings.timestep_fs), 0,
+                                         settings.trajectory_interval, append=append)
+        self.files["state"] = open(self.path("state.csv"), "a" if append else "w")
+        self.state = app.StateDataReporter(
+            self.files["state"], settings.state_interval, step=True, time=True,
+            potentialEnergy=True, kineticEnergy=True, totalEnergy=True, temperature=True,
+            speed=True, append=append)
+        self.files["diagnostics"] = open(self.path("diagnostics.csv"), "a")
+        if not append:
+            self.files["diagnostics"].write(self._diagnostics_header())
+
+    def _diagnostics_columns(self) -> list:
+        columns = ["step", "time_ps", "potential_kj_mol", "kinetic_kj_mol", "conserved_kj_mol",
+                   "delta_kj_mol", "L_x", "L_y", "L_z", "L_norm", "torque_x", "torque_y",
+                   "torque_z", "torque_norm"]
+        if len(self.molecules) <= PER_MOLECULE_MAX:
+            columns += [f"L{m}_{axis}" for m in range(len(self.molecules)) for axis in "xyz"]
+        return columns
+
+    def _diagnostics_header(self) -> str:
+        return (
+            "# omm-symbreak symmetry diagnostics\n"
+            f"# delta_kj_mol = E_raw - E_avg on grid {self.settings.diagnostic_grid} (kJ/mol)\n"
+            "# energies kJ/mol; conserved = kinetic + potential (+ heat-bath energy for "
+            "Nose-Hoover; not conserved under Langevin)\n"
+            "# L_* total angular momentum about the centre of mass, amu nm^2/ps; "
+            "L<m>_* that of molecule m about its own centre of mass\n"
+            "# torque_* net torque of all forces about the centre of mass, kJ/mol\n"
+            + ",".join(self._diagnostics_columns()) + "\n"
+        )
+
+    def write(self, simulation, state, step: int, delta_kj_mol: float, conserved_kj_mol: float):
+        """Append the reports due at ``step`` (in steps of timestep_fs); energies in kJ/mol."""
+        settings = self.settings
+        positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        if step % settings.trajectory_interval == 0:
+            box = state.getPeriodicBoxVectors() if self.topology.getPeriodicBoxVectors() else None
+            self.dcd["trajectory"].writeModel(positions * unit.nanometer, periodicBoxVectors=box)
+            if settings.velocities:
+                velocities = state.getVelocities(asNumpy=True).value_in_unit(
+                    unit.nanometer / unit.picosecond)
+                self.dcd["velocities"].writeModel(velocities * unit.nanometer,
+                                                  periodicBoxVectors=box)
+        if step % settings.state_interval == 0:
+            self.state.report(simulation, state)
+        if step % settings.diagnostics_interval == 0:
+            self.files["diagnostics"].write(",".join(
+                f"{value:.10g}" for value in
+                self._diagnostics_row(state, step, delta_kj_mol, conserved_kj_mol)) + "\n")
+        for handle in self.files.values():
+            handle.flush()
+
+    def _diagnostics_row(self, state, step, delta_kj_mol, conserved_kj_mol) -> list:
+        nm, ps, kj_mol = unit.nanometer, unit.picosecond, unit.kilojoule_per_mole
+        positions = state.getPositions(asNumpy=True).value_in_unit(nm)
+        velocities = state.getVelocities(asNumpy=True).value_in_unit(nm / ps)
+        forces = state.getForces(asNumpy=True).value_in_unit(kj_mol / nm)
+        masses = self.masses_amu
+        total_l = angular_momentum(positions, velocities, masses)
+        total_tau = torque(positions, forces, masses)
+        row = [step, fs_to_ps(step * self.settings.timestep_fs),
+               state.getPotentialEnergy().value_in_unit(kj_mol),
+               state.getKineticEnergy().value_in_unit(kj_mol), conserved_kj_mol, delta_kj_mol, *total_l, np.linalg.norm(total_l),
+               *total_tau, np.linalg.norm(total_tau)]
+        if len(self.molecules) <= PER_MOLECULE_MAX:
+            for atoms in self.molecules:
+                row += list(angular_momentum(positions[atoms], velocities[atoms], masses[atoms]))
+        return row
+
+    def truncate(self, step: int) -> None:
+        """Drop every report written after ``step`` (steps of timestep_fs), before appending."""
+        settings = self.settings
+        for name in self._dcd_names():
+            truncate_dcd(self.path(f"{name}.dcd"), step // settings.trajectory_interval + 1)
+        truncate_csv(self.path("state.csv"), step, steps_per_count=settings.stride)
+        truncate_csv(self.path("diagnostics.csv"), step)
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+
+def truncate_dcd(path: Path, n_frames: int) -> None:
+    """Keep the first ``n_frames`` frames of a DCD file written by ``openmm.app.DCDFile``.
+
+    Layout (DCDFile): the frame count at byte 8, first step and interval at 12 and 16, the
+    last step at 20, the unit-cell flag at 48, a title block whose size is at 92, then the
+    atom count; every frame has the same size. A frame cut short by a kill is dropped too.
+    """
+    with open(path, "r+b") as handle:
+        header = handle.read(96)
+        written, first_step, interval = struct.unpack("<3i", header[8:20])
+        has_box = struct.unpack("<i", header[48:52])[0]
+        header_bytes = 92 + 4 + struct.unpack("<i", header[92:96])[0] + 4 + 12
+        handle.seek(header_bytes - 8)
+        n_atoms = struct.unpack("<i", handle.read(4))[0]
+        if n_frames > written:
+            raise ValueError(f"{path} has {written} frames, fewer than the {n_frames} of the "
+                             "checkpoint: the run directory is inconsistent")
+        frame_bytes = (56 if has_box else 0) + 3 * (8 + 4 * n_atoms)
+        handle.truncate(header_bytes + n_frames * frame_bytes)
+        handle.seek(8)
+        handle.write(struct.pack("<i", n_frames))
+        handle.seek(20)
+        handle.write(struct.pack("<i", first_step + (n_frames - 1) * interval))
+
+
+def truncate_csv(path: Path, last_step: int, steps_per_count: int = 1) -> None:
+    """Keep the header and comment lines of a CSV file and the data rows up to ``last_step``.
+
+    A data row starts with a digit; its first column counts steps in units of
+    ``steps_per_count`` steps (e.g. the mts stride for the integrator steps of state.csv). A
+    row cut short by a kill (no final newline) is dropped, with everything after it.
+    """
+    kept = []
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        is_data = line[:1].isdigit()
+        if not is_data or int(line.split(",")[0]) * steps_per_count <= last_step:
+            kept.append(line)
+    path.write_text("".join(kept))
+
+
+def prepare_directory(directory: Path, settings: RunSettings, resume: bool,
+                      fingerprint: str) -> None:
+    """Refuse, before any work, a directory that holds another run, or nothing to resume.
+
+    On resume, a changed ``steps`` extends or shortens the run: it is recorded in run.json.
+    The model must be the one the run started with (its ``model_fingerprint`` in run.json; runs
+    written before it was recorded are not checked): the same model path, the shipped model's
+    say, may hold another model by then, and another path may hold the same model.
+    """
+    run_file = directory / "run.json"
+    if not run_file.exists():
+        if resume:
+            raise ValueError(f"nothing to resume in {directory} (no run.json)")
+        if directory.exists() and any(directory.iterdir()):
+            raise ValueError(f"{directory} is not empty; choose a new output directory")
+        return
+    record = json.loads(run_file.read_text())
+    wanted = dataclasses.asdict(settings)
+    changed = sorted(k for k in record["settings"] if record["settings"][k] != wanted.get(k))
+    if record.get("model_fingerprint") == fingerprint and "model" in changed:
+        changed.remove("model")  # the same model under another path (a copy, say)
+    if changed and not (resume and changed == ["steps"]):
+        raise ValueError(f"{directory} holds a different run (settings differ: "
+                         f"{', '.join(changed)}); choose another output directory")
+    if not resume:
+        raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
+    if record.get("model_fingerprint", fingerprint) != fingerprint:
+        raise ValueError(f"{directory} was run with another model (fingerprint "
+                         f"{record['model_fingerprint']}, this one {fingerprint}): pass the "
+                         f"--model it started with")
+    if not (directory / "checkpoint.chk").exists():
+        raise ValueError(f"{directory} has no checkpoint to resume from")
+    if changed:
+        done = checkpoint_step(directory)
+        if settings.steps < done:
+            raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
+                             f"{settings.steps} would end the run before it")
+        record["settings"]["steps"] = settings.steps
+        temporary = run_file.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(record, indent=2))
+        temporary.replace(run_file)
+
+
+def create_run_directory(directory: Path, settings: RunSettings, model, fingerprint: str,
+                         topology, positions) -> None:
+    """Create ``directory`` with its ``run.json`` and ``topology.pdb`` (positions in nm)."""
+    from . import __version__
+
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {
+        "settings": dataclasses.asdict(settings),
+        "model_fingerprint": fingerprint,
+        "model_hyperparameters": model.hyperparameters,
+        "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
+                     "torch": torch.__version__},
+        "units": {
+            "trajectory.dcd": "positions, nm (mdtraj)", "velocities.dcd": "velocities, nm/ps "
+            "(the xyz mdtraj reads)", "state.csv": "OpenMM StateDataReporter: kJ/mol, K, ps; its "
+            "Step column counts integrator steps (outer steps for mts)",
+            "diagnostics.csv": "see its # header lines; step counts steps of timestep_fs",
+        },
+    }
+    (directory / "run.json").write_text(json.dumps(record, indent=2))
+    with open(directory / "topology.pdb", "w") as handle:
+        app.PDBFile.writeFile(topology, positions, handle)
+
+
+def save_checkpoint(simulation, directory: Path, step: int) -> None:
+    """OpenMM checkpoint + step and torch RNG state, each written atomically (temp + rename)."""
+    chk, pt = directory / "checkpoint.chk", directory / "checkpoint.pt"
+    simulation.saveCheckpoint(str(chk) + ".tmp")
+    torch.save({"step": step, "torch_rng_state": torch.get_rng_state()}, str(pt) + ".tmp")
+    Path(str(chk) + ".tmp").replace(chk)
+    Path(str(pt) + ".tmp").replace(pt)
+
+
+def checkpoint_step(directory: Path) -> int:
+    """The step (of timestep_fs) of the run's checkpoint."""
+    return int(torch.load(directory / "checkpoint.pt", weights_only=True)["step"])
+
+
+def load_checkpoint(simulation, directory: Path) -> int:
+    """Restore the OpenMM checkpoint and the torch RNG state; returns the checkpoint's step."""
+    simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
+    saved = torch.load(directory / "checkpoint.pt", weights_only=True)
+    torch.set_rng_state(saved["torch_rng_state"])
+    return int(saved["step"])
+
+
+def read_settings(run_dir) -> dict:
+    """The settings of a run as recorded in its run.json (FileNotFoundError without one)."""
+    record_path = Path(run_dir) / "run.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not an omm-symbreak run directory (no run.json)")
+    return json.loads(record_path.read_text())["settings"]
+
+
+def read_diagnostics(path) -> dict:
+    """The columns of a ``diagnostics.csv`` as {name: array [n_rows]} (units in its header)."""
+    lines = [line for line in Path(path).read_text().splitlines() if not line.startswith("#")]
+    names = lines[0].split(",")
+    values = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+    return {name: values[:, i] for i, name in enumerate(names)}
+
+
+def read_trajectory(run_dir):
+    """The positions of a run as an ``mdtraj.Trajectory`` (nm) with its times in ps.
+
+    mdtraj numbers DCD frames instead of reading their times; the times are rebuilt from the
+    run's settings (a frame every ``trajectory_interval`` steps of ``timestep_fs``).
+    """
+    import mdtraj
+
+    run_dir = Path(run_dir)
+    settings = read_settings(run_dir)
+    trajectory = mdtraj.load(str(run_dir / "trajectory.dcd"), top=str(run_dir / "topology.pdb"))
+    interval_ps = fs_to_ps(settings["trajectory_interval"] * settings["timestep_fs"])
+    trajectory.time = np.arange(trajectory.n_frames) * interval_ps
+    return trajectory

@@ -1,0 +1,97 @@
+"""What defines a simulation: ``RunSettings`` and the choices each setting takes.
+
+Every count of steps (``steps`` and the intervals) is in units of ``timestep_fs``; with multiple
+time stepping (strategy ``mts``) the outer step is ``mts_stride`` of them and every count must
+be a multiple of ``mts_stride``.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .grids import parse_grid
+from .symmetrize import GRID_STRATEGIES, STRATEGIES
+
+ENSEMBLES = ("nve", "nvt")
+THERMOSTATS = ("langevin", "nose-hoover")
+PLATFORMS = ("Reference", "CPU", "CUDA", "OpenCL")
+PRECISIONS = ("single", "double")
+DEFAULT_GRID = "2i"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that defines a run. Steps and intervals count steps of ``timestep_fs``.
+
+    ``model``: the model file (None: the shipped model). ``grid``: the rotation grid of the
+    strategies full and mts (None: ``DEFAULT_GRID``); for none and random it is ``"none"``,
+    and any other grid raises ValueError. Both grids are parsed on construction (ValueError for
+    bad notation) and stored as their canonical notation, their ``RotationGrid`` as the
+    attributes ``rotation_grid`` and ``diagnostic_rotation_grid`` (not fields: ``asdict`` and
+    run.json hold the notation only). Hence ``dataclasses.replace`` of the strategy to none or
+    random needs ``grid=None`` too.
+    """
+
+    system: str
+    model: Optional[str] = None
+    strategy: str = "none"
+    grid: Optional[str] = None
+    mts_stride: int = 4
+    ensemble: str = "nvt"
+    thermostat: str = "langevin"
+    temperature_k: float = 300.0
+    friction_per_ps: float = 1.0
+    timestep_fs: float = 0.5
+    steps: int = 1000
+    platform: str = "CPU"
+    precision: str = "single"
+    seed: int = 0
+    state_interval: int = 100
+    trajectory_interval: int = 100
+    diagnostics_interval: int = 100
+    diagnostic_grid: str = "2i"
+    checkpoint_interval: int = 1000
+    velocities: bool = False
+
+    def __post_init__(self) -> None:
+        uses_grid = self.strategy in GRID_STRATEGIES
+        if self.grid is None:
+            rotation_grid = parse_grid(DEFAULT_GRID if uses_grid else "none")
+        else:
+            rotation_grid = parse_grid(self.grid)
+        if self.strategy in ("none", "random") and rotation_grid.spec != "none":
+            raise ValueError(f"--grid applies to strategies full and mts, not to strategy "
+                             f"{self.strategy!r}: leave it out")
+        diagnostic_rotation_grid = parse_grid(self.diagnostic_grid)
+        object.__setattr__(self, "grid", rotation_grid.spec)
+        object.__setattr__(self, "diagnostic_grid", diagnostic_rotation_grid.spec)
+        object.__setattr__(self, "rotation_grid", rotation_grid)
+        object.__setattr__(self, "diagnostic_rotation_grid", diagnostic_rotation_grid)
+
+    @property
+    def stride(self) -> int:
+        """Steps of ``timestep_fs`` per integrator step (``mts_stride`` for ``mts``, else 1)."""
+        return self.mts_stride if self.strategy == "mts" else 1
+
+    def validate(self) -> None:
+        """ValueError, with what to change, for any inconsistent setting."""
+        choices = dict(strategy=STRATEGIES, ensemble=ENSEMBLES, thermostat=THERMOSTATS,
+                       platform=PLATFORMS, precision=PRECISIONS)
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}: choose one of "
+                                 f"{', '.join(allowed)}")
+        if self.strategy == "random" and self.ensemble == "nve":
+            raise ValueError("strategy 'random' gives noisy, non-conservative forces: it needs "
+                             "a thermostat (ensemble nvt), not NVE")
+        if self.strategy == "mts" and self.thermostat == "nose-hoover" and self.ensemble == "nvt":
+            raise ValueError("multiple time stepping runs with Langevin (nvt) or NVE; "
+                             "OpenMM has no multiple-time-step Nose-Hoover integrator")
+        for name in ("steps", "state_interval", "trajectory_interval", "diagnostics_interval",
+                     "checkpoint_interval", "mts_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive number of steps")
+            if name != "mts_stride" and getattr(self, name) % self.stride:
+                raise ValueError(f"{name} = {getattr(self, name)} is not a multiple of the "
+                                 f"mts stride {self.stride}")
+        if not self.timestep_fs > 0 or not self.temperature_k > 0:
+            raise ValueError("timestep_fs and temperature_k must be positive")
