@@ -1,6 +1,7 @@
 """Reference sampling, augmentation, batching, training, checkpoints and exact resumption."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import openmm
@@ -10,34 +11,36 @@ from openmm import unit
 
 from conftest import TINY_MODEL, tiny_model, water_positions_angstrom, water_topology
 from omm_symbreak.cli import main
-from omm_symbreak.data import Frame, read_frames, write_frames
-from omm_symbreak.export import KJ_PER_MOL_PER_EV
-from omm_symbreak.grids import random_rotations
-from omm_symbreak.model import checkpoint_metadata, load_checkpoint
+from omm_symbreak.data import Frame, read_frames, rotate_frame, write_frames
+from omm_symbreak.grids import NO_ROTATION, random_rotations
+from omm_symbreak.model import model_metadata, load_model
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.reference.sample import density_g_cm3, frames_per_state, sample_states, scale_to_density
 from omm_symbreak.symmetrize import averaged
-from omm_symbreak.train import (_loss, dataset_statistics, energies_and_forces, refit_baseline,
-                                resume_path, rotate_frame, train)
+from omm_symbreak.predict import energies_and_forces
+from omm_symbreak.train import _loss, dataset_statistics, refit_baseline, resume_path, train
+from omm_symbreak.train_settings import TrainSettings
+from omm_symbreak.units import KJ_PER_MOL_PER_EV, angstrom_to_nm
 
 HYPERPARAMETERS = {key: value for key, value in TINY_MODEL.items() if key != "atomic_numbers"}
 SIZE_OPTIONS = [item for name, value in HYPERPARAMETERS.items()
                 for item in ("--" + name.replace("_", "-"), str(value))]  # the same, for the CLI
 CELL = np.eye(3) * 6.2
+QUIET = dict(progress=False, log=lambda line: None)
 
 
 @pytest.fixture(scope="module")
 def reference_frames():
     """8 q-TIP4P/F molecules in a 6.2 Angstrom box, two densities, 8 frames."""
     topology = water_topology(8, CELL)
-    positions_nm = water_positions_angstrom(2, 3.1, seed=1) / 10
-    return sample_states(topology, positions_nm, CELL / 10, [300.0], [0.95, 1.0], n_frames=8,
+    positions_nm = angstrom_to_nm(water_positions_angstrom(2, 3.1, seed=1))
+    return sample_states(topology, positions_nm, angstrom_to_nm(CELL), [300.0], [0.95, 1.0], n_frames=8,
                          spacing_ps=0.01, equilibration_ps=0.02, seed=4, threads=1)
 
 
 def _qtip4pf_energy_ev(frame: Frame) -> float:
     topology = water_topology(8, frame.cell_angstrom)
-    site_topology, site_positions = add_virtual_sites(topology, frame.positions_angstrom / 10)
+    site_topology, site_positions = add_virtual_sites(topology, angstrom_to_nm(frame.positions_angstrom))
     system = create_qtip4pf_system(site_topology)
     context = openmm.Context(system, openmm.VerletIntegrator(0.001),
                              openmm.Platform.getPlatformByName("Reference"))
@@ -53,7 +56,7 @@ def test_reference_frames(reference_frames):
     assert all(f.info["spacing_ps"] == 0.01 and f.info["reference"] == "q-TIP4P/F" for f in frames)
     topology = water_topology(8, CELL)
     for frame in frames[::4]:
-        assert density_g_cm3(topology, frame.cell_angstrom / 10) == pytest.approx(
+        assert density_g_cm3(topology, angstrom_to_nm(frame.cell_angstrom)) == pytest.approx(
             frame.info["density_g_cm3"], rel=1e-6)
         molecules = frame.positions_angstrom.reshape(-1, 3, 3)
         assert np.linalg.norm(molecules[:, 1:] - molecules[:, :1], axis=-1).max() < 1.3  # whole
@@ -75,8 +78,8 @@ def test_reference_frames(reference_frames):
 
 def test_scale_to_density_keeps_molecules():
     topology = water_topology(8, CELL)
-    positions = water_positions_angstrom(2, 3.1, seed=1) / 10
-    scaled, box = scale_to_density(topology, positions, CELL / 10, 0.8)
+    positions = angstrom_to_nm(water_positions_angstrom(2, 3.1, seed=1))
+    scaled, box = scale_to_density(topology, positions, angstrom_to_nm(CELL), 0.8)
     assert density_g_cm3(topology, box) == pytest.approx(0.8)
     internal = lambda p: p.reshape(-1, 3, 3) - p.reshape(-1, 3, 3)[:, :1]  # noqa: E731
     assert np.allclose(internal(scaled), internal(positions))
@@ -99,10 +102,10 @@ def test_rotation_augmentation_rotates_forces_and_keeps_the_lattice():
         lattice = np.linalg.solve(rotation.T.T, rotated.cell_angstrom.T).T  # back-rotated rows
         assert np.allclose(np.abs(np.linalg.solve(cell.T, lattice.T)), np.eye(3), atol=1e-9)
         # a model evaluated on the rotated frame equals the model on the rotated displacements
-        module = averaged(model, "none")
+        module = averaged(model, NO_ROTATION)
         species = model.species_of(frame.atomic_numbers.tolist())
-        expected = module.energies(species, torch.tensor(frame.positions_angstrom),
-                                   torch.tensor(cell), torch.tensor(rotation)[None])
+        expected = module.kernel(species, torch.tensor(frame.positions_angstrom),
+                                 torch.tensor(cell), torch.tensor(rotation)[None])
         got, (rotated_forces,) = energies_and_forces(model, [rotated])
         assert float(got.detach()) == pytest.approx(float(expected.detach()), abs=1e-9)
     # an invariant quantity: the rotated frame's energy of an identity rotation
@@ -118,7 +121,7 @@ def test_batched_energies_and_forces_match_the_averaged_module(water_box, water_
               Frame(np.tile([8, 1, 1], 8), cluster),
               Frame([8, 1, 1], cluster[:3])]
     energies, forces = energies_and_forces(model, frames)
-    module = averaged(model, "none")
+    module = averaged(model, NO_ROTATION)
     for frame, energy, force in zip(frames, energies, forces):
         x = torch.tensor(frame.positions_angstrom, requires_grad=True)
         cell_tensor = None if frame.cell_angstrom is None else torch.tensor(frame.cell_angstrom)
@@ -140,16 +143,16 @@ def test_dataset_statistics(reference_frames):
 
 
 def _state(path):
-    return {name: tensor.clone() for name, tensor in load_checkpoint(path).state_dict().items()}
+    return {name: tensor.clone() for name, tensor in load_model(path).state_dict().items()}
 
 
 def test_train_checkpoint_and_exact_resume(reference_frames, tmp_path):
     torch.set_num_threads(1)
     train_frames, valid_frames = reference_frames[:6], reference_frames[6:]
-    options = dict(lr=2e-3, batch_size=4, seed=7, hyperparameters=HYPERPARAMETERS, progress=False,
-                   log=lambda line: None)
-    report = train(train_frames, valid_frames, tmp_path / "a.ckpt", epochs=3, **options)
-    metadata = checkpoint_metadata(tmp_path / "a.ckpt")
+    settings = TrainSettings(epochs=3, lr=2e-3, batch_size=4, seed=7,
+                             hyperparameters=HYPERPARAMETERS)
+    report = train(train_frames, valid_frames, tmp_path / "a.ckpt", settings, **QUIET)
+    metadata = model_metadata(tmp_path / "a.ckpt")
     history = metadata["history"]
     assert [record["epoch"] for record in history] == [1, 2, 3]
     assert all(np.isfinite(record["train_loss"]) and np.isfinite(record["valid_loss"])
@@ -159,19 +162,19 @@ def test_train_checkpoint_and_exact_resume(reference_frames, tmp_path):
     assert set(report) == {"epoch", "train", "valid"}
     assert report["valid"]["force_rmse_mev_per_angstrom"] > 0
     # both files are plain tensors and numbers: weights_only loading works
-    model = load_checkpoint(tmp_path / "a.ckpt")
+    model = load_model(tmp_path / "a.ckpt")
     assert model.energy_scale.item() == pytest.approx(metadata["config"]["energy_scale_ev"])
     assert model.atomic_numbers.tolist() == [1, 8]
     # the baseline was refit after the last epoch: a second least-squares refit moves nothing
-    assert abs(refit_baseline(model, train_frames, 4)) < 1e-6
+    assert abs(refit_baseline(model, train_frames)) < 1e-6
     torch.load(resume_path(tmp_path / "a.ckpt"), weights_only=True)
 
-    train(train_frames, valid_frames, tmp_path / "b.ckpt", epochs=1, **options)
+    train(train_frames, valid_frames, tmp_path / "b.ckpt", replace(settings, epochs=1), **QUIET)
     lines = []
-    train(train_frames, valid_frames, tmp_path / "b.ckpt", epochs=3, resume=True,
-          **{**options, "seed": 99, "lr": 1.0, "log": lines.append})  # stored settings win
+    train(train_frames, valid_frames, tmp_path / "b.ckpt", replace(settings, seed=99, lr=1.0),
+          resume=True, progress=False, log=lines.append)  # stored settings win
     assert lines[0].startswith("resuming") and "after epoch 1 of 3" in lines[0]
-    resumed = checkpoint_metadata(tmp_path / "b.ckpt")["history"]
+    resumed = model_metadata(tmp_path / "b.ckpt")["history"]
     assert [record["epoch"] for record in resumed] == [1, 2, 3]
     first, second = _state(tmp_path / "a.ckpt"), _state(tmp_path / "b.ckpt")
     assert all(torch.equal(first[name], second[name]) for name in first)
@@ -180,43 +183,62 @@ def test_train_checkpoint_and_exact_resume(reference_frames, tmp_path):
 
 def test_cosine_schedule_without_refit_and_fine_tuning(reference_frames, tmp_path):
     torch.set_num_threads(1)
-    options = dict(batch_size=2, seed=3, progress=False, log=lambda line: None, refit=False)
-    train(reference_frames, None, tmp_path / "a.ckpt", epochs=3, lr=1e-3, schedule="cosine",
-          warmup_epochs=0.5, hyperparameters=HYPERPARAMETERS, **options)
-    metadata = checkpoint_metadata(tmp_path / "a.ckpt")
+    options = dict(batch_size=2, seed=3, refit=False)
+    train(reference_frames, None, tmp_path / "a.ckpt",
+          TrainSettings(epochs=3, lr=1e-3, schedule="cosine", warmup_epochs=0.5,
+                        hyperparameters=HYPERPARAMETERS, **options), **QUIET)
+    metadata = model_metadata(tmp_path / "a.ckpt")
     rates = [record["lr"] for record in metadata["history"]]
     assert rates[0] > rates[1] > rates[2] == pytest.approx(1e-5)  # lr/100 at the last step
-    model = load_checkpoint(tmp_path / "a.ckpt")
+    model = load_model(tmp_path / "a.ckpt")
     config = metadata["config"]  # without refit: reference fit minus the initial network's mean
     assert model.energy_baseline.tolist() == pytest.approx(
         (np.array(config["energy_baseline_ev"]) - config["network_offset_ev"]).tolist(), abs=1e-5)
 
     # fine-tuning at a vanishing learning rate keeps the starting checkpoint, sizes included
     other_sizes = dict(HYPERPARAMETERS, width=2 * HYPERPARAMETERS["width"])
-    train(reference_frames, None, tmp_path / "b.ckpt", epochs=1, lr=1e-12,
-          init_from=tmp_path / "a.ckpt", hyperparameters=other_sizes, **options)
+    train(reference_frames, None, tmp_path / "b.ckpt",
+          TrainSettings(epochs=1, lr=1e-12, init_from=tmp_path / "a.ckpt",
+                        hyperparameters=other_sizes, **options), **QUIET)
     start, tuned = _state(tmp_path / "a.ckpt"), _state(tmp_path / "b.ckpt")
     assert all(torch.allclose(start[name], tuned[name], atol=1e-9) for name in start)
-    assert checkpoint_metadata(tmp_path / "b.ckpt")["config"]["init_from"] == str(tmp_path / "a.ckpt")
+    assert model_metadata(tmp_path / "b.ckpt")["config"]["init_from"] == str(tmp_path / "a.ckpt")
 
 
 def test_train_refuses_bad_inputs(reference_frames, tmp_path):
-    options = dict(epochs=1, hyperparameters=HYPERPARAMETERS, progress=False, log=lambda line: None)
+    settings = TrainSettings(epochs=1, hyperparameters=HYPERPARAMETERS)
     with pytest.raises(FileNotFoundError, match="resume"):
-        train(reference_frames, None, tmp_path / "m.ckpt", resume=True, **options)
+        train(reference_frames, None, tmp_path / "m.ckpt", settings, resume=True, **QUIET)
     (tmp_path / "m.ckpt").write_text("")
     with pytest.raises(FileExistsError, match="--force"):
-        train(reference_frames, None, tmp_path / "m.ckpt", **options)
+        train(reference_frames, None, tmp_path / "m.ckpt", settings, **QUIET)
     odd = Frame([8, 1, 6], np.eye(3) * 2, None, 0.0, np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"atomic numbers \[6\]"):
-        train(reference_frames, [odd], tmp_path / "n.ckpt", **options)
+        train(reference_frames, [odd], tmp_path / "n.ckpt", settings, **QUIET)
     crowded = dict(HYPERPARAMETERS, max_neighbors=2)
     with pytest.raises(ValueError, match="--max-neighbors"):
-        train(reference_frames, None, tmp_path / "n.ckpt", **{**options, "hyperparameters": crowded})
+        train(reference_frames, None, tmp_path / "n.ckpt",
+              replace(settings, hyperparameters=crowded), **QUIET)
     unlabelled = Frame([8, 1, 1], np.eye(3))
     with pytest.raises(ValueError, match="no energy or no forces"):
-        train([unlabelled], None, tmp_path / "n.ckpt", **options)
+        train([unlabelled], None, tmp_path / "n.ckpt", settings, **QUIET)
+    for bad, flag in ((dict(epochs=0), "--epochs"), (dict(batch_size=0), "--batch-size"),
+                      (dict(lr=0.0), "--lr"), (dict(lr=float("nan")), "--lr"),
+                      (dict(warmup_epochs=-1.0), "--warmup-epochs"),
+                      (dict(schedule="linear"), "--schedule")):
+        with pytest.raises(ValueError, match=flag):
+            train(reference_frames, None, tmp_path / "n.ckpt", replace(settings, **bad), **QUIET)
     assert not (tmp_path / "n.ckpt").exists()
+
+
+def test_settings_of_an_older_resume_file():
+    """Resume files written before warmup_epochs, schedule and refit_baseline were stored ran
+    without warm-up, with the plateau schedule and without refit; epochs is the new total."""
+    config = dict(lr=1e-3, batch_size=4, seed=0, weight_decay=0.0, patience=10, energy_weight=1.0)
+    assert TrainSettings.from_config(config, 5) == TrainSettings(
+        epochs=5, warmup_epochs=0.0, refit=False)
+    stored = TrainSettings(epochs=7, lr=2e-4, schedule="cosine", refit=False, warmup_epochs=0.5)
+    assert TrainSettings.from_config(stored.config(), 7) == stored
 
 
 def test_cli_train_and_reference(reference_frames, tmp_path, capsys):
@@ -227,7 +249,7 @@ def test_cli_train_and_reference(reference_frames, tmp_path, capsys):
                *SIZE_OPTIONS]
     assert main(command) == 0
     assert "final report" in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / "m.ckpt").hyperparameters["width"] == HYPERPARAMETERS["width"]
+    assert load_model(tmp_path / "m.ckpt").hyperparameters["width"] == HYPERPARAMETERS["width"]
     assert main(command) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "nothing.extxyz"), "-o", str(tmp_path / "x.ckpt")]) == 2
@@ -307,7 +329,7 @@ def test_loss_and_baseline_refit_on_cuda_match_cpu(reference_frames):
         loss.backward()
         assert loss.device.type == energy_error.device.type == force_error.device.type == device
         gradients = [p.grad.cpu() for p in model.parameters() if p.grad is not None]
-        shift = refit_baseline(model, batch, 2)
+        shift = refit_baseline(model, batch)
         results[device] = (float(loss), gradients, shift, model.energy_baseline.cpu())
     (cpu_loss, cpu_grad, cpu_shift, cpu_base), (gpu_loss, gpu_grad, gpu_shift, gpu_base) = (
         results["cpu"], results["cuda"])
@@ -329,10 +351,10 @@ def test_file_weights_are_checked_and_bind_a_resumed_run(reference_frames, tmp_p
     assert "positive" in capsys.readouterr().err
     assert not (tmp_path / "m.ckpt").exists()
     assert main(command + ["--weights", "1", "0.1", "--epochs", "1"]) == 0
-    metadata = checkpoint_metadata(tmp_path / "m.ckpt")
+    metadata = model_metadata(tmp_path / "m.ckpt")
     assert metadata["config"]["sources"]["train_weights"] == [1.0, 0.1]
     assert main(command + ["--weights", "1", "0.2", "--epochs", "2", "--resume"]) == 2
     assert "loss weights of the first run" in capsys.readouterr().err
     assert main(command + ["--epochs", "2", "--resume"]) == 2
     assert main(command + ["--weights", "1", "0.1", "--epochs", "2", "--resume"]) == 0
-    assert checkpoint_metadata(tmp_path / "m.ckpt")["epoch"] == 2
+    assert model_metadata(tmp_path / "m.ckpt")["epoch"] == 2
