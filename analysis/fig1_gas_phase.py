@@ -1,15 +1,16 @@
 """Figure 1: the water molecule in the gas phase, raw model vs grid averages.
 
-    python analysis/fig1_gas_phase.py [--quick] [--checkpoint CKPT]
+    python analysis/fig1_gas_phase.py [--quick] [--model MODEL]
 
-The study's gas-phase set-up (DESIGN.md section 8), lengths scaled to 2 CPU cores:
+The study's gas-phase set-up (docs/design.md, "The study's set-ups"), lengths scaled to 2 CPU
+cores:
 (a) NVE from 300 K velocities, dt 0.5 fs: total angular momentum, raw vs ``2i``;
 (b) NVT (Langevin middle, 300 K, friction 1/ps) with the model averaged over each grid of
     ``none``, ``1i``, ``2``, ``2i``, ``3``, ``3i``: root-mean-square net torque, block errors
     (50 ps for ``none`` and ``2i``, 10 ps for the others; NVE runs 25 ps);
 (c) power spectra of the raw potential energy and of Delta = E_raw - E_2i along the raw NVE run
     (sampled every 2 fs: Nyquist 8340 cm^-1, above the potential energy's oscillation at twice
-    the O-H stretch frequency; every 4 fs aliased it to about 1000 cm^-1);
+    the O-H stretch frequency);
 (d, e) orientational free energy F(cos theta, phi) of the molecular direction u in the NVT runs,
     raw vs ``2i``, with the anisotropy (power of the l = 1..4 harmonics, bias removed); and the
     anisotropy that the raw model's orientation dependence alone implies for a rigid molecule:
@@ -18,7 +19,8 @@ The study's gas-phase set-up (DESIGN.md section 8), lengths scaled to 2 CPU core
 
 Runs go to analysis/runs/fig1[-quick]/NAME and resume where a previous sitting stopped (run the
 script again). Writes analysis/results/fig1_gas_phase[_quick].json (numbers with errors, run
-lengths, wall times) and .png.
+lengths, wall times) and .png; the plotted series (L(t), the spectra, the free-energy maps) go
+next to the runs, to analysis/runs/fig1[-quick]/fig1_gas_phase.json.
 """
 
 import json
@@ -29,14 +31,18 @@ import numpy as np
 import scipy.constants
 import torch
 
-from figures import estimated_wall_time_s, figure_arguments, write_figure
+from figures import (estimated_wall_time_s, figure_arguments, without_series, write_figure,
+                     write_series)
 from omm_symbreak import observables as obs
 from omm_symbreak import systems
-from omm_symbreak.export import KJ_PER_MOL_PER_EV, topology_atomic_numbers
+from omm_symbreak.export import topology_atomic_numbers
 from omm_symbreak.grids import random_rotations
-from omm_symbreak.model import load_checkpoint
-from omm_symbreak.simulate import RunSettings, read_diagnostics, read_trajectory, run
-from omm_symbreak.symmetrize import averaged
+from omm_symbreak.model import load_model
+from omm_symbreak.rundir import read_diagnostics, read_trajectory
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.kernel import rotated_copies
+from omm_symbreak.simulate import run
+from omm_symbreak.units import as_nm_array, ev_to_kj_mol, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent
 GRIDS = ("none", "1i", "2", "2i", "3", "3i")
@@ -48,22 +54,25 @@ MAP_GRIDS = ("none", "2i")
 RIGID_ROTATIONS = {"full": 100000, "quick": 2000}
 BOLTZMANN_KJ_MOL_K = scipy.constants.R / 1000
 N_BLOCKS = 4
+# what the figure plots but the results JSON leaves out (written next to the runs)
+SERIES = {"time_ps", "L_amu_nm2_per_ps", "spectrum_potential_kj_mol", "spectrum_delta_kj_mol",
+          "cos_theta", "phi_rad", "free_energy_kt"}
 
 
-def run_specs(lengths: dict, checkpoint) -> dict:
+def run_specs(lengths: dict, model_file) -> dict:
     """name -> RunSettings of every simulation of the figure."""
-    common = dict(system="water-monomer", checkpoint=checkpoint, temperature_k=300.0,
+    common = dict(system="water-monomer", model=model_file, temperature_k=300.0,
                   timestep_fs=0.5, seed=1, checkpoint_interval=2000, state_interval=400)
     nve_steps = int(round(lengths["nve"] * 2000))
     specs = {
-        f"nve-{label}": RunSettings(strategy=strategy, grid="2i", ensemble="nve",
-                                    steps=nve_steps, diagnostics_interval=interval,
-                                    diagnostic_grid="2i", trajectory_interval=40, **common)
+        f"nve-{label}": RunSettings(strategy=strategy, ensemble="nve", steps=nve_steps,
+                                    diagnostics_interval=interval, diagnostic_grid="2i",
+                                    trajectory_interval=40, **common)
         for label, strategy, interval in (("raw", "none", 4), ("2i", "full", 8))
     }
     for grid in GRIDS:
         specs[f"nvt-{grid}"] = RunSettings(
-            strategy="none" if grid == "none" else "full", grid="2i" if grid == "none" else grid,
+            strategy="none" if grid == "none" else "full", grid=grid,
             ensemble="nvt", diagnostics_interval=20, diagnostic_grid="none",
             steps=int(round(lengths["nvt" if grid in MAP_GRIDS else "nvt_torque"] * 2000)),
             trajectory_interval=20, **common)
@@ -166,20 +175,20 @@ def plot(numbers: dict):
     return figure
 
 
-def rigid_rotor_anisotropy(checkpoint, n_rotations: int, temperature_k: float = 300.0) -> dict:
+def rigid_rotor_anisotropy(model_file, n_rotations: int, temperature_k: float = 300.0) -> dict:
     """Anisotropy of u for the rigid template molecule with Boltzmann weights of the raw model's
     energy in uniformly random proper rotations (``observables.weighted_orientation_anisotropy``),
     and the spread of that energy (kJ/mol)."""
-    model = load_checkpoint(checkpoint)
+    model = load_model(model_file)
     topology, positions, _ = systems.load("water-monomer")
-    x = torch.tensor(np.asarray(positions.value_in_unit(positions.unit)) * 10, dtype=torch.float32)
-    species = model.species_of(topology_atomic_numbers(topology))
+    x = torch.tensor(nm_to_angstrom(as_nm_array(positions)), dtype=torch.float32)
+    types = model.species_of(topology_atomic_numbers(topology))
     rotations = random_rotations(n_rotations, np.random.default_rng(0), inversion=False)
-    copies = averaged(model, "none")
+    kernel = rotated_copies(model)
     with torch.no_grad():
-        energy_kj_mol = torch.cat([
-            copies.energies(species, x, None, torch.tensor(rotations[i:i + 5000], dtype=x.dtype))
-            for i in range(0, n_rotations, 5000)]).double().numpy() * KJ_PER_MOL_PER_EV
+        energy_kj_mol = ev_to_kj_mol(torch.cat([
+            kernel(types, x, None, torch.tensor(rotations[i:i + 5000], dtype=x.dtype))
+            for i in range(0, n_rotations, 5000)]).double().numpy())
     energy_kj_mol -= energy_kj_mol.mean()
     u0 = x[1:].mean(dim=0).numpy() - x[0].numpy()
     weights = np.exp(-energy_kj_mol / (BOLTZMANN_KJ_MOL_K * temperature_k))
@@ -193,10 +202,10 @@ def main() -> None:
     args = figure_arguments(__doc__.splitlines()[0])
     mode = "quick" if args.quick else "full"
     run_root = ROOT / "runs" / ("fig1-quick" if args.quick else "fig1")
-    specs = run_specs(LENGTHS_PS[mode], args.checkpoint)
+    specs = run_specs(LENGTHS_PS[mode], args.model)
     wall = run_all(specs, run_root)
     numbers = figure_numbers(specs, run_root)
-    numbers["rigid_rotor_raw"] = rigid_rotor_anisotropy(args.checkpoint, RIGID_ROTATIONS[mode])
+    numbers["rigid_rotor_raw"] = rigid_rotor_anisotropy(args.model, RIGID_ROTATIONS[mode])
     write_figure("fig1_gas_phase", args, {
         "what": "water molecule, gas phase: angular momentum (NVE), torque per grid (NVT), "
                 "power spectra, orientational free energy; units in the keys",
@@ -205,7 +214,8 @@ def main() -> None:
         "wall_time_s_estimated_total": {name: estimated_wall_time_s(run_root / name)
                                         for name in specs},
         "errors": f"standard errors over {N_BLOCKS} non-overlapping blocks",
-        **numbers,
+        "plotted_series": write_series(run_root, "fig1_gas_phase", numbers),
+        **without_series(numbers, SERIES),
     }, numbers, plot)
     print(json.dumps({"torque_rms_kj_mol": numbers["torque_rms_kj_mol"],
                       "anisotropy": {g: numbers[f"orientation_{g}"]["anisotropy"]

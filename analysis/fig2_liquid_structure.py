@@ -1,6 +1,6 @@
 """Figure 2: structure of liquid water at 300 K, raw model vs 2i (MTS) vs q-TIP4P/F.
 
-    python analysis/fig2_liquid_structure.py [--quick] [--checkpoint CKPT]
+    python analysis/fig2_liquid_structure.py [--quick] [--model FILE]
 
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` and plots, with block errors:
 orientational free energy maps F(cos theta, phi) of the molecular direction u in the lab frame
@@ -11,20 +11,24 @@ the shorter the run, so it is also given over windows as long as the shortest ru
 reference's windows (true value 0) show the bias, and a model above them prefers orientations.
 The JSON also gives Delta = E_raw - E_2i of the whole box along the two ML runs
 (from their diagnostics, every 1 ps). Writes analysis/results/fig2_liquid_structure[_quick].json
-and .png.
+and .png; the free-energy maps go next to the runs, to
+analysis/runs/liquid[-quick]/fig2_liquid_structure.json (with all the other numbers).
 """
 
 import json
 
 import numpy as np
 
-from figures import figure_arguments, write_figure
+from figures import figure_arguments, without_series, write_figure, write_series
 from liquid_runs import analysed_from_ps, run_all, run_record, trajectories
 from omm_symbreak import observables as obs
-from omm_symbreak.simulate import read_diagnostics
+from omm_symbreak.rundir import read_diagnostics
+from omm_symbreak.units import nm_to_angstrom
 
 N_BLOCKS = 4
 LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
+# what the figure plots but the results JSON leaves out (written next to the runs)
+SERIES = {"cos_theta", "phi_rad", "free_energy_kt"}
 
 
 def window_anisotropies(u, window_frames: int) -> list:
@@ -83,11 +87,11 @@ def plot(numbers: dict):
     g_axis, l_axis, t_axis = axes[1]
     for name, label in LABELS.items():
         entry = numbers[name]
-        r = np.array(entry["r_nm"]) * 10
+        r = nm_to_angstrom(np.array(entry["r_nm"]))
         g, error = np.array(entry["g_oo"]), np.array(entry["g_oo_error"])
         line, = g_axis.plot(r, g, label=label)
         g_axis.fill_between(r, g - error, g + error, color=line.get_color(), alpha=0.3)
-        rp = np.array(entry["r_pairs_nm"]) * 10
+        rp = nm_to_angstrom(np.array(entry["r_pairs_nm"]))
         for axis, key in ((l_axis, "c_l"), (t_axis, "c_t")):
             value, error = np.array(entry[key]), np.array(entry[f"{key}_error"])
             axis.plot(rp, value, color=line.get_color(), label=label)
@@ -102,7 +106,7 @@ def plot(numbers: dict):
 
 def main() -> None:
     args = figure_arguments(__doc__.splitlines()[0])
-    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.checkpoint)
+    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model)
     loaded = trajectories(directories)
     window_frames = min(t.n_frames for t in loaded.values())
     frame_ps = float(loaded["raw"].time[1] - loaded["raw"].time[0])
@@ -113,7 +117,9 @@ def main() -> None:
         "what": "liquid-64 at 300 K: orientational free energy, g_OO, c_L, c_T; lengths "
                 "in nm, energies in k_B T; delta_2i: E_raw - E_2i of the box in kJ/mol",
         **run_record(simulated_ps, wall, directories, N_BLOCKS),
-        "anisotropy_window_ps": window_frames * frame_ps, "delta_2i": delta, **numbers},
+        "anisotropy_window_ps": window_frames * frame_ps, "delta_2i": delta,
+        "plotted_series": write_series(directories["raw"].parent, "fig2_liquid_structure", numbers),
+        **without_series(numbers, SERIES)},
         numbers, plot)
     print(json.dumps({name: {"anisotropy": [n["anisotropy"], n["anisotropy_error"]],
                              "anisotropy_windows": n["anisotropy_windows"],

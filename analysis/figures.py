@@ -11,16 +11,17 @@ import numpy as np
 matplotlib.use("Agg")  # figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 
-from omm_symbreak.model import load_checkpoint, model_fingerprint  # noqa: E402
+from omm_symbreak.model import load_model, model_fingerprint  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPOSITORY = Path(__file__).resolve().parent.parent
+RESULTS = REPOSITORY / "analysis" / "results"
 
 
 def figure_arguments(description: str) -> argparse.Namespace:
-    """``--quick`` (smoke-test lengths) and ``--checkpoint`` (default: the shipped model)."""
+    """``--quick`` (smoke-test lengths) and ``--model`` (default: the shipped model)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
+    parser.add_argument("--model", default=None, help="default: the shipped model")
     return parser.parse_args()
 
 
@@ -43,14 +44,30 @@ def estimated_wall_time_s(run_directory: Path) -> Optional[float]:
     return float(state["Time"][-1] * 1e-3 / np.median(speeds_ns_per_day) * 86400)
 
 
+def without_series(numbers: dict, series: set) -> dict:
+    """``numbers`` without the entries whose key is in ``series``, at any depth: what a figure's
+    results JSON keeps of the numbers it plots."""
+    return {key: without_series(value, series) if isinstance(value, dict) else value
+            for key, value in numbers.items() if key not in series}
+
+
+def write_series(run_root: Path, name: str, numbers: dict) -> str:
+    """Write all the numbers a figure plots, series included, to ``<run_root>/<name>.json``
+    next to its runs (analysis/runs/ is not committed); returns that path relative to the
+    repository, for the results JSON to name."""
+    path = Path(run_root) / f"{name}.json"
+    path.write_text(json.dumps(numbers) + "\n")
+    return str(path.relative_to(REPOSITORY))
+
+
 def write_figure(name: str, args: argparse.Namespace, result: dict, numbers: dict, plot) -> None:
-    """Write results/<name>[_quick].json (``result`` with the command, the checkpoint and its
+    """Write results/<name>[_quick].json (``result`` with the command, the model file and its
     model fingerprint) and
     the PNG of the figure that ``plot(numbers)`` returns."""
     suffix = "_quick" if args.quick else ""
     result = {**result, "command": f"python analysis/{name}.py" + (" --quick" if args.quick else ""),
-              "checkpoint": args.checkpoint or "shipped",
-              "model_fingerprint": model_fingerprint(load_checkpoint(args.checkpoint))}
+              "model": args.model or "shipped",
+              "model_fingerprint": model_fingerprint(load_model(args.model))}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(result) + "\n")
     figure = plot(numbers)

@@ -1,6 +1,6 @@
 """How the multiple-time-step stride k changes the dynamics of the water molecule (NVE).
 
-    python analysis/mts_stride.py [--quick] [--checkpoint CKPT]
+    python analysis/mts_stride.py [--quick] [--model FILE]
 
 The gas-phase molecule, NVE from 300 K velocities (seed 1), dt 0.5 fs, RUN_PS per run: the raw
 model, the full ``2i`` average, and the raw model plus the ``2i`` correction every k steps
@@ -11,7 +11,8 @@ total angular momentum max_t |L(t) - L(0)| (amu nm^2/ps), the mean net torque th
 of L amounts to (|dL/dt|, kJ/mol), and the standard deviation of Delta = E_raw - E_2i (kJ/mol).
 
 Runs go to analysis/runs/mts-stride[-quick]/NAME and resume. Writes
-analysis/results/mts_stride[_quick].json and .png.
+analysis/results/mts_stride[_quick].json (the numbers per run) and .png; the plotted series go
+next to the runs, to analysis/runs/mts-stride[-quick]/mts_stride.json.
 """
 
 import time
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import estimated_wall_time_s, figure_arguments, write_figure
+from figures import estimated_wall_time_s, figure_arguments, write_figure, write_series
 from omm_symbreak import observables as obs
-from omm_symbreak.simulate import RunSettings, read_diagnostics, run
+from omm_symbreak.rundir import read_diagnostics
+from omm_symbreak.settings import RunSettings
+from omm_symbreak.simulate import run
 
 ROOT = Path(__file__).resolve().parent
 STRIDES = (1, 2, 4, 8, 16)
@@ -29,9 +32,9 @@ RUN_PS = {"full": 10.0, "quick": 0.16}
 SAMPLE_STEPS = 16  # 8 fs: a multiple of every stride
 
 
-def run_specs(simulated_ps: float, checkpoint) -> dict:
+def run_specs(simulated_ps: float, model_file) -> dict:
     """name -> RunSettings."""
-    common = dict(system="water-monomer", checkpoint=checkpoint, grid="2i", ensemble="nve",
+    common = dict(system="water-monomer", model=model_file, ensemble="nve",
                   temperature_k=300.0, timestep_fs=0.5, steps=int(round(simulated_ps * 2000)),
                   seed=1, state_interval=25 * SAMPLE_STEPS, trajectory_interval=5 * SAMPLE_STEPS,
                   diagnostics_interval=SAMPLE_STEPS, diagnostic_grid="2i",
@@ -99,7 +102,7 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     run_root = ROOT / "runs" / ("mts-stride" if mode == "full" else "mts-stride-quick")
     wall = {}
-    specs = run_specs(RUN_PS[mode], args.checkpoint)
+    specs = run_specs(RUN_PS[mode], args.model)
     for name, settings in specs.items():
         directory = run_directory(run_root, name)
         started = time.perf_counter()
@@ -114,7 +117,8 @@ def main() -> None:
               "wall_time_s_this_sitting": wall,
               "wall_time_s_estimated_total": {
                   name: estimated_wall_time_s(run_directory(run_root, name)) for name in specs},
-              "summary": summary, "series": numbers}
+              "summary": summary,
+              "plotted_series": write_series(run_root, "mts_stride", numbers)}
     write_figure("mts_stride", args, result, numbers, plot)
     for name, entry in summary.items():
         print(name, {key: f"{value:.3g}" for key, value in entry.items()})

@@ -1,6 +1,6 @@
 """Ship a trained checkpoint as the package's default model, with its model card.
 
-    python analysis/ship_model.py [--checkpoint analysis/training/stage3/model.ckpt]
+    python analysis/ship_model.py [--model analysis/training/stageN/model.ckpt]
                                   [--grid-structures 5] [--grid-rotations 10]
 
 1. Copies the checkpoint to ``omm_symbreak/models/water-pet.ckpt`` (after loading it with
@@ -20,7 +20,8 @@
    run with this model (same model fingerprint; otherwise the card says it is still to run).
 
 ``--card-only`` rewrites the card from the metrics JSON already written (after a new
-stability check, say) without copying or evaluating anything.
+stability check, say) without copying or evaluating anything; the training stages come from the
+card then, so the stages' checkpoints (not all committed) need not exist.
 """
 
 import argparse
@@ -31,13 +32,13 @@ from pathlib import Path
 
 from omm_symbreak.data import read_frames
 from omm_symbreak.evaluate import evaluate_files
-from omm_symbreak.model import checkpoint_metadata, load_checkpoint, model_fingerprint
-from omm_symbreak.model.checkpoint import DEFAULT_CHECKPOINT
+from omm_symbreak.model import model_metadata, load_model, model_fingerprint
+from omm_symbreak.model.model_file import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "analysis" / "data"
 RESULTS = ROOT / "analysis" / "results"
-CARD = DEFAULT_CHECKPOINT.with_name("water-pet.card.json")
+CARD = DEFAULT_MODEL.with_name("water-pet.card.json")
 TEST_SET = DATA / "test.extxyz"
 GRIDS = ("1i", "2i", "3i")
 
@@ -48,7 +49,7 @@ def _relative(path: Path) -> str:
 
 def evaluation_runs(grid_structures: int, grid_rotations: int) -> dict:
     """The two evaluations of the card: name -> (evaluate_files keyword arguments, CLI line)."""
-    shipped, test = _relative(DEFAULT_CHECKPOINT), _relative(TEST_SET)
+    shipped, test = _relative(DEFAULT_MODEL), _relative(TEST_SET)
     raw_output = RESULTS / "model_metrics_raw.json"
     grids_output = RESULTS / "model_metrics_grids.json"
     return {
@@ -78,7 +79,7 @@ def training_summary(checkpoint: Path) -> list:
     first): their settings and history, from the checkpoints' metadata."""
     stages, stage = [], Path(checkpoint)
     while stage is not None:
-        metadata = checkpoint_metadata(stage)
+        metadata = model_metadata(stage)
         config = metadata["config"]
         # init_from is as given to the training command, which ran in analysis/training
         parent = config.get("init_from")
@@ -113,7 +114,7 @@ def targets(raw: dict, stability) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path,
+    parser.add_argument("--model", type=Path,
                         default=ROOT / "analysis" / "training" / "stage3" / "model.ckpt")
     parser.add_argument("--grid-structures", type=int, default=5)
     parser.add_argument("--grid-rotations", type=int, default=10)
@@ -126,23 +127,25 @@ def main() -> None:
     runs = evaluation_runs(args.grid_structures, args.grid_rotations)
     if args.card_only:
         previous = json.loads(CARD.read_text())
-        args.checkpoint = ROOT / previous["trained_from"]
+        args.model = ROOT / previous["trained_from"]
+        stages = previous["training"]["stages"]
         for name, (options, command) in runs.items():
             metrics[name] = json.loads(Path(options["output"]).read_text())
             commands[name] = command
             seconds[name] = previous["metrics"][name]["wall_time_s"]
     else:
-        load_checkpoint(args.checkpoint)  # a safe, complete checkpoint before replacing any
-        DEFAULT_CHECKPOINT.parent.mkdir(exist_ok=True)
-        shutil.copyfile(args.checkpoint, DEFAULT_CHECKPOINT)
+        load_model(args.model)  # a safe, complete checkpoint before replacing any
+        stages = training_summary(args.model)
+        DEFAULT_MODEL.parent.mkdir(exist_ok=True)
+        shutil.copyfile(args.model, DEFAULT_MODEL)
         for name, (options, command) in runs.items():
             started = time.perf_counter()
-            metrics[name] = evaluate_files(DEFAULT_CHECKPOINT, TEST_SET, force=True,
+            metrics[name] = evaluate_files(DEFAULT_MODEL, TEST_SET, force=True,
                                            progress=True, **options)
             seconds[name] = time.perf_counter() - started
             commands[name] = command
             print(f"{name}: {seconds[name]:.0f} s", flush=True)
-    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    model = load_model(DEFAULT_MODEL)
 
     stability_path = RESULTS / "raw_md_stability.json"
     stability = json.loads(stability_path.read_text()) if stability_path.exists() else None
@@ -150,7 +153,7 @@ def main() -> None:
         print(f"{_relative(stability_path)} is of another model: run "
               "analysis/raw_md_stability.py, then this script with --card-only")
         stability = None
-    metadata = checkpoint_metadata(DEFAULT_CHECKPOINT)
+    metadata = model_metadata(DEFAULT_MODEL)
     card = {
         "name": "water-pet",
         "description": "Unconstrained PET-style transformer of water (H, O), trained on "
@@ -160,8 +163,8 @@ def main() -> None:
                        "No isolated molecules in the data: the gas phase is an extrapolation.",
         "units": "model side Angstrom and eV; errors meV/atom (energies) and meV/Angstrom "
                  "(force components)",
-        "checkpoint": _relative(DEFAULT_CHECKPOINT),
-        "trained_from": _relative(args.checkpoint),
+        "checkpoint": _relative(DEFAULT_MODEL),
+        "trained_from": _relative(args.model),
         "hyperparameters": model.hyperparameters,
         "data": {
             "reference": "q-TIP4P/F (Habershon, Markland, Manolopoulos 2009) in OpenMM, "
@@ -174,7 +177,7 @@ def main() -> None:
         },
         "training": {
             "command": "bash analysis/train_water_model.sh",
-            "stages": training_summary(args.checkpoint),
+            "stages": stages,
         },
         "metrics": {
             name: {"command": commands[name], "wall_time_s": seconds[name],
@@ -187,7 +190,7 @@ def main() -> None:
     card["training"]["wall_time_s_total"] = sum(s["wall_time_s"] for s in card["training"]["stages"])
     CARD.write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps(card["targets_met"], indent=1))
-    print(f"wrote {DEFAULT_CHECKPOINT} and {CARD}")
+    print(f"wrote {DEFAULT_MODEL} and {CARD}")
 
 
 if __name__ == "__main__":

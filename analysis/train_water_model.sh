@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Trains the default water model on the committed q-TIP4P/F data (analysis/data/), in stages,
-# each resumable across sittings (checkpoint, optimizer state and log written every
-# epoch into analysis/training/stageN/, which is committed):
+# each resumable across sittings (checkpoint, optimizer resume state and log written every
+# epoch into analysis/training/stageN/). Committed: every stage's log and the checkpoints of
+# stages 2 and 4; not committed: the resume states and the checkpoints of stages 1, 3 (a copy
+# of the shipped model omm_symbreak/models/water-pet.ckpt) and 5:
 #   stage 1: from scratch, lr 1e-3, energy weight 1, no baseline refit, 9 epochs;
 #   stage 2: fine-tunes stage 1, with the hot (400-500 K), dense (1.2-1.35 g/cm3) and
 #            distorted liquid frames added, with a cosine schedule from lr 5e-4 to 5e-6 over 30 epochs,
@@ -23,8 +25,10 @@
 #   stage 5: fine-tunes stage 4 as stage 3 fine-tuned stage 2 (cosine from lr 2e-4 over 40
 #            epochs, same data and weights), for that underfit.
 # Run `bash analysis/train_water_model.sh` again after an interruption: a stage with a resume
-# state continues from its last epoch, a finished one (its log holds the final report) is
-# skipped. To lengthen a finished stage, run its command with --resume and more --epochs.
+# state continues from its last epoch, a finished one (its checkpoint exists and its log holds
+# the final report) is skipped, and any other starts from scratch with a new log (on a fresh
+# clone: stages 1, 3 and 5; `git diff` then compares their logs with the committed ones). To
+# lengthen a finished stage, run its command with --resume and more --epochs.
 # On 2 quiet cores about 60 s per epoch in stage 1 (300 structures of 192 atoms, batches of 4)
 # and 105 s in stage 2 (540 structures), 95 s in stage 3: 18 + 57 + 70 minutes in all;
 # stages 4 and 5 take about 4.5 times as long per epoch as stage 3: stage 4 took 6.1 hours (50
@@ -37,12 +41,16 @@ EXTRA="$D/train-hot.extxyz $D/train-dense.extxyz $D/train-distorted.extxyz"
 stage() {  # stage NAME "EXTRA TRAINING FILES" OPTIONS...
     local name=$1 extra=$2
     shift 2
-    if grep -qs "^final report" "$name/train.log"; then
+    if [[ -f $name/model.ckpt ]] && grep -qs "^final report" "$name/train.log"; then
         return
     fi
     local resume=()
-    [[ -f $name/model.ckpt.resume ]] && resume=(--resume)
     mkdir -p "$name"
+    if [[ -f $name/model.ckpt.resume ]]; then
+        resume=(--resume)
+    else
+        : > "$name/train.log"
+    fi
     # shellcheck disable=SC2086  # $extra: a list of file names without spaces
     nice -n 19 ../../.venv/bin/omm-symbreak train "$D/train-liquid.extxyz" "$D/train-ice.extxyz" \
         $extra --valid "$D/valid.extxyz" -o "$name/model.ckpt" --batch-size 4 --quiet \

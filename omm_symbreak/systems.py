@@ -11,23 +11,27 @@ the box), and a CRYST1 record when periodic. ``systems/generate.py`` regenerates
 - ``ice-ih``: 128 molecules of proton-disordered hexagonal ice (ice rules, near-zero net dipole)
   in an orthorhombic cell, relaxed with q-TIP4P/F.
 
-The templates live in the repository (``<repo>/systems``), next to the package directory.
+The templates live in the repository's ``systems/`` folder, which installs as the package
+``omm_symbreak.templates``.
 """
 import itertools
 import shutil
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from openmm import Vec3, app, unit
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "systems"
+# the folder of the templates, an importlib.resources Traversable (``TEMPLATES / "name.pdb"``)
+TEMPLATES = resources.files("omm_symbreak.templates")
 
 
 def available() -> list[str]:
-    """Names of the templates, sorted (file names in ``systems/`` without ``.pdb``)."""
-    return sorted(path.stem for path in TEMPLATES_DIR.glob("*.pdb"))
+    """Names of the templates, sorted (their ``.pdb`` file names without the suffix)."""
+    return sorted(entry.name.removesuffix(".pdb") for entry in TEMPLATES.iterdir()
+                  if entry.name.endswith(".pdb"))
 
 
 def load(name: str, replicate: tuple[int, int, int] = (1, 1, 1)):
@@ -49,7 +53,8 @@ def load(name: str, replicate: tuple[int, int, int] = (1, 1, 1)):
     counts = tuple(int(count) for count in replicate)
     if len(counts) != 3 or min(counts) < 1:
         raise ValueError(f"replicate needs three positive integers; got {replicate!r}")
-    pdb = app.PDBFile(str(TEMPLATES_DIR / f"{name}.pdb"))
+    with resources.as_file(TEMPLATES / f"{name}.pdb") as path:
+        pdb = app.PDBFile(str(path))
     topology = pdb.topology
     positions_nm = pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     if counts != (1, 1, 1):
@@ -127,3 +132,14 @@ def _parse_gro(text: str) -> tuple[np.ndarray, np.ndarray]:
     positions_nm = np.array([[float(line[20 + 8 * k: 28 + 8 * k]) for k in range(3)]
                              for line in lines[2: 2 + n_atoms]])
     return positions_nm, np.diag([float(value) for value in lines[2 + n_atoms].split()[:3]])
+
+
+def load_structure(name_or_pdb: str):
+    """(topology, positions in nm) of a template of ``systems/`` or of a PDB file (``*.pdb``)."""
+    if name_or_pdb.lower().endswith(".pdb"):
+        if not Path(name_or_pdb).is_file():
+            raise FileNotFoundError(f"no PDB file {name_or_pdb}")
+        pdb = app.PDBFile(name_or_pdb)
+        return pdb.topology, pdb.positions
+    topology, positions, _ = load(name_or_pdb)
+    return topology, positions

@@ -25,7 +25,7 @@ from openmm import app, unit
 from scipy.spatial.transform import Rotation
 
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system, qtip4pf_forcefield_parameters
-from omm_symbreak.systems import TEMPLATES_DIR, proton_disordered_ice_ih, water_topology
+from omm_symbreak.systems import proton_disordered_ice_ih, water_topology
 
 DENSITY_G_CM3 = 0.997
 TEMPERATURE_K = 300.0
@@ -36,6 +36,7 @@ LIQUID_SEEDS = {64: 64, 256: 256}
 ICE_SEED = 7
 AVOGADRO_PER_MOL = 6.02214076e23
 NM3_PER_CM3 = 1e21
+TEMPLATES_DIR = Path(__file__).resolve().parent
 
 
 def monomer_positions_nm() -> np.ndarray:

@@ -1,4 +1,6 @@
 """The PDB water templates and their loader."""
+from importlib import resources
+
 import mdtraj
 import numpy as np
 import pytest
@@ -38,7 +40,8 @@ def test_template_is_intact_water(name):
     bond_lengths_nm = np.linalg.norm(molecules_nm[:, 1:] - molecules_nm[:, :1], axis=-1)
     assert np.all(bond_lengths_nm < 0.12)  # whole molecules, no minimum image needed
     assert (box_nm is None) == (name == "water-monomer")
-    assert mdtraj.load(str(systems.TEMPLATES_DIR / f"{name}.pdb")).topology.n_bonds == 2 * MOLECULES[name]
+    with resources.as_file(systems.TEMPLATES / f"{name}.pdb") as path:
+        assert mdtraj.load(str(path)).topology.n_bonds == 2 * MOLECULES[name]
 
 
 @pytest.mark.parametrize("name", ["liquid-64", "liquid-256"])
