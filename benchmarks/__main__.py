@@ -3,9 +3,10 @@
 Parts (each also runs alone as ``python -m benchmarks.<part>``): ``energy_forces`` (raw vs
 grid averages, batched vs per-rotation loop, three system sizes), ``md_throughput`` (ns/day
 per strategy through TorchForce), ``scaling`` (time and peak memory vs size) and
-``torchforce_overhead``. Writes ``DIR/*.json`` (default benchmarks/results) and
-``DIR/summary.png``, and prints the total wall time. ``--quick`` is a smoke test of a
-minute or two with tiny settings, written to a temporary directory unless ``-o`` is given.
+``torchforce_overhead``; ``memory`` (peak memory of a grid average) runs alone only. Writes
+``DIR/*.json`` (default benchmarks/results) and ``DIR/summary.png``, and prints the total wall
+time. ``--quick`` is a smoke test of a minute or two with tiny settings, written to a temporary
+directory unless ``-o`` is given.
 """
 
 import argparse

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-import numpy as np
 import torch
 
 from omm_symbreak import systems

@@ -26,7 +26,7 @@ positions, which is already R_m^T F(R_m x).
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 

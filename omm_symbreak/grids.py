@@ -162,6 +162,9 @@ def random_rotations(n: int, rng: np.random.Generator, inversion: bool = True) -
 
 
 NO_ROTATION = RotationGrid("none", np.eye(3)[None], np.ones(1), 0, False)
+# Above this many rotations a grid costs more than a thousand raw evaluations per step: refused
+# unless asked for explicitly (``check_grid_size``). The largest grids in use have 150 (3i).
+MAX_GRID_EVALUATIONS = 1000
 _INTEGER_FORM = re.compile(r"([0-9]+)(i?)")
 _LEBEDEV_FORM = re.compile(r"lebedev:([0-9]+)(i?)")
 
@@ -183,3 +186,13 @@ def parse_grid(spec: str) -> RotationGrid:
                 raise ValueError(f"invalid rotation grid {spec!r} ({error}); valid forms: "
                                  f"{GRID_FORMS}") from None
     raise ValueError(f"invalid rotation grid {spec!r}; valid forms: {GRID_FORMS}")
+
+
+def check_grid_size(grid: RotationGrid, allow_large: bool = False) -> None:
+    """ValueError for a grid of more than ``MAX_GRID_EVALUATIONS`` rotations, unless
+    ``allow_large`` (the command line's --allow-large-grid)."""
+    if grid.size > MAX_GRID_EVALUATIONS and not allow_large:
+        raise ValueError(f"grid {grid.spec} has {grid.size} rotations: every force evaluation "
+                         f"would cost {grid.size} model evaluations (exact to l = {grid.l_exact}; "
+                         f"3i costs 150 and is exact to l = 5). Choose a smaller grid, or pass "
+                         "--allow-large-grid to run it anyway")

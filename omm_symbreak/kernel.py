@@ -11,17 +11,26 @@ Angstrom, eV):
 Rotations act on the positions and on the cell (rows: box vectors); proper and improper ones
 alike. Gradients flow to ``positions`` (and ``cell``).
 
-What is specific to a model lives in its adapter, a module with three methods:
+``RotatedCopies.weighted(types, positions, cell, rotations, weights [C])`` returns
+sum_c weights[c] E(R_c x) with memory bounded by the budget whatever C: when gradients are
+needed, each chunk's gradient with respect to the rotation-independent inputs is taken at once
+and its graph freed, and the returned scalar carries the accumulated gradient (first
+derivatives only: what MD needs; training, which differentiates forces again, uses ``forward``).
+
+What is specific to a model lives in its adapter, a module with these methods:
 
 - ``types_of(atomic_numbers: List[int]) -> Tensor [N]``: the per-atom type indices the model
   expects (ValueError for elements it does not know);
 - ``prepare(types, positions, cell) -> List[Tensor]``: whatever does not depend on the
   rotation, computed once per call (for ``PETAdapter``: one neighbour search);
 - ``copies(prepared, rotations [c, 3, 3]) -> Tensor [c]``: energies of a chunk of rotated copies
-  in one model call.
+  in one model call;
+- ``bytes_per_copy(prepared) -> int``: the memory one copy's evaluation with its graph takes;
+  ``estimated_bytes_per_copy(n_atoms) -> int``: an upper bound of it before any evaluation.
 
-The kernel chunks the copies: on CUDA all of them go through at once; on CPUs chunks of about
-``cpu_batch_atoms`` atoms keep the activations in cache (benchmarks/energy_forces.py).
+The kernel chunks the copies: at most ``memory_budget_bytes`` worth of copies at once; on CPUs
+also chunks of about ``cpu_batch_atoms`` atoms, which keep the activations in cache
+(benchmarks/energy_forces.py).
 """
 
 from typing import List, Optional
@@ -32,6 +41,8 @@ from torch import Tensor, nn
 from .grids import quaternion_to_matrix
 from .model.neighbors import neighbor_list, trim_padding
 from .model.pet import UnconstrainedPET
+
+DEFAULT_MEMORY_BUDGET_BYTES = 2**30  # 1 GiB of activations at a time: fits a laptop
 
 
 def random_rotation(like: Tensor, inversion: bool = True) -> Tensor:
@@ -53,6 +64,14 @@ class PETAdapter(nn.Module):
     def __init__(self, model: UnconstrainedPET):
         super().__init__()
         self.model = model
+        hyper = model.hyperparameters
+        itemsize = model.energy_scale.element_size()
+        # activations kept for the backward pass per (atom, slot), measured on liquid-256 with
+        # the shipped sizes: about 290 MB per copy of 768 atoms with 27 used slots
+        self.bytes_per_slot = itemsize * hyper["n_blocks"] * hyper["n_layers"] * (
+            10 * hyper["width"] + 4 * hyper["ffn_width"])
+        self.bytes_per_slot_pair = itemsize * hyper["n_blocks"] * hyper["n_layers"] * 4 * hyper[
+            "n_heads"]
 
     @torch.jit.unused
     def types_of(self, atomic_numbers: List[int]) -> Tensor:
@@ -72,28 +91,98 @@ class PETAdapter(nn.Module):
         rotated = torch.einsum("gab,nkb->gnka", rotations, vectors)
         return self.model(types, rotated, index, reverse, mask).sum(dim=1)
 
+    def _bytes(self, n_atoms: int, n_slots: int) -> int:
+        tokens = n_atoms * (n_slots + 1)
+        return tokens * (self.bytes_per_slot + self.bytes_per_slot_pair * (n_slots + 1))
+
+    def bytes_per_copy(self, prepared: List[Tensor]) -> int:
+        """Memory of one copy's activations and graph (bytes), for the slots in use."""
+        index = prepared[1]
+        return self._bytes(index.shape[0], index.shape[1])
+
+    @torch.jit.unused
+    def estimated_bytes_per_copy(self, n_atoms: int) -> int:
+        """An upper bound of ``bytes_per_copy`` before the neighbour search (all K slots)."""
+        return self._bytes(n_atoms, self.model.max_neighbors)
+
 
 class RotatedCopies(nn.Module):
     """E(R_c x) for a batch of rotations: the one kernel (module docstring)."""
 
-    def __init__(self, adapter: nn.Module, cpu_batch_atoms: int = 512):
+    def __init__(self, adapter: nn.Module, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+                 cpu_batch_atoms: int = 512):
         super().__init__()
+        if memory_budget_bytes < 1:
+            raise ValueError(f"the memory budget must be positive, got {memory_budget_bytes} bytes")
         self.adapter = adapter
+        self.memory_budget_bytes = memory_budget_bytes
         self.cpu_batch_atoms = cpu_batch_atoms
+
+    def chunk_size(self, prepared: List[Tensor], positions: Tensor, n_rotations: int) -> int:
+        """Copies per model call: within the memory budget, and cache-sized on CPUs."""
+        chunk = max(1, self.memory_budget_bytes // max(self.adapter.bytes_per_copy(prepared), 1))
+        if not positions.is_cuda:
+            chunk = min(chunk, max(1, self.cpu_batch_atoms // max(positions.shape[0], 1)))
+        return min(chunk, max(n_rotations, 1))
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor],
                 rotations: Tensor) -> Tensor:
-        """types [N], positions [N, 3], cell [3, 3] or None, rotations [C, 3, 3] -> [C]."""
+        """types [N], positions [N, 3], cell [3, 3] or None, rotations [C, 3, 3] -> [C], with
+        the graph of every copy (memory grows with C; see ``weighted``)."""
         prepared = self.adapter.prepare(types, positions, cell)
         n_rotations = rotations.shape[0]
-        chunk = n_rotations if positions.is_cuda else max(
-            1, self.cpu_batch_atoms // max(positions.shape[0], 1))
+        chunk = self.chunk_size(prepared, positions, n_rotations)
         energies: List[Tensor] = []
         for start in range(0, n_rotations, chunk):
             energies.append(self.adapter.copies(prepared, rotations[start:start + chunk]))
         return torch.cat(energies)
 
+    def weighted(self, types: Tensor, positions: Tensor, cell: Optional[Tensor],
+                 rotations: Tensor, weights: Tensor) -> Tensor:
+        """sum_c weights[c] E(R_c x), a scalar, in memory bounded by the budget; its gradient
+        (first derivatives) is exact, its graph holds one chunk at a time."""
+        prepared = self.adapter.prepare(types, positions, cell)
+        n_rotations = rotations.shape[0]
+        chunk = self.chunk_size(prepared, positions, n_rotations)
+        leaves: List[Tensor] = []  # prepared, cut from its graph
+        inputs: List[Tensor] = []  # the prepared tensors that need a gradient ...
+        differentiable: List[Tensor] = []  # ... and their cut copies
+        gradients: List[Tensor] = []
+        for tensor in prepared:
+            if tensor.requires_grad:
+                leaf = _cut(tensor).requires_grad_()
+                inputs.append(tensor)
+                differentiable.append(leaf)
+                gradients.append(torch.zeros_like(leaf))
+                leaves.append(leaf)
+            else:
+                leaves.append(tensor)
+        total = torch.zeros((), dtype=positions.dtype, device=positions.device)
+        for start in range(0, n_rotations, chunk):
+            part = (self.adapter.copies(leaves, rotations[start:start + chunk])
+                    * weights[start:start + chunk]).sum()
+            if len(differentiable) > 0:
+                parts = torch.autograd.grad([part], differentiable, allow_unused=True)
+                for number, gradient in enumerate(parts):
+                    if gradient is not None:
+                        gradients[number] = gradients[number] + gradient
+            total = total + _cut(part)
+        for tensor, gradient in zip(inputs, gradients):
+            linear = (tensor * gradient).sum()
+            total = total + (linear - _cut(linear))
+        return total
 
-def rotated_copies(model: UnconstrainedPET) -> RotatedCopies:
+
+def _cut(tensor: Tensor) -> Tensor:
+    """A copy of ``tensor`` outside the autograd graph. Not ``detach()``: ``torch.jit.freeze``,
+    which openmm-torch applies to every module it loads, removes ``aten::detach`` from a frozen
+    graph, while it keeps ``no_grad`` blocks."""
+    with torch.no_grad():
+        copy = tensor.clone()
+    return copy
+
+
+def rotated_copies(model: UnconstrainedPET,
+                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotatedCopies:
     """The kernel around the built-in model."""
-    return RotatedCopies(PETAdapter(model))
+    return RotatedCopies(PETAdapter(model), memory_budget_bytes)

@@ -17,8 +17,9 @@ import openmmtorch
 
 from .export import openmm_module
 from .grids import RotationGrid
+from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
 from .model.pet import UnconstrainedPET
-from .symmetrize import STRATEGIES, check_strategy
+from .symmetrize import check_strategy
 
 
 def _load_torch_plugin_if_it_failed() -> None:
@@ -50,20 +51,26 @@ def torch_force(module: Union[torch.jit.ScriptModule, str], force_group: int = F
 
 
 def create_forces(topology, model: UnconstrainedPET, strategy: str = "none",
-                  grid: Optional[RotationGrid] = None, positions=None) -> List:
+                  grid: Optional[RotationGrid] = None, positions=None,
+                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> List:
     """The TorchForce(s) of a strategy of ``STRATEGIES`` (two forces for ``mts``: the raw model
-    in ``FAST_GROUP``, the correction over ``grid`` in ``SLOW_GROUP``)."""
+    in ``FAST_GROUP``, the correction over ``grid`` in ``SLOW_GROUP``); the rotated copies of an
+    evaluation go through the model within ``memory_budget_bytes``."""
     check_strategy(strategy, grid)
     if strategy != "mts":
-        return [torch_force(openmm_module(topology, model, strategy, grid, positions))]
+        return [torch_force(openmm_module(topology, model, strategy, grid, positions,
+                                          memory_budget_bytes))]
     return [
-        torch_force(openmm_module(topology, model, "none", None, positions), FAST_GROUP),
-        torch_force(openmm_module(topology, model, "mts", grid, positions), SLOW_GROUP),
+        torch_force(openmm_module(topology, model, "none", None, positions,
+                                  memory_budget_bytes), FAST_GROUP),
+        torch_force(openmm_module(topology, model, "mts", grid, positions,
+                                  memory_budget_bytes), SLOW_GROUP),
     ]
 
 
 def create_system(topology, model: UnconstrainedPET, strategy: str = "none",
-                  grid: Optional[RotationGrid] = None, positions=None) -> openmm.System:
+                  grid: Optional[RotationGrid] = None, positions=None,
+                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> openmm.System:
     """An ``openmm.System`` with the topology's masses and box and the model's force(s).
 
     No centre-of-mass motion remover is added: total momentum and angular momentum are
@@ -78,6 +85,6 @@ def create_system(topology, model: UnconstrainedPET, strategy: str = "none",
     box = topology.getPeriodicBoxVectors()
     if box is not None:
         system.setDefaultPeriodicBoxVectors(*box)
-    for force in create_forces(topology, model, strategy, grid, positions):
+    for force in create_forces(topology, model, strategy, grid, positions, memory_budget_bytes):
         system.addForce(force)
     return system

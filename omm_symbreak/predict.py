@@ -75,7 +75,7 @@ def rotated_predictions(model: UnconstrainedPET, frame: Frame, grid_rotations: n
     for rotation in rotations:
         types, x, cell = frame_tensors(model, frame, requires_grad=True)
         combined = torch.tensor(grid_rotations @ rotation, dtype=dtype, device=x.device)
-        energy = (kernel(types, x, cell, combined) * weights).sum()
+        energy = kernel.weighted(types, x, cell, combined, weights)
         (gradient,) = torch.autograd.grad(energy, x)
         energies.append(float(energy.detach()))
         forces.append(-gradient.cpu().double().numpy())

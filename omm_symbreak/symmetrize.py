@@ -22,11 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from .grids import NO_ROTATION, RotationGrid
-from .kernel import RotatedCopies, random_rotation, rotated_copies
+from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, RotatedCopies, random_rotation, rotated_copies
 from .model.pet import UnconstrainedPET
 
 STRATEGIES = ("none", "full", "mts", "random")
 GRID_STRATEGIES = ("full", "mts")  # the strategies that evaluate a rotation grid
+DEFAULT_GRID = "2i"  # their grid when none is given (the study's)
 
 
 class RotationWeightedEnergy(nn.Module):
@@ -50,8 +51,9 @@ class RotationWeightedEnergy(nn.Module):
         return self.kernel(types, positions, cell, self.rotations)
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
-        """types [N], positions [N, 3] and cell [3, 3] or None -> the weighted energy, scalar."""
-        return (self.rotation_energies(types, positions, cell) * self.weights).sum()
+        """types [N], positions [N, 3] and cell [3, 3] or None -> the weighted energy, scalar
+        (first derivatives exact; memory bounded by the kernel's budget)."""
+        return self.kernel.weighted(types, positions, cell, self.rotations, self.weights)
 
 
 class RandomlyRotatedEnergy(nn.Module):
@@ -71,22 +73,24 @@ def _dtype(model: UnconstrainedPET) -> torch.dtype:
     return model.energy_scale.dtype
 
 
-def averaged(model: UnconstrainedPET, grid: RotationGrid) -> RotationWeightedEnergy:
+def averaged(model: UnconstrainedPET, grid: RotationGrid,
+             memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
     """The model averaged over ``grid``."""
-    return RotationWeightedEnergy(rotated_copies(model), grid.rotations, grid.weights,
-                                  grid.spec, _dtype(model))
+    return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), grid.rotations,
+                                  grid.weights, grid.spec, _dtype(model))
 
 
-def correction(model: UnconstrainedPET, grid: RotationGrid) -> RotationWeightedEnergy:
+def correction(model: UnconstrainedPET, grid: RotationGrid,
+               memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
     """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch of G + 1 copies."""
     rotations = np.concatenate([grid.rotations, np.eye(3)[None]], axis=0)
     weights = np.concatenate([grid.weights, [-1.0]])
-    return RotationWeightedEnergy(rotated_copies(model), rotations, weights,
+    return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), rotations, weights,
                                   f"correction:{grid.spec}", _dtype(model))
 
 
 def randomly_rotated(model: UnconstrainedPET) -> RandomlyRotatedEnergy:
-    """The model evaluated in a fresh random orientation at every call."""
+    """The model evaluated in a fresh random orientation at every call (one copy)."""
     return RandomlyRotatedEnergy(rotated_copies(model))
 
 
@@ -106,13 +110,15 @@ def check_strategy(strategy: str, grid: Optional[RotationGrid]) -> None:
 
 
 def strategy_energy(model: UnconstrainedPET, strategy: str = "none",
-                    grid: Optional[RotationGrid] = None) -> nn.Module:
-    """The energy module of ``strategy`` (``STRATEGIES``; ``mts`` gives the correction)."""
+                    grid: Optional[RotationGrid] = None,
+                    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> nn.Module:
+    """The energy module of ``strategy`` (``STRATEGIES``; ``mts`` gives the correction), its
+    rotated copies chunked within ``memory_budget_bytes``."""
     check_strategy(strategy, grid)
     if strategy == "none":
-        return averaged(model, NO_ROTATION)
+        return averaged(model, NO_ROTATION, memory_budget_bytes)
     if strategy == "full":
-        return averaged(model, grid)
+        return averaged(model, grid, memory_budget_bytes)
     if strategy == "mts":
-        return correction(model, grid)
+        return correction(model, grid, memory_budget_bytes)
     return randomly_rotated(model)

@@ -208,7 +208,7 @@ def test_empty_rows_and_overlapping_atoms():
 def test_too_many_neighbors(search):
     positions = torch.zeros(5, 3)
     positions[:, 0] = torch.arange(5.0) / 2  # a row with spacing 0.5; atom 2 has 4 neighbours
-    with pytest.raises(ERRORS, match="atom 2 has 4 neighbors.*max_neighbors = 3.*increase"):
+    with pytest.raises(ERRORS, match="atom 2 has 4 neighbors.*max_neighbors = 3.*too many neighbours for the model"):
         search(positions, None, 1.2, 3)
     with pytest.raises(ERRORS, match="atom 2 has 4 neighbors.*max_neighbors = 2"):
         search(positions, None, 1.2, 2)
@@ -487,7 +487,7 @@ def test_binned_too_many_neighbors(search, kind):
     positions[:, 0] = torch.arange(5.0) / 2  # a row with spacing 0.5; atom 2 has 4 neighbours
     cell = None if kind == "cluster" else torch.eye(3, dtype=torch.float64) * 20.0
     assert takes_binned_path(positions, cell, 1.2)
-    with pytest.raises(ERRORS, match="atom 2 has 4 neighbors.*max_neighbors = 3.*increase"):
+    with pytest.raises(ERRORS, match="atom 2 has 4 neighbors.*max_neighbors = 3.*too many neighbours for the model"):
         search(positions, cell, 1.2, 3, **BINNED)
     assert search(positions, cell, 1.2, 4, **BINNED).mask.sum(1).tolist() == [2, 3, 4, 3, 2]
 

@@ -7,6 +7,9 @@ A model file (``.ckpt``) is ``{"format": MODEL_FORMAT, "hyperparameters": "<json
 
 import hashlib
 import json
+import pickle
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -39,21 +42,41 @@ def load_model(path=None) -> UnconstrainedPET:
             raise FileNotFoundError("this installation ships no trained model yet "
                                     f"({DEFAULT_MODEL}): pass --model FILE")
         raise FileNotFoundError(f"no model file at {path}")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path} is not an omm-symbreak model file: {error}") from error
+    content = _read_safely(path)
     if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not an omm-symbreak model file (format {MODEL_FORMAT})")
+        raise ValueError(f"{path} is not an omm-symbreak model file (format {MODEL_FORMAT}): "
+                         "pass a .ckpt written by omm-symbreak train or save_model")
     model = UnconstrainedPET(**json.loads(content["hyperparameters"]))
     model.load_state_dict(content["state_dict"])
     return model.eval()
 
 
+def _read_safely(path: Path):
+    """The content of a ``torch.save`` file, read with ``weights_only=True``; ValueError with a
+    reason a user can act on for anything else (never the advice to load it unsafely)."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): not an omm-symbreak model file (a partly "
+                         "written or truncated file?)")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not an omm-symbreak model file: it is not a torch.save "
+                         "archive (a .ckpt written by omm-symbreak train or save_model)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path} holds Python objects other than tensors and plain data: "
+                         "omm-symbreak refuses to load it, since loading such a file could run "
+                         "arbitrary code. Model files are written by omm-symbreak train or "
+                         "save_model") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(f"{path} is not a readable omm-symbreak model file "
+                         f"({type(error).__name__}: the archive is damaged or incomplete)") from None
+
+
 def model_metadata(path) -> dict:
     """The JSON metadata stored with a model file (training data, metrics, ...)."""
-    content = torch.load(Path(path), map_location="cpu", weights_only=True)
-    return json.loads(content["metadata"])
+    return json.loads(_read_safely(Path(path))["metadata"])
 
 
 def model_fingerprint(model: UnconstrainedPET) -> str:

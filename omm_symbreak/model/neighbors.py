@@ -79,6 +79,7 @@ class NeighborList(NamedTuple):
 # atoms 1.5 vs 2.3 ms, 512 atoms 4.4 vs 4.0 ms). Above them the binned search wins by far (1536
 # water atoms in float32: dense 150 ms, binned 12 ms).
 CELL_LIST_MIN_ATOMS: int = 256
+TOO_MANY_NEIGHBORS = "too many neighbours for the model"  # in every such error, for callers
 CELL_LIST_MIN_ATOMS_CLUSTER: int = 512
 
 
@@ -182,14 +183,15 @@ def _dense_search(
     return NeighborList(index, vectors, mask, reverse)
 
 
-def _check_counts(counts: Tensor, cutoff: float, max_neighbors: int):
+def _check_counts(counts: Tensor, cutoff: float, max_neighbors: int,
+                  too_many: str = TOO_MANY_NEIGHBORS):
     """Raises RuntimeError naming the fullest row if ``counts`` [N] exceeds ``max_neighbors``."""
     if bool((counts > max_neighbors).any()):
         atom = int(torch.argmax(counts))
         raise RuntimeError(
             "atom " + str(atom) + " has " + str(int(counts[atom])) + " neighbors within the "
             + "cutoff " + str(cutoff) + " but there are only max_neighbors = "
-            + str(max_neighbors) + " slots; increase max_neighbors"
+            + str(max_neighbors) + " slots: " + too_many
         )
 
 
