@@ -7,23 +7,29 @@ A run directory holds:
 - ``trajectory.dcd``: positions (``mdtraj.load("trajectory.dcd", top="topology.pdb")``, nm);
 - ``velocities.dcd`` (with ``velocities=True``): velocities stored as DCD coordinates, so that
   the ``xyz`` mdtraj reads from it are velocities in nm/ps;
-- ``state.csv``: ``openmm.app.StateDataReporter`` columns (kJ/mol, K, ps, ns/day);
+- ``state.csv``: the columns of ``openmm.app.StateDataReporter`` (kJ/mol, K, ps, ns/day);
 - ``diagnostics.csv``: the symmetry diagnostics (units in its ``#`` header lines): Delta =
   E_raw - E_avg on ``diagnostic_grid``, total angular momentum, net torque about the centre of
   mass, kinetic / potential / conserved energy, and each molecule's angular momentum for
   systems of at most ``PER_MOLECULE_MAX`` molecules;
 - ``checkpoint.chk`` + ``checkpoint.pt``: the OpenMM checkpoint and the step and torch random
-  state it belongs to, written every ``checkpoint_interval`` steps. Resuming continues from
-  them, dropping whatever was written after the checkpoint (``RunOutputs.truncate``), so that no
-  frame is lost or duplicated.
+  state it belongs to, written every ``checkpoint_interval`` steps, the first at step 0. Resuming
+  continues from them, dropping whatever was written after the checkpoint
+  (``RunOutputs.truncate``), so that no frame is lost or duplicated;
+- ``run.lock``: the lock a running process holds (``claim_directory``).
 
-Steps count steps of ``timestep_fs`` everywhere except in the Step column of ``state.csv``,
-which counts integrator steps (outer steps for strategy mts).
+Every step column (``step`` of diagnostics.csv, ``Step`` of state.csv) counts steps of
+``timestep_fs``, with multiple time stepping too (an integrator step is then ``mts_stride`` of
+them). A directory without a checkpoint holds a run that never started: the next start clears it.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import os
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +39,18 @@ import openmm.unit as unit
 import torch
 
 from .observables.mechanics import angular_momentum, torque
-from .settings import RunSettings
+from .settings import RunSettings, flag
 from .units import fs_to_ps
 
 PER_MOLECULE_MAX = 8
+LOCK_FILE = "run.lock"
+# Every file a run writes but its lock: a directory without a checkpoint that holds only these
+# is cleared by the next start.
+RUN_FILES = ("run.json", "run.json.tmp", "topology.pdb", "trajectory.dcd", "velocities.dcd",
+             "state.csv", "diagnostics.csv", "checkpoint.chk", "checkpoint.chk.tmp",
+             "checkpoint.pt", "checkpoint.pt.tmp")
+STATE_COLUMNS = ("Time (ps)", "Potential Energy (kJ/mole)", "Kinetic Energy (kJ/mole)",
+                 "Total Energy (kJ/mole)", "Temperature (K)", "Speed (ns/day)")
 
 
 class RunOutputs:
@@ -52,6 +66,7 @@ class RunOutputs:
         self.masses_amu = masses_amu
         self.molecules = [[atom.index for atom in residue.atoms()]
                           for residue in topology.residues()]
+        self.files, self.dcd = {}, {}
 
     def path(self, name: str) -> Path:
         return self.directory / name
@@ -59,24 +74,26 @@ class RunOutputs:
     def _dcd_names(self) -> list:
         return ["trajectory"] + (["velocities"] if self.settings.velocities else [])
 
-    def open(self, append: bool) -> None:
-        """Open every output, to append to it (resume) or as a new file with its header."""
+    def open(self, append: bool, step: int) -> None:
+        """Open every output, to append to it (resume) or as a new file with its header;
+        ``step`` (of timestep_fs) is where this sitting starts, for the speed column."""
         settings = self.settings
-        self.files = {}
-        self.dcd = {}
         for name in self._dcd_names():
             handle = open(self.path(f"{name}.dcd"), "r+b" if append else "wb")
             self.files[name] = handle
             self.dcd[name] = app.DCDFile(handle, self.topology, fs_to_ps(settings.timestep_fs), 0,
                                          settings.trajectory_interval, append=append)
-        self.files["state"] = open(self.path("state.csv"), "a" if append else "w")
-        self.state = app.StateDataReporter(
-            self.files["state"], settings.state_interval, step=True, time=True,
-            potentialEnergy=True, kineticEnergy=True, totalEnergy=True, temperature=True,
-            speed=True, append=append)
-        self.files["diagnostics"] = open(self.path("diagnostics.csv"), "a")
-        if not append:
-            self.files["diagnostics"].write(self._diagnostics_header())
+        for name, header in (("state", self._state_header()),
+                             ("diagnostics", self._diagnostics_header())):
+            self.files[name] = open(self.path(f"{name}.csv"), "a" if append else "w")
+            if not append:
+                self.files[name].write(header)
+        self.sitting = (time.perf_counter(), step)
+
+    def _state_header(self) -> str:
+        """StateDataReporter's one header line, its Step column named with its unit."""
+        step = f"Step (of {flag('timestep_fs')} {self.settings.timestep_fs:g} fs)"
+        return "#" + ",".join(f'"{name}"' for name in (step, *STATE_COLUMNS)) + "\n"
 
     def _diagnostics_columns(self) -> list:
         columns = ["step", "time_ps", "potential_kj_mol", "kinetic_kj_mol", "conserved_kj_mol",
@@ -89,20 +106,24 @@ class RunOutputs:
     def _diagnostics_header(self) -> str:
         return (
             "# omm-symbreak symmetry diagnostics\n"
+            f"# step counts steps of {flag('timestep_fs')} {self.settings.timestep_fs:g} fs "
+            "(as the Step column of state.csv; an mts integrator step is --mts-stride of them)\n"
             f"# delta_kj_mol = E_raw - E_avg on grid {self.settings.diagnostic_grid} (kJ/mol)\n"
-            "# energies kJ/mol; conserved = kinetic + potential (+ heat-bath energy for "
-            "Nose-Hoover; not conserved under Langevin)\n"
+            "# energies kJ/mol; conserved = kinetic + potential (+ the heat-bath energy for "
+            "Nose-Hoover, 0 at step 0 where the chain starts at rest; not conserved under "
+            "Langevin)\n"
             "# L_* total angular momentum about the centre of mass, amu nm^2/ps; "
             "L<m>_* that of molecule m about its own centre of mass\n"
             "# torque_* net torque of all forces about the centre of mass, kJ/mol\n"
             + ",".join(self._diagnostics_columns()) + "\n"
         )
 
-    def write(self, simulation, state, step: int, delta_kj_mol: float, conserved_kj_mol: float):
+    def write(self, state, step: int, delta_kj_mol: float, conserved_kj_mol: float,
+              temperature_k: float) -> None:
         """Append the reports due at ``step`` (in steps of timestep_fs); energies in kJ/mol."""
         settings = self.settings
-        positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
         if step % settings.trajectory_interval == 0:
+            positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
             box = state.getPeriodicBoxVectors() if self.topology.getPeriodicBoxVectors() else None
             self.dcd["trajectory"].writeModel(positions * unit.nanometer, periodicBoxVectors=box)
             if settings.velocities:
@@ -111,13 +132,28 @@ class RunOutputs:
                 self.dcd["velocities"].writeModel(velocities * unit.nanometer,
                                                   periodicBoxVectors=box)
         if step % settings.state_interval == 0:
-            self.state.report(simulation, state)
+            self.files["state"].write(self._state_row(state, step, temperature_k))
         if step % settings.diagnostics_interval == 0:
             self.files["diagnostics"].write(",".join(
                 f"{value:.10g}" for value in
                 self._diagnostics_row(state, step, delta_kj_mol, conserved_kj_mol)) + "\n")
         for handle in self.files.values():
             handle.flush()
+
+    def _state_row(self, state, step: int, temperature_k: float) -> str:
+        """A state.csv row: step, time (ps), energies (kJ/mol), temperature (K) and the speed
+        of this sitting (ns/day; "--" at its first step, as StateDataReporter writes)."""
+        kj_mol = unit.kilojoule_per_mole
+        potential = state.getPotentialEnergy().value_in_unit(kj_mol)
+        kinetic = state.getKineticEnergy().value_in_unit(kj_mol)
+        started, first_step = self.sitting
+        elapsed_days = (time.perf_counter() - started) / 86400
+        simulated_ns = (step - first_step) * self.settings.timestep_fs * 1e-6
+        speed = f"{simulated_ns / elapsed_days:.3g}" if step > first_step else "--"
+        values = [f"{value:.10g}" for value in (fs_to_ps(step * self.settings.timestep_fs),
+                                                 potential, kinetic, potential + kinetic,
+                                                 temperature_k)]
+        return ",".join([str(step), *values, speed]) + "\n"
 
     def _diagnostics_row(self, state, step, delta_kj_mol, conserved_kj_mol) -> list:
         nm, ps, kj_mol = unit.nanometer, unit.picosecond, unit.kilojoule_per_mole
@@ -129,8 +165,8 @@ class RunOutputs:
         total_tau = torque(positions, forces, masses)
         row = [step, fs_to_ps(step * self.settings.timestep_fs),
                state.getPotentialEnergy().value_in_unit(kj_mol),
-               state.getKineticEnergy().value_in_unit(kj_mol), conserved_kj_mol, delta_kj_mol, *total_l, np.linalg.norm(total_l),
-               *total_tau, np.linalg.norm(total_tau)]
+               state.getKineticEnergy().value_in_unit(kj_mol), conserved_kj_mol, delta_kj_mol,
+               *total_l, np.linalg.norm(total_l), *total_tau, np.linalg.norm(total_tau)]
         if len(self.molecules) <= PER_MOLECULE_MAX:
             for atoms in self.molecules:
                 row += list(angular_momentum(positions[atoms], velocities[atoms], masses[atoms]))
@@ -138,10 +174,9 @@ class RunOutputs:
 
     def truncate(self, step: int) -> None:
         """Drop every report written after ``step`` (steps of timestep_fs), before appending."""
-        settings = self.settings
         for name in self._dcd_names():
-            truncate_dcd(self.path(f"{name}.dcd"), step // settings.trajectory_interval + 1)
-        truncate_csv(self.path("state.csv"), step, steps_per_count=settings.stride)
+            truncate_dcd(self.path(f"{name}.dcd"), step // self.settings.trajectory_interval + 1)
+        truncate_csv(self.path("state.csv"), step)
         truncate_csv(self.path("diagnostics.csv"), step)
 
     def close(self) -> None:
@@ -174,61 +209,120 @@ def truncate_dcd(path: Path, n_frames: int) -> None:
         handle.write(struct.pack("<i", first_step + (n_frames - 1) * interval))
 
 
-def truncate_csv(path: Path, last_step: int, steps_per_count: int = 1) -> None:
+def truncate_csv(path: Path, last_step: int) -> None:
     """Keep the header and comment lines of a CSV file and the data rows up to ``last_step``.
 
-    A data row starts with a digit; its first column counts steps in units of
-    ``steps_per_count`` steps (e.g. the mts stride for the integrator steps of state.csv). A
-    row cut short by a kill (no final newline) is dropped, with everything after it.
+    A data row starts with a digit, its first column the step. A row cut short by a kill (no
+    final newline) is dropped, with everything after it.
     """
     kept = []
     for line in path.read_text().splitlines(keepends=True):
         if not line.endswith("\n"):
             break
-        is_data = line[:1].isdigit()
-        if not is_data or int(line.split(",")[0]) * steps_per_count <= last_step:
+        if not line[:1].isdigit() or int(line.split(",")[0]) <= last_step:
             kept.append(line)
     path.write_text("".join(kept))
 
 
-def prepare_directory(directory: Path, settings: RunSettings, resume: bool,
-                      fingerprint: str) -> None:
-    """Refuse, before any work, a directory that holds another run, or nothing to resume.
+# settings that change what a run costs, not what it computes: a resume may change them
+COST_SETTINGS = ("memory_gb", "allow_large_grid")
 
-    On resume, a changed ``steps`` extends or shortens the run: it is recorded in run.json.
-    The model must be the one the run started with (its ``model_fingerprint`` in run.json; runs
-    written before it was recorded are not checked): the same model path, the shipped model's
-    say, may hold another model by then, and another path may hold the same model.
+
+def check_directory(directory: Path, settings: RunSettings, resume: bool,
+                    fingerprint: str) -> None:
+    """Refuse a directory that holds another run, a run to be resumed without ``resume``, or
+    nothing to resume; changes nothing (``claim_directory`` checks again under its lock).
+
+    A directory without a checkpoint holds a run that never started (it died before its first
+    checkpoint): it is started again, not resumed. On resume, ``steps`` may change (to extend
+    or shorten the run, not below the checkpoint) and nothing else; the model must be the one
+    the run started with, by its ``model_fingerprint`` in run.json: the same model path, the
+    shipped model's say, may hold another model by then, and another path the same model.
     """
-    run_file = directory / "run.json"
-    if not run_file.exists():
-        if resume:
-            raise ValueError(f"nothing to resume in {directory} (no run.json)")
-        if directory.exists() and any(directory.iterdir()):
-            raise ValueError(f"{directory} is not empty; choose a new output directory")
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"-o {directory} is a file: name a directory for the run's outputs")
+    if not has_checkpoint(directory):
+        _check_unstarted(directory, resume)
         return
-    record = json.loads(run_file.read_text())
-    wanted = dataclasses.asdict(settings)
+    record = json.loads((directory / "run.json").read_text())
+    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))  # as run.json: lists
     changed = sorted(k for k in record["settings"] if record["settings"][k] != wanted.get(k))
     if record.get("model_fingerprint") == fingerprint and "model" in changed:
         changed.remove("model")  # the same model under another path (a copy, say)
+    changed = [name for name in changed if name not in COST_SETTINGS]
     if changed and not (resume and changed == ["steps"]):
         raise ValueError(f"{directory} holds a different run (settings differ: "
-                         f"{', '.join(changed)}); choose another output directory")
+                         f"{', '.join(flag(name) for name in changed)}); choose another "
+                         f"output directory")
     if not resume:
         raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
     if record.get("model_fingerprint", fingerprint) != fingerprint:
         raise ValueError(f"{directory} was run with another model (fingerprint "
                          f"{record['model_fingerprint']}, this one {fingerprint}): pass the "
                          f"--model it started with")
-    if not (directory / "checkpoint.chk").exists():
-        raise ValueError(f"{directory} has no checkpoint to resume from")
-    if changed:
-        done = checkpoint_step(directory)
-        if settings.steps < done:
-            raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
-                             f"{settings.steps} would end the run before it")
-        record["settings"]["steps"] = settings.steps
+    done = checkpoint_step(directory)
+    if settings.steps < done:
+        raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
+                         f"{settings.steps} would end the run before it")
+
+
+def has_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds a run that reached its first checkpoint (both files)."""
+    return all((directory / name).is_file() for name in ("checkpoint.chk", "checkpoint.pt"))
+
+
+def _check_unstarted(directory: Path, resume: bool) -> None:
+    """Refuse to resume a run that never started, or to start one among foreign files."""
+    names = sorted(path.name for path in directory.iterdir()) if directory.is_dir() else []
+    if resume:
+        why = ("its run never reached its first checkpoint" if "run.json" in names
+               else "it holds no run")
+        raise ValueError(f"nothing to resume in {directory}: {why}; start the run without "
+                         f"--resume")
+    foreign = [name for name in names if name not in (*RUN_FILES, LOCK_FILE)]
+    if foreign:
+        raise ValueError(f"{directory} is not empty (it holds {', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); choose a new output directory")
+
+
+@contextlib.contextmanager
+def claim_directory(directory: Path, settings: RunSettings, resume: bool, fingerprint: str):
+    """Create ``directory`` and hold its lock for the ``with`` block: ``check_directory`` again
+    under the lock, then clear a run that never started, or record a resumed run's new
+    ``steps`` in run.json.
+
+    The lock is ``fcntl.flock`` on ``run.lock``, which holds the owner's process id: a second
+    process is refused (ValueError) while the first runs, and the operating system releases
+    the lock when its process ends, a ``kill -9`` included, so that the run can be resumed.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            raise ValueError(f"{directory} is in use by another omm-symbreak process (pid "
+                             f"{owner}): wait for it to finish, or stop it and pass --resume "
+                             f"to continue its run") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        check_directory(directory, settings, resume, fingerprint)
+        if resume:
+            _record_steps(directory, settings.steps)
+        else:
+            for name in RUN_FILES:
+                (directory / name).unlink(missing_ok=True)
+        yield
+
+
+def _record_steps(directory: Path, steps: int) -> None:
+    """Write a resumed run's ``steps`` (of timestep_fs) into its run.json, atomically."""
+    run_file = directory / "run.json"
+    record = json.loads(run_file.read_text())
+    if record["settings"]["steps"] != steps:
+        record["settings"]["steps"] = steps
         temporary = run_file.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(record, indent=2))
         temporary.replace(run_file)
@@ -236,10 +330,9 @@ def prepare_directory(directory: Path, settings: RunSettings, resume: bool,
 
 def create_run_directory(directory: Path, settings: RunSettings, model, fingerprint: str,
                          topology, positions) -> None:
-    """Create ``directory`` with its ``run.json`` and ``topology.pdb`` (positions in nm)."""
+    """Write the ``run.json`` and ``topology.pdb`` (positions in nm) of a new run."""
     from . import __version__
 
-    directory.mkdir(parents=True, exist_ok=True)
     record = {
         "settings": dataclasses.asdict(settings),
         "model_fingerprint": fingerprint,
@@ -248,9 +341,10 @@ def create_run_directory(directory: Path, settings: RunSettings, model, fingerpr
                      "torch": torch.__version__},
         "units": {
             "trajectory.dcd": "positions, nm (mdtraj)", "velocities.dcd": "velocities, nm/ps "
-            "(the xyz mdtraj reads)", "state.csv": "OpenMM StateDataReporter: kJ/mol, K, ps; its "
-            "Step column counts integrator steps (outer steps for mts)",
-            "diagnostics.csv": "see its # header lines; step counts steps of timestep_fs",
+            "(the xyz mdtraj reads)", "state.csv": "OpenMM StateDataReporter columns: kJ/mol, "
+            "K, ps, ns/day", "diagnostics.csv": "see its # header lines",
+            "step": "every step column counts steps of timestep_fs (an mts integrator step is "
+                    "mts_stride of them)",
         },
     }
     (directory / "run.json").write_text(json.dumps(record, indent=2))
@@ -270,6 +364,13 @@ def save_checkpoint(simulation, directory: Path, step: int) -> None:
 def checkpoint_step(directory: Path) -> int:
     """The step (of timestep_fs) of the run's checkpoint."""
     return int(torch.load(directory / "checkpoint.pt", weights_only=True)["step"])
+
+
+def start_potential_kj_mol(directory: Path) -> float:
+    """The potential energy (kJ/mol) at step 0: the first data row of diagnostics.csv."""
+    with open(directory / "diagnostics.csv") as handle:
+        names = next(line for line in handle if not line.startswith("#")).strip().split(",")
+        return float(next(handle).split(",")[names.index("potential_kj_mol")])
 
 
 def load_checkpoint(simulation, directory: Path) -> int:

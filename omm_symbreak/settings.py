@@ -6,16 +6,16 @@ be a multiple of ``mts_stride``.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
-from .grids import parse_grid
-from .symmetrize import GRID_STRATEGIES, STRATEGIES
+from .grids import check_grid_size, parse_grid
+from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
+from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
 
 ENSEMBLES = ("nve", "nvt")
 THERMOSTATS = ("langevin", "nose-hoover")
 PLATFORMS = ("Reference", "CPU", "CUDA", "OpenCL")
 PRECISIONS = ("single", "double")
-DEFAULT_GRID = "2i"
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class RunSettings:
     attributes ``rotation_grid`` and ``diagnostic_rotation_grid`` (not fields: ``asdict`` and
     run.json hold the notation only). Hence ``dataclasses.replace`` of the strategy to none or
     random needs ``grid=None`` too.
+    ``replicate``: copies of a periodic template along its box vectors a, b, c
+    (``systems.load``), a tuple (run.json holds a list). ``memory_gb``: the activation memory
+    the rotated copies of one evaluation may hold at once (a cost, not physics: a resume may
+    change it); ``allow_large_grid``: accept grids of more than ``MAX_GRID_EVALUATIONS``.
     """
 
     system: str
@@ -51,6 +55,9 @@ class RunSettings:
     diagnostic_grid: str = "2i"
     checkpoint_interval: int = 1000
     velocities: bool = False
+    replicate: Tuple[int, int, int] = (1, 1, 1)
+    memory_gb: float = DEFAULT_MEMORY_BUDGET_BYTES / 2**30
+    allow_large_grid: bool = False
 
     def __post_init__(self) -> None:
         uses_grid = self.strategy in GRID_STRATEGIES
@@ -66,6 +73,12 @@ class RunSettings:
         object.__setattr__(self, "diagnostic_grid", diagnostic_rotation_grid.spec)
         object.__setattr__(self, "rotation_grid", rotation_grid)
         object.__setattr__(self, "diagnostic_rotation_grid", diagnostic_rotation_grid)
+        object.__setattr__(self, "replicate", tuple(self.replicate))
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """``memory_gb`` in bytes."""
+        return int(self.memory_gb * 2**30)
 
     @property
     def stride(self) -> int:
@@ -73,25 +86,48 @@ class RunSettings:
         return self.mts_stride if self.strategy == "mts" else 1
 
     def validate(self) -> None:
-        """ValueError, with what to change, for any inconsistent setting."""
+        """ValueError, with what to change (named by its command-line flag), for any inconsistent
+        setting."""
         choices = dict(strategy=STRATEGIES, ensemble=ENSEMBLES, thermostat=THERMOSTATS,
                        platform=PLATFORMS, precision=PRECISIONS)
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}: choose one of "
+                raise ValueError(f"unknown {flag(name)} {getattr(self, name)!r}: choose one of "
                                  f"{', '.join(allowed)}")
         if self.strategy == "random" and self.ensemble == "nve":
-            raise ValueError("strategy 'random' gives noisy, non-conservative forces: it needs "
-                             "a thermostat (ensemble nvt), not NVE")
+            raise ValueError("--strategy random gives noisy, non-conservative forces: it needs "
+                             "a thermostat (--ensemble nvt), not NVE")
         if self.strategy == "mts" and self.thermostat == "nose-hoover" and self.ensemble == "nvt":
-            raise ValueError("multiple time stepping runs with Langevin (nvt) or NVE; "
-                             "OpenMM has no multiple-time-step Nose-Hoover integrator")
-        for name in ("steps", "state_interval", "trajectory_interval", "diagnostics_interval",
-                     "checkpoint_interval", "mts_stride"):
+            raise ValueError("multiple time stepping runs with --thermostat langevin or "
+                             "--ensemble nve; OpenMM has no multiple-time-step Nose-Hoover "
+                             "integrator")
+        for name in ("mts_stride", "steps", "state_interval", "trajectory_interval",
+                     "diagnostics_interval", "checkpoint_interval"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive number of steps")
+                raise ValueError(f"{flag(name)} must be a positive number of steps, not "
+                                 f"{getattr(self, name)}")
             if name != "mts_stride" and getattr(self, name) % self.stride:
-                raise ValueError(f"{name} = {getattr(self, name)} is not a multiple of the "
-                                 f"mts stride {self.stride}")
-        if not self.timestep_fs > 0 or not self.temperature_k > 0:
-            raise ValueError("timestep_fs and temperature_k must be positive")
+                raise ValueError(f"{flag(name)} {getattr(self, name)} is not a multiple of "
+                                 f"--mts-stride {self.stride}: with --strategy mts every count "
+                                 f"of steps must be")
+        if len(self.replicate) != 3 or not all(isinstance(count, int) and count >= 1
+                                               for count in self.replicate):
+            raise ValueError(f"--replicate takes three positive integers (copies of the periodic "
+                             f"box along a, b, c), not {' '.join(map(str, self.replicate))}")
+        check_grid_size(self.rotation_grid, self.allow_large_grid)
+        check_grid_size(self.diagnostic_rotation_grid, self.allow_large_grid)
+        for name, unit in (("timestep_fs", "fs"), ("temperature_k", "K"),
+                           ("friction_per_ps", "1/ps"), ("memory_gb", "GB")):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{flag(name)} must be positive ({unit}), not "
+                                 f"{getattr(self, name)}")
+
+
+# The command-line flag of each setting whose flag is not its name with dashes.
+FLAGS = {"system": "SYSTEM", "temperature_k": "--temperature", "friction_per_ps": "--friction"}
+
+
+def flag(name: str) -> str:
+    """The ``omm-symbreak simulate`` flag of the setting ``name`` (``timestep_fs`` ->
+    ``--timestep-fs``), for messages."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))

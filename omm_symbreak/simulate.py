@@ -6,6 +6,11 @@ continues it from its last checkpoint, dropping whatever was written after it, s
 is lost or duplicated. A resumed run may be given another ``steps`` (to extend it, or to end it
 earlier), as long as it is not below the checkpoint's step; every other setting must match.
 
+Every state is checked before it is written, from step 0 on (``StateCheck``): a NaN, a
+temperature far above the thermostat's, a potential energy far from its value at step 0 or a
+broken water molecule stops the run with ``SimulationError``, and the outputs end at the last
+state that passed.
+
 Every count of steps (``steps`` and the intervals) is in units of ``timestep_fs``; with multiple
 time stepping (strategy ``mts``) the outer step is ``mts_stride`` of them.
 """
@@ -13,6 +18,7 @@ time stepping (strategy ``mts``) the outer step is ``mts_stride`` of them.
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import openmm
@@ -23,20 +29,28 @@ import torch
 from .export import openmm_module
 from .model import load_model, model_fingerprint
 from .potential import FAST_GROUP, SLOW_GROUP, create_system
-from .rundir import (RunOutputs, create_run_directory, load_checkpoint, prepare_directory,
-                     save_checkpoint)
+from .rundir import (RunOutputs, check_directory, claim_directory, create_run_directory,
+                     load_checkpoint, save_checkpoint, start_potential_kj_mol)
 from .settings import RunSettings
 from .systems import load_structure
-from .units import fs_to_ps
+from .units import fs_to_ps, nm_to_angstrom
 
-# Stop when the potential energy leaves the starting value by more than this per atom: far
-# beyond thermal fluctuations (k_B T = 2.5 kJ/mol at 300 K), typical of a broken molecule.
+# Sanity limits of every state. The potential energy may leave its value at step 0 by this
+# much per atom: far beyond thermal fluctuations (k_B T = 2.5 kJ/mol at 300 K).
 EXPLOSION_KJ_MOL_PER_ATOM = 100.0
+# The temperature may reach this many times the thermostat's (the initial one in NVE), and at
+# least the floor: a water molecule's 9 degrees of freedom exceed 2000 K from 300 K with
+# probability 1e-9 per state.
+TEMPERATURE_FACTOR = 5.0
+TEMPERATURE_FLOOR_K = 2000.0
+# Every O-H bond of a water molecule (residue HOH, atoms O, H1, H2) stays within these lengths:
+# outside, the molecule has dissociated or collapsed (equilibrium 0.96 Angstrom).
+OH_BOND_ANGSTROM = (0.5, 2.0)
 
 
 class SimulationError(RuntimeError):
-    """The dynamics became unphysical (NaN or exploding energy); outputs end at the last good
-    frame, which the message names."""
+    """The dynamics became unphysical (``StateCheck``); outputs end at the last good state,
+    which the message names."""
 
 
 def make_integrator(settings: RunSettings) -> openmm.Integrator:
@@ -64,65 +78,171 @@ def _openmm_seed(seed: int) -> int:
     return seed + 1
 
 
+def platform_of(name: str) -> openmm.Platform:
+    """The OpenMM platform ``name``; ValueError naming the available ones if it is missing."""
+    try:
+        return openmm.Platform.getPlatformByName(name)
+    except openmm.OpenMMException:
+        available = [openmm.Platform.getPlatform(i).getName()
+                     for i in range(openmm.Platform.getNumPlatforms())]
+        raise ValueError(f"--platform {name} is not available here (OpenMM has "
+                         f"{', '.join(available)}): choose one of them") from None
+
+
+class StateCheck:
+    """Absolute sanity limits on a state (module constants): finite positions, velocities and
+    energy; temperature; potential energy against its value at step 0,
+    ``start_potential_kj_mol``; the O-H bond lengths of every water molecule.
+
+    The temperature counts 3 degrees of freedom per atom, as ``StateDataReporter`` does for
+    these systems (no constraints, no centre-of-mass motion remover).
+    """
+
+    def __init__(self, settings: RunSettings, topology, start_potential_kj_mol: float):
+        n_atoms = topology.getNumAtoms()
+        self.start_potential_kj_mol = start_potential_kj_mol
+        self.max_change_kj_mol = EXPLOSION_KJ_MOL_PER_ATOM * n_atoms
+        self.max_temperature_k = max(TEMPERATURE_FACTOR * settings.temperature_k,
+                                     TEMPERATURE_FLOOR_K)
+        self.degrees_of_freedom = 3 * n_atoms
+        self.periodic = topology.getPeriodicBoxVectors() is not None
+        waters = [{atom.name: atom.index for atom in residue.atoms()}
+                  for residue in topology.residues() if residue.name == "HOH"]
+        waters = [atoms for atoms in waters if {"O", "H1", "H2"} <= atoms.keys()]
+        self.oxygens = np.array([atoms["O"] for atoms in waters], dtype=int)  # [M]
+        self.hydrogens = np.array([[atoms["H1"], atoms["H2"]] for atoms in waters],
+                                  dtype=int).reshape(-1, 2)  # [M, 2]
+
+    def temperature_k(self, state) -> float:
+        """The instantaneous temperature (K) of ``state``."""
+        kinetic = state.getKineticEnergy()
+        return (2 * kinetic / (self.degrees_of_freedom * unit.MOLAR_GAS_CONSTANT_R)
+                ).value_in_unit(unit.kelvin)
+
+    def problem(self, state) -> Optional[str]:
+        """What makes ``state`` unphysical, in words, or None when it passes every check."""
+        nm, ps = unit.nanometer, unit.picosecond
+        potential = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        positions = state.getPositions(asNumpy=True).value_in_unit(nm)
+        velocities = state.getVelocities(asNumpy=True).value_in_unit(nm / ps)
+        if not (math.isfinite(potential) and np.isfinite(positions).all()
+                and np.isfinite(velocities).all()):
+            return "a position, velocity or the energy is not a finite number"
+        temperature = self.temperature_k(state)
+        if temperature > self.max_temperature_k:
+            return (f"temperature {temperature:.0f} K, above the limit "
+                    f"{self.max_temperature_k:.0f} K")
+        change = potential - self.start_potential_kj_mol
+        if abs(change) > self.max_change_kj_mol:
+            return (f"potential energy {potential:.6g} kJ/mol, {change:+.6g} from step 0 (limit "
+                    f"{EXPLOSION_KJ_MOL_PER_ATOM:g} kJ/mol per atom)")
+        box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(nm) if self.periodic else None
+        return self._bond_problem(positions, box)
+
+    def _bond_problem(self, positions_nm: np.ndarray, box_nm: Optional[np.ndarray]):
+        """A water molecule with an O-H bond outside ``OH_BOND_ANGSTROM``, in words, or None;
+        positions [N, 3] and box vectors [3, 3] (rows, None without a box) in nm."""
+        vectors = positions_nm[self.hydrogens] - positions_nm[self.oxygens][:, None]  # [M, 2, 3]
+        if box_nm is not None:  # nearest image, for molecules split across the box
+            fractional = vectors @ np.linalg.inv(box_nm)
+            vectors = (fractional - np.round(fractional)) @ box_nm
+        lengths = nm_to_angstrom(np.linalg.norm(vectors, axis=-1))  # [M, 2]
+        shortest, longest = OH_BOND_ANGSTROM
+        broken = np.flatnonzero(((lengths < shortest) | (lengths > longest)).any(axis=1))
+        if broken.size == 0:
+            return None
+        molecule = broken[0]
+        worst = lengths[molecule][np.argmax(np.abs(lengths[molecule] - 0.96))]
+        return (f"water molecule {molecule + 1} (oxygen atom {self.oxygens[molecule] + 1}) has "
+                f"an O-H bond of {worst:.2f} Angstrom, outside {shortest}-{longest} Angstrom: "
+                f"{len(broken)} molecule(s) dissociated or collapsed")
+
+
 def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool = True) -> Path:
     """Run (or, with ``resume``, continue) the simulation of ``settings`` into ``output_dir``.
 
-    Raises ValueError / FileNotFoundError for bad input before any simulation starts, and
-    SimulationError when the dynamics blows up (outputs end at the last good frame).
+    Raises ValueError / FileNotFoundError for bad input before any simulation starts (another
+    process running in ``output_dir`` included), and SimulationError when the dynamics blows
+    up (outputs end at the last good state).
     """
     directory = Path(output_dir)
     settings.validate()
+    platform = platform_of(settings.platform)
     model = load_model(settings.model)
     fingerprint = model_fingerprint(model)
-    prepare_directory(directory, settings, resume, fingerprint)
+    check_directory(directory, settings, resume, fingerprint)
     if settings.precision == "double":
         model = model.double()
-    topology, positions = load_structure(settings.system)
-    simulation = _simulation(settings, model, topology, positions)
+    topology, positions = load_structure(settings.system, settings.replicate)
+    simulation = _simulation(settings, model, topology, positions, platform)
     # E_avg - E_raw on the diagnostic grid: Delta = E_raw - E_avg is its negative
-    diagnostic = openmm_module(topology, model, "mts", settings.diagnostic_rotation_grid)
-    masses_amu = _masses_amu(simulation.system)
-    outputs = RunOutputs(directory, settings, topology, masses_amu)
-    if resume:
-        step = load_checkpoint(simulation, directory)
-        outputs.truncate(step)
-        outputs.open(append=True)
-    else:
-        step = 0
-        create_run_directory(directory, settings, model, fingerprint, topology, positions)
-        torch.manual_seed(settings.seed)
-        simulation.context.setPositions(positions)
-        simulation.context.setVelocitiesToTemperature(settings.temperature_k,
-                                                      _openmm_seed(settings.seed))
-        _remove_center_of_mass_velocity(simulation, masses_amu)
-        outputs.open(append=False)
-    try:
-        if not resume:
-            _write_reports(simulation, outputs, diagnostic, _state(simulation), 0)
-            save_checkpoint(simulation, directory, 0)
-        _advance(simulation, outputs, diagnostic, step, progress)
-    finally:
-        outputs.close()
+    diagnostic = openmm_module(topology, model, "mts", settings.diagnostic_rotation_grid,
+                               memory_budget_bytes=settings.memory_budget_bytes)
+    outputs = RunOutputs(directory, settings, topology, _masses_amu(simulation.system))
+    with claim_directory(directory, settings, resume, fingerprint):
+        try:
+            if resume:
+                step = load_checkpoint(simulation, directory)
+                outputs.truncate(step)
+                check = StateCheck(settings, topology, start_potential_kj_mol(directory))
+                outputs.open(append=True, step=step)
+            else:
+                step = 0
+                check = _start(simulation, outputs, model, fingerprint, positions, diagnostic)
+            _advance(simulation, outputs, diagnostic, check, step, progress)
+        finally:
+            outputs.close()
     return directory
 
 
-def _simulation(settings: RunSettings, model, topology, positions) -> app.Simulation:
+def _simulation(settings: RunSettings, model, topology, positions,
+                platform: openmm.Platform) -> app.Simulation:
     """The ``app.Simulation`` of the settings' strategy, integrator and platform."""
-    system = create_system(topology, model, settings.strategy, settings.rotation_grid, positions)
-    platform = openmm.Platform.getPlatformByName(settings.platform)
+    system = create_system(topology, model, settings.strategy, settings.rotation_grid, positions,
+                           settings.memory_budget_bytes)
     double_on_device = settings.platform in ("CUDA", "OpenCL") and settings.precision == "double"
     properties = {"Precision": "double"} if double_on_device else {}
-    return app.Simulation(topology, system, make_integrator(settings), platform, properties)
+    try:
+        return app.Simulation(topology, system, make_integrator(settings), platform, properties)
+    except openmm.OpenMMException as error:
+        raise ValueError(f"OpenMM cannot run on --platform {settings.platform} here ({error}); "
+                         f"choose another --platform") from None
 
 
-def _advance(simulation, outputs: RunOutputs, diagnostic, step: int, progress: bool) -> None:
+def _start(simulation, outputs: RunOutputs, model, fingerprint: str, positions,
+           diagnostic) -> StateCheck:
+    """Set up step 0 (positions, velocities at the temperature without centre-of-mass motion,
+    the torch seed), check it, then create the run directory's files, write the reports of
+    step 0 and the first checkpoint; returns the check of the run's later states."""
+    settings, directory = outputs.settings, outputs.directory
+    torch.manual_seed(settings.seed)
+    simulation.context.setPositions(positions)
+    simulation.context.setVelocitiesToTemperature(settings.temperature_k,
+                                                  _openmm_seed(settings.seed))
+    _remove_center_of_mass_velocity(simulation, outputs.masses_amu)
+    state = _state(simulation)
+    check = StateCheck(settings, simulation.topology,
+                       state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+    problem = check.problem(state)
+    if problem:
+        raise SimulationError(f"the starting state (step 0) fails the checks: {problem}; "
+                              f"nothing was run: check the structure, or try a smaller "
+                              f"--timestep-fs")
+    create_run_directory(directory, settings, model, fingerprint, simulation.topology, positions)
+    outputs.open(append=False, step=0)
+    _write_reports(simulation, outputs, diagnostic, check, state, 0)
+    save_checkpoint(simulation, directory, 0)
+    return check
+
+
+def _advance(simulation, outputs: RunOutputs, diagnostic, check: StateCheck, step: int,
+             progress: bool) -> None:
     """Step from ``step`` to ``settings.steps`` (steps of timestep_fs), in chunks that end at
-    every report and checkpoint due; SimulationError when the dynamics blows up."""
+    every report and checkpoint due, checking every chunk's state before writing it;
+    SimulationError when the dynamics blows up."""
     from tqdm import tqdm
 
     settings = outputs.settings
-    n_atoms = simulation.topology.getNumAtoms()
-    reference_energy = None
     chunk = math.gcd(settings.state_interval, settings.trajectory_interval,
                      settings.diagnostics_interval, settings.checkpoint_interval)
     bar = tqdm(total=settings.steps, initial=step, unit="step", disable=not progress,
@@ -137,14 +257,12 @@ def _advance(simulation, outputs: RunOutputs, diagnostic, step: int, progress: b
             except openmm.OpenMMException as error:
                 raise SimulationError(f"the force evaluation failed after step {step} "
                                       f"({error}); {_kept(settings, step)}") from error
-            energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-            reference_energy = energy if reference_energy is None else reference_energy
-            if not _is_sane(state, energy, reference_energy, n_atoms):
-                raise SimulationError(
-                    f"the dynamics blew up between steps {step} and {step + n} (potential energy "
-                    f"{energy:.6g} kJ/mol); {_kept(settings, step)}")
+            problem = check.problem(state)
+            if problem:
+                raise SimulationError(f"the dynamics blew up between steps {step} and "
+                                      f"{step + n}: {problem}; {_kept(settings, step)}")
             step += n
-            _write_reports(simulation, outputs, diagnostic, state, step)
+            _write_reports(simulation, outputs, diagnostic, check, state, step)
             if step % settings.checkpoint_interval == 0 or step == settings.steps:
                 save_checkpoint(simulation, outputs.directory, step)
             elapsed = time.perf_counter() - started
@@ -155,21 +273,25 @@ def _advance(simulation, outputs: RunOutputs, diagnostic, step: int, progress: b
         bar.close()
 
 
-def _write_reports(simulation, outputs: RunOutputs, diagnostic, state, step: int) -> None:
+def _write_reports(simulation, outputs: RunOutputs, diagnostic, check: StateCheck, state,
+                   step: int) -> None:
     """Append the reports due at ``step``. Delta costs a grid of model evaluations: it is
     computed only when a diagnostics row is due (NaN otherwise, and not written)."""
     settings = outputs.settings
     periodic = simulation.topology.getPeriodicBoxVectors() is not None
     delta = (_delta_kj_mol(diagnostic, state, periodic)
              if step % settings.diagnostics_interval == 0 else math.nan)
-    outputs.write(simulation, state, step, delta, _conserved_energy(simulation.integrator, state))
+    conserved = _conserved_energy(simulation.integrator, state, step)
+    outputs.write(state, step, delta, conserved, check.temperature_k(state))
 
 
-def _conserved_energy(integrator, state) -> float:
-    """Kinetic + potential energy, plus the heat-bath energy of Nose-Hoover (kJ/mol)."""
+def _conserved_energy(integrator, state, step: int) -> float:
+    """Kinetic + potential energy, plus the heat-bath energy of Nose-Hoover (kJ/mol). At step 0
+    the Nose-Hoover chain is at rest, its energy 0, and it is not computed: OpenMM 8.6 crashes
+    (segmentation fault) computing it before the first step."""
     energy = (state.getPotentialEnergy() + state.getKineticEnergy()).value_in_unit(
         unit.kilojoule_per_mole)
-    if isinstance(integrator, openmm.NoseHooverIntegrator):
+    if step > 0 and isinstance(integrator, openmm.NoseHooverIntegrator):
         energy += integrator.computeHeatBathEnergy().value_in_unit(unit.kilojoule_per_mole)
     return energy
 
@@ -193,12 +315,6 @@ def _kept(settings: RunSettings, step: int) -> str:
 def _state(simulation):
     return simulation.context.getState(positions=True, velocities=True, forces=True,
                                        energy=True)
-
-
-def _is_sane(state, energy: float, reference_energy: float, n_atoms: int) -> bool:
-    positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-    return (math.isfinite(energy) and bool(np.all(np.isfinite(positions)))
-            and abs(energy - reference_energy) < EXPLOSION_KJ_MOL_PER_ATOM * n_atoms)
 
 
 def _masses_amu(system: openmm.System) -> np.ndarray:
