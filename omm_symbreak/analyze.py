@@ -13,11 +13,20 @@
   the oxygen mean-square displacement and diffusion coefficient, c_uu(t) of orders 1 and 2.
 
 Units: nm, ps, kJ/mol, amu as in ``omm_symbreak.observables``; D in nm^2/ps and 1e-5 cm^2/s;
-wavenumbers in cm^-1. Errors are standard errors over ``n_blocks`` non-overlapping blocks.
+wavenumbers in cm^-1. Errors are standard errors over ``n_blocks`` non-overlapping blocks
+(default ``DEFAULT_BLOCKS``, reduced to what a short run allows, at least 2).
+
+Short runs and missing data are said, not turned into numbers: Delta is "not measured" when the
+run used ``--diagnostic-grid none`` (Delta is then 0 by construction), and D is "too short for
+diffusion" unless the MSD reaches the diffusive regime: the fit starts at ``DIFFUSIVE_AFTER_PS``
+(after the ballistic motion and the caging of a molecule by its neighbours, over within about
+0.5 ps in liquid water at 300 K) or at a fifth of the longest lag if later, and spans at least
+``MIN_DIFFUSION_FIT_PS``; the longest lag is that of one block, at most 5 ps.
 """
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -25,6 +34,10 @@ from . import observables as obs
 from .rundir import read_diagnostics, read_settings, read_trajectory
 
 NM2_PER_PS_IN_1E5_CM2_PER_S = 1000.0  # 1 nm^2/ps = 1e-14 cm^2 / 1e-12 s = 1e-2 cm^2/s
+DEFAULT_BLOCKS = 4
+DIFFUSIVE_AFTER_PS = 0.5
+MIN_DIFFUSION_FIT_PS = 1.0
+NOT_MEASURED = "not measured: the run used --diagnostic-grid none (Delta is 0 by construction)"
 
 
 def _max_lag_ps(n_frames: int, wanted_ps: float, n_blocks: int, dt_ps: float) -> float:
@@ -32,13 +45,40 @@ def _max_lag_ps(n_frames: int, wanted_ps: float, n_blocks: int, dt_ps: float) ->
     return max(min(wanted_ps, (n_frames // n_blocks - 1) * dt_ps), dt_ps)
 
 
-def diagnostics_observables(diagnostics: dict, n_blocks: int) -> dict:
-    """Delta, angular momentum, torque and power spectra from a diagnostics table."""
+def choose_blocks(n_rows: int, n_frames: int, n_blocks: Optional[int] = None) -> tuple:
+    """The number of blocks for the errors and a sentence on how it was chosen.
+
+    ``n_rows`` diagnostics rows and ``n_frames`` trajectory frames; a block needs one row and two
+    frames. ``n_blocks`` None: ``DEFAULT_BLOCKS``, reduced to what the run allows. ValueError,
+    naming the option to change, when fewer than 2 blocks fit or a given ``n_blocks`` does not.
+    """
+    fits = min(n_rows, n_frames // 2)
+    data = f"{n_rows} diagnostics rows and {n_frames} trajectory frames"
+    if n_blocks is not None:
+        if n_blocks < 2:
+            raise ValueError(f"--blocks {n_blocks}: errors need at least 2 blocks")
+        if n_blocks > fits:
+            raise ValueError(f"{data} cannot make {n_blocks} blocks (one row and two frames "
+                             f"each): pass --blocks {fits} or fewer, or run longer")
+        return n_blocks, f"{n_blocks} (--blocks)"
+    if fits < 2:
+        raise ValueError(f"{data} are too few for 2 blocks (one row and two frames each): run "
+                         "longer, or write more often with simulate's --diagnostics-interval "
+                         "and --trajectory-interval")
+    if fits < DEFAULT_BLOCKS:
+        return fits, f"{fits} (the default {DEFAULT_BLOCKS} reduced to what {data} allow)"
+    return DEFAULT_BLOCKS, f"{DEFAULT_BLOCKS} (default)"
+
+
+def diagnostics_observables(diagnostics: dict, n_blocks: int, delta_measured: bool = True) -> dict:
+    """Delta, angular momentum, torque and power spectra from a diagnostics table; Delta is
+    ``NOT_MEASURED`` unless ``delta_measured`` (a diagnostic grid other than none)."""
     delta = diagnostics["delta_kj_mol"]
     wander, drift = obs.angular_momentum_statistics(diagnostics)
     rms_torque, rms_torque_error = obs.torque_statistics(diagnostics, n_blocks)
     result = {
-        "delta_kj_mol": {"mean": float(np.mean(delta)), "std": float(np.std(delta))},
+        "delta_kj_mol": ({"mean": float(np.mean(delta)), "std": float(np.std(delta))}
+                         if delta_measured else NOT_MEASURED),
         "angular_momentum": {"wander_amu_nm2_per_ps": float(wander),
                              "drift_kj_mol": [float(d) for d in drift]},
         "torque_rms_kj_mol": {"value": float(rms_torque), "error": float(rms_torque_error)},
@@ -46,11 +86,34 @@ def diagnostics_observables(diagnostics: dict, n_blocks: int) -> dict:
     times = diagnostics["time_ps"]
     if len(times) >= 8:
         dt_ps = float(times[1] - times[0])
-        for name, series in (("potential", diagnostics["potential_kj_mol"]), ("delta", delta)):
+        series_of = {"potential": diagnostics["potential_kj_mol"]}
+        if delta_measured:
+            series_of["delta"] = delta
+        for name, series in series_of.items():
             wavenumber, spectrum = obs.power_spectrum(series, dt_ps)
             result[f"power_spectrum_{name}"] = {"wavenumber_cm": wavenumber.tolist(),
                                                 "spectrum": spectrum.tolist()}
     return result
+
+
+def diffusion_observables(lag_ps: np.ndarray, block_msd_nm2: np.ndarray, n_blocks: int):
+    """(fit range [start, stop] in ps or None, D entry) from the block MSDs [n_blocks, K] nm^2 at
+    lags [K] ps: D and its error in nm^2/ps and 1e-5 cm^2/s, or "too short for diffusion" with
+    the reason when the lags do not reach the diffusive regime (module docstring)."""
+    longest_ps = float(lag_ps[-1])
+    start_ps = max(DIFFUSIVE_AFTER_PS, longest_ps / 5)
+    if longest_ps - start_ps < MIN_DIFFUSION_FIT_PS - 1e-9:
+        needed_ps = DIFFUSIVE_AFTER_PS + MIN_DIFFUSION_FIT_PS
+        fewer = " or pass fewer --blocks" if n_blocks > 2 else ""
+        return None, (f"too short for diffusion: the MSD's lags reach {longest_ps:.3g} ps; D "
+                      f"needs lags to {needed_ps:g} ps (a fit from {DIFFUSIVE_AFTER_PS:g} ps "
+                      f"over {MIN_DIFFUSION_FIT_PS:g} ps), i.e. {n_blocks} blocks of at least "
+                      f"{needed_ps:g} ps: run longer{fewer}")
+    diffusion, error = obs.diffusion_coefficient(lag_ps, block_msd_nm2, (start_ps, longest_ps))
+    return [start_ps, longest_ps], {
+        "nm2_per_ps": float(diffusion), "error_nm2_per_ps": float(error),
+        "1e-5_cm2_per_s": float(diffusion * NM2_PER_PS_IN_1E5_CM2_PER_S),
+        "error_1e-5_cm2_per_s": float(error * NM2_PER_PS_IN_1E5_CM2_PER_S)}
 
 
 def trajectory_observables(trajectory, n_blocks: int, periodic: bool) -> dict:
@@ -75,8 +138,7 @@ def trajectory_observables(trajectory, n_blocks: int, periodic: bool) -> dict:
     dt_ps = float(trajectory.time[1] - trajectory.time[0])
     lag, msd, msd_error, block_msd = obs.mean_square_displacement(
         trajectory, _max_lag_ps(trajectory.n_frames, 5.0, n_blocks, dt_ps), n_blocks=n_blocks)
-    fit_range = (lag[-1] / 5, lag[-1])
-    diffusion, diffusion_error = obs.diffusion_coefficient(lag, block_msd, fit_range)
+    fit_range, diffusion = diffusion_observables(lag, block_msd, n_blocks)
     result.update({
         "g_oo": {"r_nm": r.tolist(), "g": g.tolist(), "error": g_error.tolist(),
                  "first_peak_nm": float(peak_position), "first_peak_height": float(peak_height)},
@@ -84,10 +146,8 @@ def trajectory_observables(trajectory, n_blocks: int, periodic: bool) -> dict:
                                      "c_l_error": c_l_error.tolist(), "c_t": c_t.tolist(),
                                      "c_t_error": c_t_error.tolist()},
         "msd_oxygen": {"lag_ps": lag.tolist(), "msd_nm2": msd.tolist(),
-                       "error": msd_error.tolist(), "fit_range_ps": list(fit_range)},
-        "diffusion": {"nm2_per_ps": float(diffusion), "error_nm2_per_ps": float(diffusion_error),
-                      "1e-5_cm2_per_s": float(diffusion * NM2_PER_PS_IN_1E5_CM2_PER_S),
-                      "error_1e-5_cm2_per_s": float(diffusion_error * NM2_PER_PS_IN_1E5_CM2_PER_S)},
+                       "error": msd_error.tolist(), "fit_range_ps": fit_range},
+        "diffusion": diffusion,
     })
     for order in (1, 2):
         lag_u, c_uu, c_uu_error = obs.orientation_autocorrelation(
@@ -97,26 +157,24 @@ def trajectory_observables(trajectory, n_blocks: int, periodic: bool) -> dict:
     return result
 
 
-def analyze_run(run_dir, output_dir=None, n_blocks: int = 4) -> dict:
+def analyze_run(run_dir, output_dir=None, n_blocks: Optional[int] = None) -> dict:
     """Compute the observables of a run; write JSON and a PNG into ``output_dir`` (default
-    ``<run_dir>/analysis``) and return the JSON content."""
+    ``<run_dir>/analysis``) and return the JSON content. ``n_blocks`` None: ``choose_blocks``."""
     run_dir = Path(run_dir)
     settings = read_settings(run_dir)
     diagnostics = read_diagnostics(run_dir / "diagnostics.csv")
-    if len(diagnostics["time_ps"]) < n_blocks:
-        raise ValueError(f"{len(diagnostics['time_ps'])} diagnostics rows cannot make "
-                         f"{n_blocks} blocks: run longer or pass fewer blocks")
     trajectory = read_trajectory(run_dir)
-    if trajectory.n_frames < 2 * n_blocks:
-        raise ValueError(f"{trajectory.n_frames} trajectory frames are too few for {n_blocks} "
-                         "blocks: run longer, write frames more often or pass fewer blocks")
+    n_blocks, blocks_chosen = choose_blocks(len(diagnostics["time_ps"]), trajectory.n_frames,
+                                            n_blocks)
+    delta_measured = settings.get("diagnostic_grid") != "none"
     periodic = trajectory.unitcell_lengths is not None
     result = {
         "run": str(run_dir), "settings": settings, "n_blocks": n_blocks,
+        "n_blocks_chosen": blocks_chosen,
         "frames": trajectory.n_frames, "simulated_ps": float(trajectory.time[-1]),
         "units": "nm, ps, kJ/mol, amu; D also in 1e-5 cm^2/s; wavenumbers cm^-1; free "
                  "energies k_B T; errors: standard errors over non-overlapping blocks",
-        "diagnostics": diagnostics_observables(diagnostics, n_blocks),
+        "diagnostics": diagnostics_observables(diagnostics, n_blocks, delta_measured),
         "trajectory": trajectory_observables(trajectory, n_blocks, periodic),
     }
     output_dir = Path(output_dir) if output_dir is not None else run_dir / "analysis"
@@ -159,9 +217,10 @@ def plot_observables(result: dict, path: Path) -> None:
         elif name == "msd_oxygen":
             m, d = traj["msd_oxygen"], traj["diffusion"]
             axis.errorbar(m["lag_ps"], m["msd_nm2"], m["error"])
-            axis.set(xlabel="t (ps)", ylabel="MSD (nm$^2$)",
-                     title=f"D = {d['1e-5_cm2_per_s']:.3g} $\\pm$ "
-                           f"{d['error_1e-5_cm2_per_s']:.2g} 1e-5 cm$^2$/s")
+            title = ("too short for diffusion" if isinstance(d, str) else
+                     f"D = {d['1e-5_cm2_per_s']:.3g} $\\pm$ {d['error_1e-5_cm2_per_s']:.2g} "
+                     "1e-5 cm$^2$/s")
+            axis.set(xlabel="t (ps)", ylabel="MSD (nm$^2$)", title=title)
         elif name == "c_uu_order_1":
             for order in (1, 2):
                 c = traj[f"c_uu_order_{order}"]
@@ -169,7 +228,7 @@ def plot_observables(result: dict, path: Path) -> None:
             axis.legend()
             axis.set(xlabel="t (ps)", ylabel="c$_{uu}$(t)", title="reorientation")
         else:
-            for series in ("potential", "delta"):
+            for series in [n for n in ("potential", "delta") if f"power_spectrum_{n}" in diag]:
                 s = diag[f"power_spectrum_{series}"]
                 axis.semilogy(s["wavenumber_cm"], np.maximum(s["spectrum"], 1e-30), label=series)
             axis.legend()

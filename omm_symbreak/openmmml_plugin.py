@@ -4,47 +4,97 @@ Registered through the entry point group ``openmmml.potentials`` (see pyproject.
 with the ``openmmml`` package installed the potential is available by name. Arguments of
 ``MLPotential``: ``model`` (a model file; default: the shipped model), ``strategy`` (``none``,
 ``full``, ``mts``, ``random``; default ``full`` when a grid other than ``none`` is given, else
-``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here). The forces are those
-of ``omm_symbreak.potential``; with ``mts`` the correction goes in force group
-``forceGroup + 1``.
+``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``2i`` for
+``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError); any other keyword
+is a TypeError. The forces are those of ``omm_symbreak.potential``; with ``mts`` the correction
+goes in force group ``forceGroup + 1``.
+
+``createSystem(topology, precision=...)``: ``"single"`` or ``"double"`` runs the model in
+float32 or float64 (default: the model file's precision, float32); the precision of the
+OpenMM platform itself is a property of the Context (``{"Precision": "double"}`` on CUDA and
+OpenCL). openmm-ml's ``device`` is refused: a TorchForce runs on the device of the Context's
+platform. Any other keyword is a TypeError.
+
+``MLPotential.createSystem`` adds an ``openmm.CMMotionRemover`` unless given
+``removeCMMotion=False``. Every step it subtracts the centre-of-mass velocity from every atom:
+it zeroes the total linear momentum and nothing else. The angular momentum and the net torque
+about the centre of mass (the diagnostics of ``omm-symbreak simulate``) are unchanged by a
+uniform velocity shift, so their drift under a non-invariant model is neither hidden nor
+caused by it; ``createSystem(topology, removeCMMotion=False)`` leaves the dynamics to the
+model's forces alone, as ``omm_symbreak.potential.create_system`` does.
 """
 
+import copy
 from typing import Iterable, Optional
 
 import openmm
+import torch
 from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
 
-from .grids import RotationGrid, parse_grid
+from .grids import parse_grid
 from .model import load_model
 from .potential import create_forces
+from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, check_strategy
+
+POTENTIAL_ARGUMENTS = ("model", "grid", "strategy")
+PRECISIONS = {"single": torch.float32, "double": torch.float64}
+
+
+def _refuse_unknown(unknown: Iterable[str], where: str, accepted: Iterable[str]) -> None:
+    """TypeError naming the unknown keyword arguments of ``where`` and the accepted ones."""
+    unknown = sorted(unknown)
+    if unknown:
+        raise TypeError(f"{where} got unknown keyword argument(s) {', '.join(unknown)}; it "
+                        f"accepts {', '.join(accepted)}")
 
 
 class SymbreakPotentialImplFactory(MLPotentialImplFactory):
     """Creates ``SymbreakPotentialImpl`` for the name ``symbreak-water``."""
 
-    def createImpl(self, name: str, model: Optional[str] = None, grid: str = "none",
-                   strategy: Optional[str] = None, **args) -> MLPotentialImpl:
-        rotation_grid = parse_grid(grid)
+    def createImpl(self, name: str, **args) -> MLPotentialImpl:
+        _refuse_unknown(set(args) - set(POTENTIAL_ARGUMENTS), f"MLPotential({name!r})",
+                        POTENTIAL_ARGUMENTS)
+        spec, strategy = args.get("grid"), args.get("strategy")
         if strategy is None:
-            strategy = "none" if rotation_grid.spec == "none" else "full"
-        return SymbreakPotentialImpl(name, model, rotation_grid, strategy)
+            strategy = "none" if spec in (None, "none") else "full"
+        if spec is None:
+            spec = DEFAULT_GRID if strategy in GRID_STRATEGIES else "none"
+        grid = parse_grid(spec)
+        check_strategy(strategy, grid)
+        return SymbreakPotentialImpl(name, args.get("model"), grid, strategy)
 
 
 class SymbreakPotentialImpl(MLPotentialImpl):
     """Adds the TorchForce(s) of an omm-symbreak model to a System."""
 
-    def __init__(self, name: str, model_file: Optional[str], grid: RotationGrid, strategy: str):
+    def __init__(self, name: str, model_file: Optional[str], grid, strategy: str):
         self.name = name
         self.model = load_model(model_file)
-        self.grid = grid
+        self.grid = grid if strategy in GRID_STRATEGIES else None
         self.strategy = strategy
+
+    def _model_in(self, precision: Optional[str]):
+        """The model in ``precision`` (None: as loaded), a copy when converted."""
+        if precision is None:
+            return self.model
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: choose single or double")
+        if self.model.energy_scale.dtype == PRECISIONS[precision]:
+            return self.model
+        return copy.deepcopy(self.model).to(PRECISIONS[precision])
 
     def addForces(self, topology: openmm.app.Topology, system: openmm.System,
                   atoms: Optional[Iterable[int]], forceGroup: int, **args) -> None:
+        if "device" in args:
+            raise ValueError("symbreak-water takes no device: its TorchForce runs on the "
+                             "device of the OpenMM platform of the Context (choose it with "
+                             "openmm.Platform.getPlatformByName and the DeviceIndex property)")
+        _refuse_unknown(set(args) - {"precision"}, f"{self.name} createSystem",
+                        ("precision", "removeCMMotion"))
         if atoms is not None and list(atoms) != list(range(topology.getNumAtoms())):
             raise ValueError("symbreak-water models whole systems; a subset of atoms "
                              "(mixed ML/MM systems) is not supported")
-        grid = self.grid if self.strategy in ("full", "mts") else None
-        for force in create_forces(topology, self.model, self.strategy, grid):
+        model = self._model_in(args.get("precision"))
+        for force in create_forces(topology, model, self.strategy, self.grid):
             force.setForceGroup(forceGroup + force.getForceGroup())
             system.addForce(force)

@@ -134,12 +134,17 @@ def _parse_gro(text: str) -> tuple[np.ndarray, np.ndarray]:
     return positions_nm, np.diag([float(value) for value in lines[2 + n_atoms].split()[:3]])
 
 
-def load_structure(name_or_pdb: str):
-    """(topology, positions in nm) of a template of ``systems/`` or of a PDB file (``*.pdb``)."""
+def load_structure(name_or_pdb: str, replicate: tuple[int, int, int] = (1, 1, 1)):
+    """(topology, positions in nm) of a template of ``systems/``, tiled ``replicate`` times along
+    its box vectors (``load``: periodic templates only), or of a PDB file (``*.pdb``, not
+    replicated)."""
     if name_or_pdb.lower().endswith(".pdb"):
+        if tuple(replicate) != (1, 1, 1):
+            raise ValueError(f"replicate (--replicate) applies to the periodic templates of "
+                             f"systems/, not to the PDB file {name_or_pdb}")
         if not Path(name_or_pdb).is_file():
             raise FileNotFoundError(f"no PDB file {name_or_pdb}")
         pdb = app.PDBFile(name_or_pdb)
         return pdb.topology, pdb.positions
-    topology, positions, _ = load(name_or_pdb)
+    topology, positions, _ = load(name_or_pdb, replicate)
     return topology, positions

@@ -1,6 +1,7 @@
 """``omm-symbreak analyze``: observables of real (short) run directories."""
 
 import json
+import shutil
 
 import numpy as np
 import openmm.app as app
@@ -11,18 +12,27 @@ import torch
 from conftest import tiny_model, water_positions_angstrom, water_topology
 from omm_symbreak.cli import main
 from omm_symbreak.model import save_model
-from omm_symbreak.rundir import read_trajectory
+from omm_symbreak.rundir import read_trajectory, truncate_csv, truncate_dcd
 from omm_symbreak.settings import RunSettings
 from omm_symbreak.simulate import run
 from omm_symbreak.units import angstrom_to_nm
 
 
+def gentle_model():
+    """The tiny model with its network energy scaled by 0.02. It does not bind water: runs of
+    it are kept short and cold so that the molecules stay within simulate's checks (O-H
+    bonds, temperature)."""
+    model = tiny_model(dtype=torch.float32)
+    model.energy_scale.fill_(0.02)
+    return model
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A water-molecule run and a periodic 27-molecule box run of the tiny model."""
+    """A water-molecule run and a periodic 27-molecule box run of the tiny model, 30 K."""
     root = tmp_path_factory.mktemp("analyze")
     checkpoint = root / "tiny.ckpt"
-    save_model(tiny_model(dtype=torch.float32), checkpoint)
+    save_model(gentle_model(), checkpoint)
     box_pdb = root / "box.pdb"
     cell = np.eye(3) * 9.3
     with open(box_pdb, "w") as handle:
@@ -33,7 +43,8 @@ def runs(tmp_path_factory):
         settings = RunSettings(system=system, model=str(checkpoint), ensemble="nvt",
                                timestep_fs=0.25, steps=160, state_interval=10,
                                trajectory_interval=10, diagnostics_interval=10,
-                               checkpoint_interval=160, diagnostic_grid="1i", seed=3)
+                               checkpoint_interval=160, diagnostic_grid="1i", seed=3,
+                               temperature_k=30.0)
         directories[name] = run(settings, root / name, progress=False)
     return directories
 
@@ -59,9 +70,8 @@ def test_analyze_a_gas_phase_and_a_periodic_run(runs, capsys):
     for key in ("g_oo", "orientation_correlations", "msd_oxygen", "diffusion", "c_uu_order_1",
                 "c_uu_order_2"):
         assert key in trajectory
-    # 1 nm^2/ps = 1e-14 cm^2 / 1e-12 s = 1e-2 cm^2/s = 1000 x 1e-5 cm^2/s
-    diffusion = trajectory["diffusion"]
-    assert diffusion["1e-5_cm2_per_s"] == pytest.approx(1000 * diffusion["nm2_per_ps"])
+    # 0.04 ps: the MSD is still ballistic, no D
+    assert trajectory["diffusion"].startswith("too short for diffusion")
     # the molecules sit on a 0.31 nm lattice (jittered): the first O-O peak is near there
     assert 0.2 < trajectory["g_oo"]["first_peak_nm"] < 0.4
     assert trajectory["c_uu_order_1"]["c"][0] == pytest.approx(1.0)  # <u(0).u(0)> = 1
@@ -70,3 +80,68 @@ def test_analyze_a_gas_phase_and_a_periodic_run(runs, capsys):
 def test_analyze_refuses_what_is_not_a_run(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 2
     assert "run.json" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def short_runs(runs, tmp_path_factory):
+    """Water-molecule runs (NVE, 5 K) with as many diagnostics rows and frames as a 0.15 ps run
+    at the README's time step and default intervals (0.5 fs, every 100 steps: 4), made of 30
+    steps with an output every 10: "rows4"; "rows3", that run cut at step 20 as a kill would
+    leave it; "no_grid": 40 steps with --diagnostic-grid none."""
+    root = tmp_path_factory.mktemp("short")
+    model = str(runs["monomer"].parent / "tiny.ckpt")
+    common = dict(system="water-monomer", model=model, ensemble="nve", temperature_k=5.0,
+                  state_interval=10, trajectory_interval=10, diagnostics_interval=10)
+    rows4 = RunSettings(steps=30, checkpoint_interval=30, **common)
+    directories = {"rows4": run(rows4, root / "rows4", progress=False)}
+    directories["rows3"] = shutil.copytree(directories["rows4"], root / "rows3")
+    for name in ("state.csv", "diagnostics.csv"):
+        truncate_csv(directories["rows3"] / name, 20)
+    truncate_dcd(directories["rows3"] / "trajectory.dcd", 3)
+    no_grid = RunSettings(steps=40, checkpoint_interval=40, diagnostic_grid="none", **common)
+    directories["no_grid"] = run(no_grid, root / "no_grid", progress=False)
+    return directories
+
+
+def test_short_runs_analyze_with_the_default_blocks(short_runs, capsys):
+    assert main(["analyze", str(short_runs["rows4"])]) == 0
+    out = capsys.readouterr().out
+    assert "the default 4 reduced" in out  # 4 rows and 4 frames: 2 blocks of 2 frames
+    result = json.loads((short_runs["rows4"] / "analysis" / "observables.json").read_text())
+    assert result["n_blocks"] == 2 and result["frames"] == 4
+    assert result["diagnostics"]["delta_kj_mol"]["std"] > 0  # the raw model is not invariant
+    assert main(["analyze", str(short_runs["rows4"]), "--blocks", "3"]) == 2
+    assert "pass --blocks 2 or fewer" in capsys.readouterr().err
+
+
+def test_a_run_too_short_for_two_blocks_names_the_options(short_runs, capsys):
+    assert main(["analyze", str(short_runs["rows3"])]) == 2
+    err = capsys.readouterr().err
+    assert "3 trajectory frames" in err and "--trajectory-interval" in err
+
+
+def test_delta_without_a_diagnostic_grid_is_not_measured(short_runs, capsys):
+    assert main(["analyze", str(short_runs["no_grid"])]) == 0
+    assert "not measured" in capsys.readouterr().out
+    result = json.loads((short_runs["no_grid"] / "analysis" / "observables.json").read_text())
+    assert result["diagnostics"]["delta_kj_mol"].startswith("not measured")
+    assert "power_spectrum_delta" not in result["diagnostics"]
+
+
+def test_diffusion_needs_lags_past_the_caging_regime():
+    """Block MSDs 6 D t + 0.01 nm^2 (D = 0.23 nm^2/ps, liquid water) with noise: D comes back
+    from lags to 3 ps (fit 0.6-3 ps); lags to 1.2 ps give no number."""
+    from omm_symbreak.analyze import diffusion_observables
+
+    rng = np.random.default_rng(0)
+    d_nm2_per_ps = 0.23
+    for longest_ps, expected in ((3.0, d_nm2_per_ps), (1.2, None)):
+        lag = np.arange(0.0, longest_ps + 1e-9, 0.02)
+        block_msd = 6 * d_nm2_per_ps * lag + 0.01 + rng.normal(scale=0.002, size=(4, len(lag)))
+        fit_range, diffusion = diffusion_observables(lag, block_msd, 4)
+        if expected is None:
+            assert fit_range is None and diffusion.startswith("too short for diffusion")
+        else:
+            assert fit_range == pytest.approx([0.6, 3.0])
+            assert diffusion["nm2_per_ps"] == pytest.approx(expected, rel=0.01)
+            assert diffusion["1e-5_cm2_per_s"] == pytest.approx(1000 * diffusion["nm2_per_ps"])

@@ -1,19 +1,14 @@
-"""The demo job runs end to end and shows the symmetry breaking it is meant to show."""
+"""The demo job runs end to end on the shipped model and shows the symmetry breaking it is
+meant to show."""
 
 import json
 
-import torch
-
-from conftest import tiny_model
 from omm_symbreak.cli import main
-from omm_symbreak.model import save_model
 
 
 def test_demo_table_and_plot(tmp_path, capsys):
-    checkpoint = tmp_path / "tiny.ckpt"
-    save_model(tiny_model(dtype=torch.float32), checkpoint)
     output = tmp_path / "demo"
-    assert main(["demo", "--model", str(checkpoint), "-o", str(output)]) == 0
+    assert main(["demo", "-o", str(output)]) == 0
     table = capsys.readouterr().out
     assert "monomer 2i" in table and "liquid-64 mts 2i k=8" in table
     assert (output / "demo.png").stat().st_size > 10_000
@@ -22,4 +17,4 @@ def test_demo_table_and_plot(tmp_path, capsys):
     raw = summary["monomer raw"]["angular_momentum_wander_amu_nm2_ps"]
     averaged = summary["monomer 2i"]["angular_momentum_wander_amu_nm2_ps"]
     assert averaged < raw / 10
-    assert main(["demo", "--model", str(checkpoint), "-o", str(output)]) == 2
+    assert main(["demo", "-o", str(output)]) == 2
