@@ -14,21 +14,29 @@
      costs 150 raw evaluations, so all 50 x 100 would take hours on 2 cores).
    Their JSON goes to ``analysis/results/model_metrics_{raw,grids}.json``.
 3. Writes the model card ``omm_symbreak/models/water-pet.card.json``: the data and how they
-   were made, the training stages (settings, epochs, wall time), the hyperparameters, the
-   metrics with the commands that reproduce them, the issue's targets and whether each is met,
-   and the raw-MD stability check of ``analysis/results/raw_md_stability.json`` if that was
-   run with this model (same model fingerprint; otherwise the card says it is still to run).
+   were made, the model's domain (the phases, temperatures and densities of the training
+   data, and the numbers measured outside it by ``analysis/model_domain.py``: the gas-phase
+   monomer and the water dimer against q-TIP4P/F, from ``analysis/results/model_domain.json``
+   if that was run with this model), the training stages (settings, epochs, wall time), the
+   hyperparameters, the metrics with the commands that reproduce them, the issue's targets and
+   whether each is met, and the raw-MD stability check of
+   ``analysis/results/raw_md_stability.json`` if that was run with this model (same model
+   fingerprint; otherwise the card says it is still to run).
 
 ``--card-only`` rewrites the card from the metrics JSON already written (after a new
-stability check, say) without copying or evaluating anything; the training stages come from the
-card then, so the stages' checkpoints (not all committed) need not exist.
+stability check or domain measurement, say) without copying or evaluating anything; the
+training stages come from the card then, so the stages' checkpoints (not all committed) need
+not exist.
 """
 
 import argparse
+import functools
 import json
 import shutil
 import time
 from pathlib import Path
+
+import numpy as np
 
 from omm_symbreak.data import read_frames
 from omm_symbreak.evaluate import evaluate_files
@@ -41,6 +49,8 @@ RESULTS = ROOT / "analysis" / "results"
 CARD = DEFAULT_MODEL.with_name("water-pet.card.json")
 TEST_SET = DATA / "test.extxyz"
 GRIDS = ("1i", "2i", "3i")
+PHASES = {"liquid-64": "liquid", "liquid-256": "liquid", "ice-ih": "ice Ih"}
+DOMAIN_COMMAND = "python analysis/model_domain.py"
 
 
 def _relative(path: Path) -> str:
@@ -64,14 +74,125 @@ def evaluation_runs(grid_structures: int, grid_rotations: int) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=None)
+def _frames(path: Path) -> tuple:
+    """The frames of an extended XYZ file, read once."""
+    return tuple(read_frames(path))
+
+
 def dataset_summary(path: Path) -> dict:
     """Frames, atoms and the (temperature, density) states of an extended XYZ file."""
-    frames = read_frames(path)
+    frames = _frames(Path(path).resolve())
     states = sorted({(f.info.get("system"), f.info.get("temperature_K"),
                       round(float(f.info.get("density_g_cm3", 0.0)), 3)) for f in frames})
     return {"file": _relative(path), "frames": len(frames),
             "atoms_per_frame": sorted({f.n_atoms for f in frames}),
             "states (system, K, g/cm3)": [list(state) for state in states]}
+
+
+def shortest_oo_angstrom(frame) -> float:
+    """The shortest distance between two O atoms of a periodic frame (minimum image), Angstrom."""
+    oxygens = frame.positions_angstrom[frame.atomic_numbers == 8]
+    fractional = (oxygens[:, None] - oxygens[None]) @ np.linalg.inv(frame.cell_angstrom)
+    distances = np.linalg.norm((fractional - np.round(fractional)) @ frame.cell_angstrom, axis=-1)
+    return float(distances[~np.eye(len(oxygens), dtype=bool)].min())
+
+
+def training_coverage(paths: list) -> dict:
+    """What the training data cover, per phase: frames (and how many distorted by
+    ``reference distort``), temperatures (K) and densities (g/cm3), and the shortest O-O
+    distance between molecules in the thermal and in the distorted frames (Angstrom)."""
+    coverage = {}
+    for frame in (frame for path in paths for frame in _frames(Path(path).resolve())):
+        phase = coverage.setdefault(PHASES[frame.info["system"]], {
+            "systems": set(), "frames": 0, "distorted_frames": 0, "temperatures": set(),
+            "densities": set(), "oo": {"thermal": np.inf, "distorted": np.inf}})
+        kind = "distorted" if "distortions" in frame.info else "thermal"
+        phase["systems"].add(frame.info["system"])
+        phase["frames"] += 1
+        phase["distorted_frames"] += kind == "distorted"
+        phase["temperatures"].add(float(frame.info["temperature_K"]))
+        phase["densities"].add(round(float(frame.info["density_g_cm3"]), 3))
+        phase["oo"][kind] = min(phase["oo"][kind], shortest_oo_angstrom(frame))
+    return {name: {"systems": sorted(p["systems"]), "frames": p["frames"],
+                   "distorted_frames": p["distorted_frames"],
+                   "temperatures_k": sorted(p["temperatures"]),
+                   "densities_g_cm3": sorted(p["densities"]),
+                   "shortest_intermolecular_oo_angstrom": {
+                       kind: round(value, 3) for kind, value in p["oo"].items()
+                       if np.isfinite(value)}}
+            for name, p in coverage.items()}
+
+
+def result_of_this_model(path: Path, command: str, fingerprint: str):
+    """The JSON at ``path`` if it exists and was made with the model of ``fingerprint``; None
+    otherwise (saying which command to run when it is of another model)."""
+    result = json.loads(path.read_text()) if path.exists() else None
+    if result is not None and result.get("model_fingerprint") != fingerprint:
+        print(f"{_relative(path)} is of another model: run {command}, then this script with "
+              "--card-only")
+        result = None
+    return result
+
+
+def out_of_domain(result: dict) -> dict:
+    """The card's digest of analysis/results/model_domain.json: monomer geometry and harmonic
+    wavenumbers (and the three rigid-rotation modes of the unprojected Hessian), dimer binding
+    minima and the value at R_OO = 2.9 Angstrom, model vs q-TIP4P/F, with a one-line summary."""
+    modes = ("bend_cm", "symmetric_stretch_cm", "antisymmetric_stretch_cm")
+    monomer = {name: {"oh_angstrom": round(float(np.mean(entry["oh_angstrom"])), 4),
+                      "hoh_degrees": round(entry["hoh_degrees"], 2),
+                      **{mode: round(entry[mode], 1) for mode in modes},
+                      "rotation_modes_cm": [round(value, 1) for value in
+                                            entry["unprojected_lowest_six_cm"][3:]]}
+               for name, entry in result["monomer"].items() if name != "raw"}
+    raw = result["monomer"]["raw"]
+    monomer["raw (range over orientations)"] = {
+        key: [round(low, 4), round(high, 4)]
+        for key, (low, high) in raw["range over orientations"].items()}
+    monomer["raw (range over orientations)"]["orientations"] = len(raw["orientations"])
+    monomer["raw_rotation_modes_cm"] = [round(value, 1) for value in
+                                        raw["orientations"][0]["unprojected_lowest_six_cm"][3:]]
+    at_29 = result["dimer"]["at_2.9_angstrom"]
+    dimer = {"geometry": result["dimer"]["geometry"],
+             "raw_orientations": result["dimer"]["raw_orientations"],
+             "raw_std_over_orientations_at_2.9_angstrom_kj_mol": round(at_29["raw_std"], 2)}
+    for name in ("q-TIP4P/F", "2i", "raw"):
+        entry = result["dimer"][name]
+        dimer[name] = {"rigid_minimum": {key: round(entry["rigid_minimum"][key], 3)
+                                         for key in ("binding_kj_mol", "r_oo_angstrom")},
+                       "binding_at_2.9_angstrom_kj_mol": round(at_29[name], 2)}
+        if "relaxed_minimum" in entry:
+            dimer[name]["relaxed_minimum"] = {key: round(entry["relaxed_minimum"][key], 3)
+                                              for key in ("binding_kj_mol", "r_oo_angstrom")}
+    model, reference = dimer["2i"]["relaxed_minimum"], dimer["q-TIP4P/F"]["relaxed_minimum"]
+    shifts = [monomer["2i"][mode] - monomer["q-TIP4P/F"][mode] for mode in modes]
+    summary = (f"dimer (2i, relaxed): {model['binding_kj_mol']:.1f} kJ/mol at R_OO "
+               f"{model['r_oo_angstrom']:.2f} A against q-TIP4P/F's "
+               f"{reference['binding_kj_mol']:.1f} at {reference['r_oo_angstrom']:.2f} "
+               f"({model['binding_kj_mol'] / reference['binding_kj_mol']:.2f} times as deep); "
+               f"monomer (2i): bend {shifts[0]:+.0f}, stretches {shifts[1]:+.0f} and "
+               f"{shifts[2]:+.0f} cm^-1 from q-TIP4P/F's")
+    return {"summary": summary, "command": DOMAIN_COMMAND,
+            "result": _relative(RESULTS / "model_domain.json"),
+            "wall_time_s": result["wall_time_s"], "units": result["units"],
+            "monomer": monomer, "dimer": dimer}
+
+
+def domain(train_paths: list, fingerprint: str) -> dict:
+    """The card's domain entry: the training coverage and, if analysis/model_domain.py was run
+    with this model, the numbers it measured outside the domain."""
+    result = result_of_this_model(RESULTS / "model_domain.json", DOMAIN_COMMAND, fingerprint)
+    return {
+        "trained_on": "periodic bulk water only (64 and 128 molecules): the phases, "
+                      "temperatures and densities below",
+        "training_coverage": training_coverage(train_paths),
+        "not_covered": "isolated molecules and clusters (the gas phase), surfaces and "
+                       "interfaces, other temperatures, densities and phases",
+        "outside_the_domain": out_of_domain(result) if result is not None else (
+            f"not yet run with this model: {DOMAIN_COMMAND}, then this script with "
+            "--card-only"),
+    }
 
 
 def training_summary(checkpoint: Path) -> list:
@@ -147,13 +268,13 @@ def main() -> None:
             print(f"{name}: {seconds[name]:.0f} s", flush=True)
     model = load_model(DEFAULT_MODEL)
 
-    stability_path = RESULTS / "raw_md_stability.json"
-    stability = json.loads(stability_path.read_text()) if stability_path.exists() else None
-    if stability is not None and stability.get("model_fingerprint") != model_fingerprint(model):
-        print(f"{_relative(stability_path)} is of another model: run "
-              "analysis/raw_md_stability.py, then this script with --card-only")
-        stability = None
+    stability = result_of_this_model(RESULTS / "raw_md_stability.json",
+                                     "python analysis/raw_md_stability.py",
+                                     model_fingerprint(model))
     metadata = model_metadata(DEFAULT_MODEL)
+    # paths as given to the training command, which ran in analysis/training
+    train_paths = [ROOT / "analysis" / "training" / path
+                   for path in metadata["config"]["sources"]["train"]]
     card = {
         "name": "water-pet",
         "description": "Unconstrained PET-style transformer of water (H, O), trained on "
@@ -169,12 +290,11 @@ def main() -> None:
         "data": {
             "reference": "q-TIP4P/F (Habershon, Markland, Manolopoulos 2009) in OpenMM, "
                          "omm_symbreak.reference; commands in analysis/data/README.md",
-            # paths as given to the training command, which ran in analysis/training
-            "train": [dataset_summary(ROOT / "analysis" / "training" / p)
-                      for p in metadata["config"]["sources"]["train"]],
+            "train": [dataset_summary(path) for path in train_paths],
             "valid": dataset_summary(DATA / "valid.extxyz"),
             "test (held out)": dataset_summary(TEST_SET),
         },
+        "domain": domain(train_paths, model_fingerprint(model)),
         "training": {
             "command": "bash analysis/train_water_model.sh",
             "stages": stages,

@@ -11,6 +11,7 @@ KJ_PER_MOL_PER_EV = 96.48533212331  # e * N_A / 1000 (CODATA 2018, exact)
 KJ_PER_KCAL = 4.184  # thermochemical calorie
 MEV_PER_EV = 1000.0
 FS_PER_PS = 1000.0
+SPEED_OF_LIGHT_CM_PER_PS = 0.0299792458  # c = 299792458 m/s (exact)
 
 
 def nm_to_angstrom(values_nm):
@@ -46,6 +47,11 @@ def ev_angstrom_to_kj_mol_nm(forces_ev_angstrom):
 def fs_to_ps(times_fs):
     """Times in fs -> ps."""
     return times_fs / FS_PER_PS
+
+
+def per_ps_to_wavenumber(frequencies_per_ps):
+    """Frequencies in 1/ps (cycles, not radians) -> wavenumbers in cm^-1."""
+    return frequencies_per_ps / SPEED_OF_LIGHT_CM_PER_PS
 
 
 def as_nm_array(values) -> np.ndarray:

@@ -1,14 +1,12 @@
 """Power spectra of time series (e.g. the energies of ``diagnostics.csv``) in wavenumbers."""
 
 import numpy as np
-import scipy.constants
 import scipy.fft
 
+from ..units import SPEED_OF_LIGHT_CM_PER_PS, per_ps_to_wavenumber
 from .statistics import _lagged_products
 
 __all__ = ["power_spectrum"]
-
-_SPEED_OF_LIGHT_CM_PS = scipy.constants.c * 100.0 * 1e-12
 
 
 def power_spectrum(series: np.ndarray, dt_ps: float, max_lag_ps=None):
@@ -34,4 +32,4 @@ def power_spectrum(series: np.ndarray, dt_ps: float, max_lag_ps=None):
     symmetric[n_fft - n_lags + 1:] = correlation[:0:-1]
     two_sided = dt_ps * scipy.fft.rfft(symmetric).real  # X^2 ps, per 1/ps
     frequency = scipy.fft.rfftfreq(n_fft, dt_ps)  # 1/ps
-    return frequency / _SPEED_OF_LIGHT_CM_PS, 2 * two_sided * _SPEED_OF_LIGHT_CM_PS
+    return per_ps_to_wavenumber(frequency), 2 * two_sided * SPEED_OF_LIGHT_CM_PER_PS
