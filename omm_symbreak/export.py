@@ -109,8 +109,8 @@ def _check_positions(topology, module, positions, model: UnconstrainedPET) -> No
                          f"{topology.getNumAtoms()} atoms")
     if not np.all(np.isfinite(positions_nm)):
         raise ValueError("positions contain NaN or infinite values")
-    box_nm = as_nm_array(topology.getPeriodicBoxVectors()) if topology.getPeriodicBoxVectors() \
-        is not None else None
+    box = topology.getPeriodicBoxVectors()
+    box_nm = None if box is None else as_nm_array(box)
     check_no_overlaps(topology, nm_to_angstrom(positions_nm),
                       None if box_nm is None else nm_to_angstrom(box_nm))
     try:
