@@ -172,8 +172,9 @@ def run_demo(args) -> None:
 
 def add_demo_parser(commands) -> None:
     p = commands.add_parser("demo", help="short runs showing the symmetry breaking (make demo)",
-                            description="Water molecule raw vs 2i (NVE) and liquid-64 raw vs "
-                                        "mts 2i (NVT): Delta, angular momentum, speed, a plot.")
+                            description=f"Water molecule raw vs {DEFAULT_GRID} (NVE) and liquid-64 raw "
+                                        f"vs mts {DEFAULT_GRID} (NVT): Delta, angular momentum, "
+                                        "speed, a plot.")
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"),
                    help="output folder (empty or new)")
@@ -241,6 +242,36 @@ def add_export_parser(commands) -> None:
     p.set_defaults(run=run_export)
 
 
+def run_grids(args) -> None:
+    from .grids import cheapest_grid, grid_catalogue
+
+    if args.exact_to is not None:
+        grid = cheapest_grid(args.exact_to, args.inversion)
+        print(f"{grid.spec}: {grid.size} rotations, exact to l = {grid.l_exact}"
+              + (" and every odd l" if grid.inversion else ""))
+        return
+    print(f"{'grid':<12s} {'rotations':>9s} {'l_exact':>7s}  every odd l")
+    for grid in grid_catalogue(args.max_rotations):
+        print(f"{grid.spec:<12s} {grid.size:9d} {grid.l_exact:7d}  "
+              f"{'yes' if grid.inversion else 'no'}")
+
+
+def add_grids_parser(commands) -> None:
+    p = commands.add_parser(
+        "grids", help="the rotation grids by cost, or the cheapest one exact to a degree",
+        description="List the rotation grids by their number of rotations (model evaluations per "
+                    "averaged evaluation) with the degree l_exact to which they average exactly, "
+                    "or print the cheapest grid exact to --exact-to (the grid notation "
+                    "exact:L / exact:Li chooses the same).")
+    p.add_argument("--exact-to", type=int, default=None, metavar="L",
+                   help="print the cheapest grid exact to degree L")
+    p.add_argument("--inversion", action="store_true",
+                   help="with --exact-to: among grids with improper copies (every odd l exact)")
+    p.add_argument("--max-rotations", type=int, default=200,
+                   help="list the grids of at most this many rotations")
+    p.set_defaults(run=run_grids)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="omm-symbreak",
@@ -251,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(commands)
     add_simulate_parser(commands)
     add_demo_parser(commands)
+    add_grids_parser(commands)
     add_reference_parser(commands)
     add_train_parser(commands)
     add_evaluate_parser(commands)

@@ -49,6 +49,11 @@ def evaluate(model: UnconstrainedPET, frames: Sequence[Frame], grids: Sequence[R
     the ``n_rotations`` random rotations (the first ones) the grids are evaluated at (default
     all; a grid of G rotations costs G times the raw model).
     """
+    for grid in grids:
+        if grid.randomized:
+            raise ValueError(f"grid {grid.spec}: the structures are already evaluated in random "
+                             "orientations, so a randomized grid measures the same as the fixed "
+                             f"one; use {grid.spec.removesuffix('+random')}")
     grids_by_spec: Dict[str, RotationGrid] = {"none": NO_ROTATION}
     grids_by_spec.update((grid.spec, grid) for grid in grids)
     grid_rotations = n_rotations if grid_rotations is None else grid_rotations

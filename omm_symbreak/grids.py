@@ -4,27 +4,38 @@ A grid is a set of G rotations R_g (3x3, proper, or improper copies -R_g) with w
 summing to 1; the averaged model is E_avg(x) = sum_g w_g E(R_g x).
 
 Notation (``GRID_FORMS``): ``none``, ``N`` (Legendre-Euler product grid of order N), ``Ni``,
-``lebedev:L``, ``lebedev:Li`` (suffix ``i``: with the improper copy -R of every rotation).
+``lebedev:L``, ``lebedev:Li``, the finite rotation groups ``T``, ``O``, ``I`` and ``Ti``,
+``Oi``, ``Ii`` (suffix ``i``: with the improper copy -R of every rotation), ``exact:L`` /
+``exact:Li`` (the cheapest grid exact to degree L, with inversion: ``cheapest_grid``), and any of
+them followed by ``+random`` (the whole grid turned by a fresh random rotation at every
+evaluation: ``RotationGrid.randomized``).
 
 Exactness, ``l_exact``: the highest degree l such that, for every 1 <= l' <= l, the grid mean of
 every Wigner-D component D^l'_{mm'}(R_g) is zero, as is the Haar mean. Then a function of the
 orientation whose expansion stops at degree l is averaged exactly. ``N``: 2N-2; ``Ni``: 2N-1;
-``lebedev:L``: L; ``lebedev:Li``: L+1 for even L, L for odd L; with inversion every odd-l
-component averages to zero as well. The derivations are in docs/design.md ("Rotation grids").
+``lebedev:L``: L; ``lebedev:Li``: L+1 for even L, L for odd L; ``T`` 2, ``Ti`` 3, ``O`` and
+``Oi`` 3, ``I`` and ``Ii`` 5; with inversion every odd-l component averages to zero as well. The
+derivations are in docs/design.md ("Rotation grids").
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.integrate
 import torch
+from scipy.spatial.transform import Rotation
 
 GRID_FORMS = (
     "'none' (identity only), "
     "'N' (Legendre-Euler grid of order N >= 1, (2N-1)^2 N rotations), "
     "'Ni' (the same plus the improper copy -R of each rotation), "
     "'lebedev:L' / 'lebedev:Li' (Lebedev rule of degree >= L for the axis times L+1 in-plane "
-    "rotations, L >= 1, optionally with improper copies)"
+    "rotations, L >= 1, optionally with improper copies), "
+    "'T', 'O', 'I' / 'Ti', 'Oi', 'Ii' (the tetrahedral, octahedral and icosahedral rotation "
+    "groups, 12, 24 and 60 rotations, optionally with improper copies), "
+    "'exact:L' / 'exact:Li' (the cheapest of these grids exact to degree L, with inversion), "
+    "and any grid followed by '+random' (turned as a whole by a fresh random rotation at every "
+    "evaluation: NVT only)"
 )
 
 
@@ -38,6 +49,10 @@ class RotationGrid:
     l_exact: highest degree l such that every component of degree 1..l averages to zero
         (see the module docstring).
     inversion: improper copies included (every odd-parity component averages to zero).
+    randomized: the grid is turned as a whole by a fresh uniformly random rotation Q of O(3) at
+        every evaluation, E = sum_g w_g E(R_g Q x) (spec suffix "+random"): exact to l_exact
+        at every evaluation, and its mean over Q is the exact O(3) average; the forces are
+        not conservative (NVT only). ``rotations`` holds the unturned grid.
     """
 
     spec: str
@@ -45,6 +60,7 @@ class RotationGrid:
     weights: np.ndarray
     l_exact: int
     inversion: bool
+    randomized: bool = False
 
     @property
     def size(self) -> int:
@@ -137,6 +153,78 @@ def lebedev_grid(degree: int, inversion: bool = False) -> RotationGrid:
     return RotationGrid(spec, rotations, weights, l_exact, inversion)
 
 
+# The lowest degree l >= 1 of a harmonic invariant under the group, and the lowest even one
+# (Molien series of the group on spherical harmonics: T has xyz at l = 3 and
+# x^4 + y^4 + z^4 - 3/5 r^4 at l = 4, O the latter at l = 4, I its first invariant at l = 6).
+# The group average kills every degree below; with the improper copies, every odd degree too.
+_GROUP_FIRST_INVARIANT = {"T": (3, 4), "O": (4, 4), "I": (6, 6)}
+GROUPS = tuple(_GROUP_FIRST_INVARIANT)
+
+
+def group_grid(name: str, inversion: bool = False) -> RotationGrid:
+    """The proper rotations of the tetrahedral ("T", 12), octahedral ("O", 24) or icosahedral
+    ("I", 60) group (scipy's orientation: the coordinate axes are 2-fold axes of all three, and
+    4-fold ones of O) with equal weights; spec "T", "Ti", ... l_exact: T 2, Ti 3, O and Oi 3,
+    I and Ii 5 (``_GROUP_FIRST_INVARIANT``)."""
+    if name not in _GROUP_FIRST_INVARIANT:
+        raise ValueError(f"unknown rotation group {name!r}: choose one of {', '.join(GROUPS)}")
+    rotations = Rotation.create_group(name).as_matrix()
+    weights = np.full(len(rotations), 1.0 / len(rotations))
+    first_invariant, first_even_invariant = _GROUP_FIRST_INVARIANT[name]
+    l_exact = first_invariant - 1
+    spec = name
+    if inversion:
+        rotations, weights = _with_inversion(rotations, weights)
+        l_exact = first_even_invariant - 1
+        spec += "i"
+    return RotationGrid(spec, rotations, weights, l_exact, inversion)
+
+
+def _candidates(l: int):
+    """The smallest grid of every family exact to degree ``l`` (or close to it: filtered by
+    ``cheapest_grid``)."""
+    yield NO_ROTATION
+    for name in GROUPS:
+        yield group_grid(name)
+        yield group_grid(name, inversion=True)
+    yield legendre_euler_grid((l + 3) // 2)  # 2N - 2 >= l
+    yield legendre_euler_grid(max(1, (l + 2) // 2), inversion=True)  # 2N - 1 >= l
+    for degree in {max(1, l - 1), max(1, l)}:
+        yield lebedev_grid(degree)
+        yield lebedev_grid(degree, inversion=True)
+
+
+def cheapest_grid(l: int, inversion: bool = False) -> RotationGrid:
+    """The grid of the fewest rotations exact to degree ``l`` (``l_exact >= l``) among every
+    form of ``GRID_FORMS``; with ``inversion``, among those with improper copies (which average
+    every odd degree to zero too). Ties go to improper copies, then to the higher l_exact, then
+    to the finite groups."""
+    if not 0 <= l <= _LEBEDEV_DEGREES[-1] - 1:
+        raise ValueError(f"the exactness degree must be in 0..{_LEBEDEV_DEGREES[-1] - 1}, got {l}")
+    exact = [grid for grid in _candidates(l)
+             if grid.l_exact >= l and (grid.inversion or not inversion)]
+    return min(exact, key=lambda grid: (grid.size, not grid.inversion, -grid.l_exact))
+
+
+def grid_catalogue(max_size: int = 200) -> list:
+    """Every grid of at most ``max_size`` rotations (Legendre-Euler and Lebedev orders, the
+    groups, each with and without inversion; ``1``, the identity, as ``none``), sorted by size
+    then l_exact: the README's table."""
+    grids = [NO_ROTATION] + [group_grid(name, inversion) for name in GROUPS
+                             for inversion in (False, True)]
+    for inversion in (False, True):
+        order = 1 if inversion else 2
+        while legendre_euler_grid(order, inversion).size <= max_size:
+            grids.append(legendre_euler_grid(order, inversion))
+            order += 1
+        degree = 1
+        while lebedev_grid(degree, inversion).size <= max_size:
+            grids.append(lebedev_grid(degree, inversion))
+            degree += 1
+    grids = [grid for grid in grids if grid.size <= max_size]
+    return sorted(grids, key=lambda grid: (grid.size, grid.l_exact, grid.spec))
+
+
 def quaternion_to_matrix(quaternions: torch.Tensor) -> torch.Tensor:
     """Unit quaternions (w, x, y, z) [..., 4] -> proper rotation matrices [..., 3, 3]
     (TorchScript-compatible; dtype and device of the input)."""
@@ -165,26 +253,40 @@ NO_ROTATION = RotationGrid("none", np.eye(3)[None], np.ones(1), 0, False)
 # Above this many rotations a grid costs more than a thousand raw evaluations per step: refused
 # unless asked for explicitly (``check_grid_size``). The largest grids in use have 150 (3i).
 MAX_GRID_EVALUATIONS = 1000
-_INTEGER_FORM = re.compile(r"([0-9]+)(i?)")
-_LEBEDEV_FORM = re.compile(r"lebedev:([0-9]+)(i?)")
+_RANDOM_SUFFIX = "+random"
+_FORMS = (
+    (re.compile(r"([0-9]+)(i?)"), lambda match: legendre_euler_grid(int(match[1]), bool(match[2]))),
+    (re.compile(r"lebedev:([0-9]+)(i?)"), lambda match: lebedev_grid(int(match[1]), bool(match[2]))),
+    (re.compile(r"([toi])(i?)"), lambda match: group_grid(match[1].upper(), bool(match[2]))),
+    (re.compile(r"exact:([0-9]+)(i?)"), lambda match: cheapest_grid(int(match[1]), bool(match[2]))),
+)
 
 
 def parse_grid(spec: str) -> RotationGrid:
-    """Grid from its notation (case-insensitive, whitespace ignored); ValueError otherwise."""
+    """Grid from its notation (case-insensitive, whitespace ignored); ValueError otherwise.
+    ``exact:L[i]`` resolves to the spec of the grid it chooses (``cheapest_grid``)."""
     text = re.sub(r"\s+", "", str(spec)).lower()
+    randomized = text.endswith(_RANDOM_SUFFIX)
+    if randomized:
+        text = text[:-len(_RANDOM_SUFFIX)]
     if text == "none":
+        if randomized:
+            raise ValueError("'none+random' is the strategy random: use --strategy random")
         return NO_ROTATION
     if text == "random":
-        raise ValueError("'random' is a strategy, not a rotation grid: use --strategy random "
-                         f"(valid grids: {GRID_FORMS})")
-    for form, build in ((_INTEGER_FORM, legendre_euler_grid), (_LEBEDEV_FORM, lebedev_grid)):
+        raise ValueError("'random' is a strategy, not a rotation grid: use --strategy random, "
+                         f"or a grid followed by '+random' (valid grids: {GRID_FORMS})")
+    for form, build in _FORMS:
         match = form.fullmatch(text)
         if match:
             try:
-                return build(int(match[1]), inversion=bool(match[2]))
+                grid = build(match)
             except ValueError as error:
                 raise ValueError(f"invalid rotation grid {spec!r} ({error}); valid forms: "
                                  f"{GRID_FORMS}") from None
+            if randomized:
+                grid = replace(grid, spec=grid.spec + _RANDOM_SUFFIX, randomized=True)
+            return grid
     raise ValueError(f"invalid rotation grid {spec!r}; valid forms: {GRID_FORMS}")
 
 

@@ -1,10 +1,10 @@
-"""OpenMM-ML plugin: ``MLPotential("symbreak-water", grid="2i").createSystem(topology)``.
+"""OpenMM-ML plugin: ``MLPotential("symbreak-water", grid="Ti").createSystem(topology)``.
 
 Registered through the entry point group ``openmmml.potentials`` (see pyproject.toml), so that
 with the ``openmmml`` package installed the potential is available by name. Arguments of
 ``MLPotential``: ``model`` (a model file; default: the shipped model), ``strategy`` (``none``,
 ``full``, ``mts``, ``random``; default ``full`` when a grid other than ``none`` is given, else
-``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``2i`` for
+``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``Ti`` for
 ``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError); any other keyword
 is a TypeError. The forces are those of ``omm_symbreak.potential``; with ``mts`` the correction
 goes in force group ``forceGroup + 1``.

@@ -52,7 +52,7 @@ class RunSettings:
     state_interval: int = 100
     trajectory_interval: int = 100
     diagnostics_interval: int = 100
-    diagnostic_grid: str = "2i"
+    diagnostic_grid: str = DEFAULT_GRID
     checkpoint_interval: int = 1000
     velocities: bool = False
     replicate: Tuple[int, int, int] = (1, 1, 1)
@@ -69,6 +69,9 @@ class RunSettings:
             raise ValueError(f"--grid applies to strategies full and mts, not to strategy "
                              f"{self.strategy!r}: leave it out")
         diagnostic_rotation_grid = parse_grid(self.diagnostic_grid)
+        if diagnostic_rotation_grid.randomized:
+            raise ValueError(f"--diagnostic-grid {diagnostic_rotation_grid.spec}: Delta is "
+                             "measured against a fixed grid; leave out '+random'")
         object.__setattr__(self, "grid", rotation_grid.spec)
         object.__setattr__(self, "diagnostic_grid", diagnostic_rotation_grid.spec)
         object.__setattr__(self, "rotation_grid", rotation_grid)
@@ -97,6 +100,10 @@ class RunSettings:
         if self.strategy == "random" and self.ensemble == "nve":
             raise ValueError("--strategy random gives noisy, non-conservative forces: it needs "
                              "a thermostat (--ensemble nvt), not NVE")
+        if self.rotation_grid.randomized and self.ensemble == "nve":
+            raise ValueError(f"--grid {self.grid} turns the grid at random at every evaluation: "
+                             "the forces are not conservative, so it needs a thermostat "
+                             "(--ensemble nvt), not NVE")
         if self.strategy == "mts" and self.thermostat == "nose-hoover" and self.ensemble == "nvt":
             raise ValueError("multiple time stepping runs with --thermostat langevin or "
                              "--ensemble nve; OpenMM has no multiple-time-step Nose-Hoover "

@@ -5,10 +5,14 @@
 - ``correction(model, grid)``: E_avg(x) - E_raw(x), the negative of the non-equivariant part
   Delta, in the same batch (the identity is appended with weight -1): the slow force of
   multiple time stepping.
-- ``randomly_rotated(model)``: E(R x) for a fresh uniformly random rotation, proper or improper
-  with probability 1/2, at every call (seeded by ``torch.manual_seed``).
+- ``randomly_rotated(model)``: E(Q x) for a fresh uniformly random rotation Q, proper or
+  improper with probability 1/2, at every call (seeded by ``torch.manual_seed``).
 - ``strategy_energy(model, strategy, grid)``: the module of a strategy of ``STRATEGIES``
   (for ``mts``, the correction; the raw model is the fast force).
+
+A randomized grid (``RotationGrid.randomized``, spec ``G+random``) is turned as a whole by a
+fresh random Q at every call: E_avg = sum_g w_g E(R_g Q x); in the correction only the averaged
+term turns, the raw term stays E(x).
 
 Every module maps (types [N], positions [N, 3], cell [3, 3] or None) to a scalar energy in the
 model's units (the built-in model: Angstrom, eV); all rotated copies of one evaluation go
@@ -27,46 +31,42 @@ from .model.pet import UnconstrainedPET
 
 STRATEGIES = ("none", "full", "mts", "random")
 GRID_STRATEGIES = ("full", "mts")  # the strategies that evaluate a rotation grid
-DEFAULT_GRID = "2i"  # their grid when none is given (the study's)
+# Their grid when none is given: the cheapest exact to l = 3 with every odd degree, as the
+# study's "2i" (36 rotations) is; this one has 24 (grids.cheapest_grid(3, inversion=True)).
+DEFAULT_GRID = "Ti"
 
 
 class RotationWeightedEnergy(nn.Module):
-    """E(x) = sum_g weights[g] * E_model(R_g x) for a fixed set of rotations.
+    """E(x) = sum_g weights[g] * E_model(R_g x) for a set of rotations; with ``turned``, the
+    rows ``turned[g]`` use R_g Q instead, Q a fresh random rotation of O(3) at every call.
 
-    ``rotations`` [G, 3, 3] and ``weights`` [G] are registered buffers, so they follow the
-    module to any device and dtype.
+    ``rotations`` [G, 3, 3], ``weights`` [G] and ``turned`` [G] (bool) are registered buffers,
+    so they follow the module to any device and dtype.
     """
 
     def __init__(self, kernel: RotatedCopies, rotations: np.ndarray, weights: np.ndarray,
-                 label: str, dtype: torch.dtype):
+                 label: str, dtype: torch.dtype, turned: Optional[np.ndarray] = None):
         super().__init__()
         self.kernel = kernel
         self.label = label
         self.register_buffer("rotations", torch.as_tensor(rotations, dtype=dtype))
         self.register_buffer("weights", torch.as_tensor(weights, dtype=dtype))
+        self.randomized = turned is not None and bool(np.any(turned))
+        self.register_buffer("turned", torch.as_tensor(
+            np.zeros(len(weights), bool) if turned is None else turned, dtype=torch.bool))
 
-    def rotation_energies(self, types: Tensor, positions: Tensor,
-                          cell: Optional[Tensor]) -> Tensor:
-        """Energy of every rotated copy [G], for monitoring the rotational spread."""
-        return self.kernel(types, positions, cell, self.rotations)
+    def rotations_now(self, positions: Tensor) -> Tensor:
+        """The rotations [G, 3, 3] of this call: fixed, or the turned rows times a fresh Q."""
+        if not self.randomized:
+            return self.rotations
+        turned = self.rotations @ random_rotation(positions)
+        return torch.where(self.turned[:, None, None], turned, self.rotations)
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
         """types [N], positions [N, 3] and cell [3, 3] or None -> the weighted energy, scalar
         (first derivatives exact; memory bounded by the kernel's budget)."""
-        return self.kernel.weighted(types, positions, cell, self.rotations, self.weights)
-
-
-class RandomlyRotatedEnergy(nn.Module):
-    """E(x) = E_model(R x) with R drawn uniformly from O(3) at every call."""
-
-    def __init__(self, kernel: RotatedCopies):
-        super().__init__()
-        self.kernel = kernel
-        self.label = "random"
-
-    def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
-        """Same contract as ``RotationWeightedEnergy.forward``."""
-        return self.kernel(types, positions, cell, random_rotation(positions)).sum()
+        return self.kernel.weighted(types, positions, cell, self.rotations_now(positions),
+                                    self.weights)
 
 
 def _dtype(model: UnconstrainedPET) -> torch.dtype:
@@ -75,23 +75,27 @@ def _dtype(model: UnconstrainedPET) -> torch.dtype:
 
 def averaged(model: UnconstrainedPET, grid: RotationGrid,
              memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
-    """The model averaged over ``grid``."""
+    """The model averaged over ``grid`` (turned at every call if ``grid.randomized``)."""
     return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), grid.rotations,
-                                  grid.weights, grid.spec, _dtype(model))
+                                  grid.weights, grid.spec, _dtype(model),
+                                  np.full(grid.size, grid.randomized))
 
 
 def correction(model: UnconstrainedPET, grid: RotationGrid,
                memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
-    """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch of G + 1 copies."""
+    """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch of G + 1 copies
+    (for a randomized grid only the G copies of the average turn)."""
     rotations = np.concatenate([grid.rotations, np.eye(3)[None]], axis=0)
     weights = np.concatenate([grid.weights, [-1.0]])
+    turned = np.append(np.full(grid.size, grid.randomized), False)
     return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), rotations, weights,
-                                  f"correction:{grid.spec}", _dtype(model))
+                                  f"correction:{grid.spec}", _dtype(model), turned)
 
 
-def randomly_rotated(model: UnconstrainedPET) -> RandomlyRotatedEnergy:
+def randomly_rotated(model: UnconstrainedPET) -> RotationWeightedEnergy:
     """The model evaluated in a fresh random orientation at every call (one copy)."""
-    return RandomlyRotatedEnergy(rotated_copies(model))
+    return RotationWeightedEnergy(rotated_copies(model), NO_ROTATION.rotations,
+                                  NO_ROTATION.weights, "random", _dtype(model), np.ones(1, bool))
 
 
 def check_strategy(strategy: str, grid: Optional[RotationGrid]) -> None:

@@ -102,5 +102,7 @@ def test_cli(water_box, water_cluster, tmp_path, capsys):
     with pytest.raises(SystemExit, match="2"):
         main(bad[:4] + ["--grids", "random"])
     assert "strategy random" in capsys.readouterr().err
+    assert main(bad[:4] + ["--grids", "Ti+random", "-o", str(tmp_path / "turned.json")]) == 2
+    assert "use Ti" in capsys.readouterr().err and not (tmp_path / "turned.json").exists()
     assert main(["evaluate", "--model", str(tmp_path / "none.ckpt"),
                  str(tmp_path / "test.extxyz")]) == 2

@@ -4,7 +4,8 @@ import pytest
 import scipy.special
 
 from omm_symbreak.grids import (
-    GRID_FORMS, RotationGrid, lebedev_grid, legendre_euler_grid, parse_grid, random_rotations,
+    GRID_FORMS, GROUPS, RotationGrid, cheapest_grid, grid_catalogue, group_grid, lebedev_grid,
+    legendre_euler_grid, parse_grid, random_rotations,
 )
 
 # Fixed generic unit vectors: the grid mean of Y_lm(R v) vanishing for these v and all m is
@@ -29,9 +30,10 @@ def grid_mean_harmonics(grid: RotationGrid, l: int) -> np.ndarray:
 
 
 PROPER_GRIDS = [legendre_euler_grid(n) for n in (1, 2, 3, 4)] + [
-    lebedev_grid(d) for d in (3, 5, 7)]
+    lebedev_grid(d) for d in (3, 5, 7)] + [group_grid(name) for name in GROUPS]
 IMPROPER_GRIDS = [legendre_euler_grid(n, inversion=True) for n in (1, 2, 3, 4)] + [
-    lebedev_grid(d, inversion=True) for d in (2, 3, 5, 7)]
+    lebedev_grid(d, inversion=True) for d in (2, 3, 5, 7)] + [
+    group_grid(name, inversion=True) for name in GROUPS]
 ALL_GRIDS = [parse_grid("none")] + PROPER_GRIDS + IMPROPER_GRIDS
 
 
@@ -56,7 +58,8 @@ def test_weights_and_orthogonality(grid):
 
 @pytest.mark.parametrize("spec, size", [
     ("none", 1), ("1", 1), ("2", 18), ("3", 75), ("4", 196), ("1i", 2), ("2i", 36),
-    ("3i", 150), ("lebedev:3", 6 * 4), ("lebedev:3i", 2 * 6 * 4), ("lebedev:5", 14 * 6),
+    ("3i", 150), ("T", 12), ("Ti", 24), ("O", 24), ("Oi", 48), ("I", 60), ("Ii", 120),
+    ("lebedev:3", 6 * 4), ("lebedev:3i", 2 * 6 * 4), ("lebedev:5", 14 * 6),
     ("lebedev:4", 14 * 5), ("lebedev:7", 26 * 8), ("lebedev:1", 6 * 2),
 ])
 def test_sizes(spec, size):
@@ -81,9 +84,12 @@ def test_inversion_exactness(grid):
 
 
 def test_l_exact_values():
-    # Legendre-Euler: 2N-2 (2N-1 with inversion); Lebedev: L (L+1 with inversion, L even).
+    # Legendre-Euler: 2N-2 (2N-1 with inversion); Lebedev: L (L+1 with inversion, L even);
+    # groups: one below the lowest degree with an invariant harmonic (T: xyz at l = 3; with
+    # inversion the lowest even one, x^4 + y^4 + z^4 at l = 4; O: l = 4; I: l = 6).
     expected = {"none": 0, "1": 0, "2": 2, "3": 4, "4": 6, "1i": 1, "2i": 3, "3i": 5,
-                "lebedev:3": 3, "lebedev:4": 4, "lebedev:3i": 3, "lebedev:4i": 5}
+                "lebedev:3": 3, "lebedev:4": 4, "lebedev:3i": 3, "lebedev:4i": 5,
+                "T": 2, "Ti": 3, "O": 3, "Oi": 3, "I": 5, "Ii": 5}
     assert {spec: parse_grid(spec).l_exact for spec in expected} == expected
 
 
@@ -108,7 +114,71 @@ def test_random_rotations_inversion():
     assert abs(np.mean(det < 0) - 0.5) < 0.03
 
 
-@pytest.mark.parametrize("spec", ["random", "Random "])
+@pytest.mark.parametrize("grid", [group_grid(name, inversion) for name in GROUPS
+                                  for inversion in (False, True)], ids=lambda g: g.spec)
+def test_groups_are_closed_under_multiplication(grid):
+    flat = grid.rotations.reshape(grid.size, 9)
+    for product in np.einsum("aij,bjk->abik", grid.rotations, grid.rotations).reshape(-1, 9):
+        assert np.abs(flat - product).max(axis=1).min() < 1e-12
+    assert len(np.unique(np.round(flat, 9), axis=0)) == grid.size
+
+
+@pytest.mark.parametrize("spec", ["Ti+random", "2+random", "lebedev:3i+random"])
+def test_randomized_grid_is_exact_in_every_orientation(spec):
+    grid = parse_grid(spec)
+    assert grid.randomized and grid.spec == spec and grid.l_exact == parse_grid(
+        spec.split("+")[0]).l_exact
+    for turn in random_rotations(3, np.random.default_rng(5)):
+        turned = RotationGrid(spec, grid.rotations @ turn, grid.weights, grid.l_exact,
+                              grid.inversion)
+        for l in range(1, grid.l_exact + 1):
+            assert grid_mean_harmonics(turned, l) < 1e-10, l
+
+
+@pytest.mark.parametrize("l", range(0, 8))
+@pytest.mark.parametrize("inversion", [False, True])
+def test_cheapest_grid(l, inversion):
+    grid = cheapest_grid(l, inversion)
+    for degree in range(1, l + 1):
+        assert grid_mean_harmonics(grid, degree) < 1e-10, degree
+    if inversion:
+        assert grid.inversion
+        for degree in range(1, 2 * l + 4, 2):
+            assert grid_mean_harmonics(grid, degree) < 1e-10, degree
+    # no grid of any form is cheaper (every form up to 400 rotations listed)
+    rivals = [other for other in grid_catalogue(400)
+              if other.l_exact >= l and (other.inversion or not inversion)]
+    assert grid.size == min(other.size for other in rivals)
+    assert parse_grid(f"exact:{l}{'i' if inversion else ''}").spec == grid.spec
+
+
+@pytest.mark.parametrize("l, inversion, anchors", [
+    # i-PI <ffrotations>: Legendre N (exact to 2N-2) and Lebedev points x L in-plane
+    # (lebedev:L); with inversion twice as many. metatomic-ase's SymmetrizedCalculator: 84
+    # evaluations at l_max = 3 with inversion.
+    (2, False, {"2": 18, "lebedev:2": 18}), (3, False, {"3": 75, "lebedev:3": 24}),
+    (4, False, {"3": 75, "lebedev:4": 70}), (5, False, {"4": 196, "lebedev:5": 84}),
+    (2, True, {"2i": 36, "lebedev:2i": 36}), (3, True, {"2i": 36, "metatomic": 84}),
+    (4, True, {"3i": 150, "lebedev:4i": 140}), (5, True, {"3i": 150, "lebedev:4i": 140}),
+])
+def test_cheapest_grid_costs_no_more_than_the_anchors(l, inversion, anchors):
+    for spec, size in anchors.items():
+        if spec != "metatomic":
+            assert parse_grid(spec).size == size and parse_grid(spec).l_exact >= l
+    assert cheapest_grid(l, inversion).size <= min(anchors.values())
+
+
+def test_catalogue_is_sorted_by_cost_and_lists_every_form():
+    catalogue = grid_catalogue()
+    sizes = [grid.size for grid in catalogue]
+    assert sizes == sorted(sizes) and max(sizes) <= 200
+    specs = {grid.spec for grid in catalogue}
+    assert {"none", "1i", "T", "Ti", "O", "Oi", "I", "Ii", "2", "2i", "3", "3i", "4",
+            "lebedev:5", "lebedev:5i"} <= specs
+    assert "1" not in specs  # the identity, listed as none
+
+
+@pytest.mark.parametrize("spec", ["random", "Random ", "none+random"])
 def test_random_is_a_strategy_not_a_grid(spec):
     with pytest.raises(ValueError, match="strategy random"):
         parse_grid(spec)
@@ -123,7 +193,9 @@ def test_none_is_identity():
 @pytest.mark.parametrize("spec, canonical", [
     ("none", "none"), (" NONE ", "none"), ("1", "1"), ("2", "2"), (" 3 ", "3"), ("02", "2"),
     ("2i", "2i"), ("2I", "2i"), (" 2 i", "2i"), ("lebedev:5", "lebedev:5"),
-    ("Lebedev:5i", "lebedev:5i"), ("LEBEDEV : 7 I", "lebedev:7i"),
+    ("Lebedev:5i", "lebedev:5i"), ("LEBEDEV : 7 I", "lebedev:7i"), ("t", "T"), ("TI", "Ti"),
+    ("o", "O"), ("Oi", "Oi"), ("I", "I"), ("ii", "Ii"), ("exact:3i", "Ti"), ("exact:2", "T"),
+    ("Ti+random", "Ti+random"), (" t + RANDOM", "T+random"), ("exact:5+random", "I+random"),
 ])
 def test_parse_valid(spec, canonical):
     grid = parse_grid(spec)
@@ -132,11 +204,26 @@ def test_parse_valid(spec, canonical):
 
 
 @pytest.mark.parametrize("spec", [
-    "0", "-1", "2j", "lebedev:", "lebedev:0", "lebedev:-3", "lebedev:100000", "", "i", "2.5",
-    "legendre:2", "randomi", "nonei", "1e3", "lebedev:5j",
+    "0", "-1", "2j", "lebedev:", "lebedev:0", "lebedev:-3", "lebedev:100000", "", "2.5",
+    "legendre:2", "randomi", "nonei", "1e3", "lebedev:5j", "D", "Tii", "iii", "exact:",
+    "exact:-1", "exact:1000", "Ti+random+random", "+random", "Ti+rand", "Ti random",
 ])
 def test_parse_invalid(spec):
     with pytest.raises(ValueError, match="valid forms") as info:
         parse_grid(spec)
     assert repr(spec) in str(info.value)
     assert GRID_FORMS in str(info.value)
+
+
+def test_grids_command_lists_by_cost_and_answers_exactness(capsys):
+    from omm_symbreak.cli import main
+
+    assert main(["grids"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[0] for row in rows] == [grid.spec for grid in grid_catalogue()]
+    assert all(int(row[1]) == parse_grid(row[0]).size and int(row[2]) == parse_grid(row[0]).l_exact
+               for row in rows)
+    assert main(["grids", "--exact-to", "3", "--inversion"]) == 0
+    assert capsys.readouterr().out.startswith("Ti: 24 rotations, exact to l = 3")
+    assert main(["grids", "--exact-to", "-1"]) == 2
+    assert "exactness degree" in capsys.readouterr().err

@@ -79,6 +79,28 @@ def test_mts_groups_sum_to_the_full_average(water_box):
     assert fast + slow == pytest.approx(full, rel=1e-10)
 
 
+@pytest.mark.parametrize("platform", ["Reference", "CPU"])
+def test_turned_grid_draws_a_new_rotation_at_every_evaluation_through_torchforce(platform,
+                                                                                 water_cluster):
+    """OpenMM freezes the module it loads: the fresh random turn must survive that. Two
+    evaluations at the same positions differ for T+random (by the part of degree 3 and above,
+    which T does not average) and agree for the fixed T; both correction terms stay finite."""
+    topology, positions = water_cluster
+    model = tiny_model(dtype=torch.float64)
+    for spec, differ in (("T+random", True), ("T", False)):
+        system = create_system(topology, model, "mts", parse_grid(spec))
+        context = openmm.Context(system, openmm.VerletIntegrator(1e-3),
+                                 openmm.Platform.getPlatformByName(platform))
+        context.setPositions(angstrom_to_nm(positions))
+        energies = [context.getState(energy=True, groups={1}).getPotentialEnergy()
+                    .value_in_unit(unit.kilojoule_per_mole) for _ in range(2)]
+        context.setPositions(angstrom_to_nm(positions))  # invalidates OpenMM's cached forces
+        energies.append(context.getState(energy=True, groups={1}).getPotentialEnergy()
+                        .value_in_unit(unit.kilojoule_per_mole))
+        assert np.all(np.isfinite(energies))
+        assert (abs(energies[2] - energies[0]) > 1e-9) == differ, spec
+
+
 def test_energy_units_are_kj_per_mol(water_cluster):
     topology, positions = water_cluster
     model = tiny_model()

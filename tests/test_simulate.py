@@ -71,8 +71,10 @@ def grid_of(strategy: str, spec: str):
 
 def test_grids_resolve_to_canonical_notation_and_are_parsed_once():
     full, raw = RunSettings("water-monomer", strategy="full"), RunSettings("water-monomer")
-    assert (full.grid, raw.grid) == ("2i", "none")
-    assert full.rotation_grid.spec == "2i" and raw.rotation_grid.spec == "none"
+    # the default: the cheapest grid exact to l = 3 with every odd l, as the study's 2i is
+    assert (full.grid, raw.grid) == ("Ti", "none") and full.diagnostic_grid == "Ti"
+    assert full.rotation_grid.spec == "Ti" and raw.rotation_grid.spec == "none"
+    assert RunSettings("water-monomer", strategy="mts", grid="exact:3i").grid == "Ti"
     odd = RunSettings("water-monomer", strategy="mts", grid=" Lebedev:3I ", diagnostic_grid="1I")
     assert (odd.grid, odd.diagnostic_grid) == ("lebedev:3i", "1i")
     assert odd.diagnostic_rotation_grid.spec == "1i"
@@ -142,10 +144,13 @@ def test_every_strategy_runs_on_every_periodic_template(tmp_path, checkpoint, sy
         assert np.all(np.isfinite(diagnostics["potential_kj_mol"]))
 
 
-def test_random_strategy_is_reproducible_for_a_seed(tmp_path, checkpoint):
-    first = run(quick(checkpoint, strategy="random"), tmp_path / "a", progress=False)
-    second = run(quick(checkpoint, strategy="random"), tmp_path / "b", progress=False)
-    third = run(quick(checkpoint, strategy="random", seed=1), tmp_path / "c", progress=False)
+@pytest.mark.parametrize("changes", [dict(strategy="random"),
+                                     dict(strategy="mts", grid="T+random", mts_stride=2)])
+def test_random_strategy_and_turned_grids_are_reproducible_for_a_seed(tmp_path, checkpoint,
+                                                                       changes):
+    first = run(quick(checkpoint, **changes), tmp_path / "a", progress=False)
+    second = run(quick(checkpoint, **changes), tmp_path / "b", progress=False)
+    third = run(quick(checkpoint, seed=1, **changes), tmp_path / "c", progress=False)
     a, b, c = (diagnostics_of(d) for d in (first, second, third))
     np.testing.assert_array_equal(a["potential_kj_mol"], b["potential_kj_mol"])
     assert not np.array_equal(a["potential_kj_mol"], c["potential_kj_mol"])
@@ -172,6 +177,9 @@ def test_bad_inputs_fail_before_any_simulation(tmp_path, checkpoint):
         "unknown grid": (dict(strategy="full", grid="7x"), "lebedev:L"),
         "grid without use": (dict(strategy="none", grid="1i"), "--grid applies"),
         "random with NVE": (dict(strategy="random", ensemble="nve"), "thermostat"),
+        "turned grid with NVE": (dict(strategy="mts", grid="T+random", ensemble="nve",
+                                      mts_stride=2), "thermostat"),
+        "turned diagnostic grid": (dict(diagnostic_grid="Ti+random"), "fixed grid"),
         "mts stride": (dict(strategy="mts", mts_stride=3), "multiple"),
     }
     for name, (changes, message) in cases.items():
