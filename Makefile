@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q
 
-# The analysis scripts at smoke-test lengths (about 6 minutes on 2 cores): they run end to end
+# The analysis scripts at smoke-test lengths (about 20 minutes on 2 cores): they run end to end
 # and write analysis/results/*_quick.{json,png} (not committed).
 smoke: install
-	for script in fig1_gas_phase fig2_liquid_structure fig3_liquid_dynamics fig4_ice mts_stride; do \
+	for script in fig1_gas_phase fig2_liquid_structure fig3_liquid_dynamics fig4_ice mts_stride \
+		group_grids; do \
 		$(BIN)/python analysis/$$script.py --quick || exit 1; done
 
 demo: install

@@ -1,15 +1,15 @@
-"""Figure 2: structure of liquid water at 300 K, raw model vs 2i (MTS) vs q-TIP4P/F.
+"""Figure 2: structure of liquid water at 300 K, raw model vs symmetrized (MTS) vs q-TIP4P/F.
 
     python analysis/fig2_liquid_structure.py [--quick] [--model FILE]
 
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` and plots, with block errors:
 orientational free energy maps F(cos theta, phi) of the molecular direction u in the lab frame
-(raw, 2i, reference) with their anisotropy; g_OO(r); the longitudinal and transverse
+(raw, MTS, reference) with their anisotropy; g_OO(r); the longitudinal and transverse
 orientation correlations c_L(r), c_T(r) (averages over the pairs at distance r, i.e. already
 divided by g). The anisotropy estimator is biased upwards by correlated samples, the more so
 the shorter the run, so it is also given over windows as long as the shortest run: the
 reference's windows (true value 0) show the bias, and a model above them prefers orientations.
-The JSON also gives Delta = E_raw - E_2i of the whole box along the two ML runs
+The JSON also gives Delta = E_raw - E_avg (the diagnostic grid) of the whole box along the two ML runs
 (from their diagnostics, every 1 ps). Writes analysis/results/fig2_liquid_structure[_quick].json
 and .png; the free-energy maps go next to the runs, to
 analysis/runs/liquid[-quick]/fig2_liquid_structure.json (with all the other numbers).
@@ -20,13 +20,14 @@ import json
 import numpy as np
 
 from figures import figure_arguments, without_series, write_figure, write_series
-from liquid_runs import analysed_from_ps, run_all, run_record, trajectories
+from liquid_runs import MTS_RUN, analysed_from_ps, run_all, run_record, trajectories
 from omm_symbreak import observables as obs
 from omm_symbreak.rundir import read_diagnostics
 from omm_symbreak.units import nm_to_angstrom
 
 N_BLOCKS = 4
-LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
+LABELS = {"raw": "raw", MTS_RUN: f"{MTS_RUN.removeprefix('mts-')} (MTS k=10)",
+          "reference": "q-TIP4P/F"}
 # what the figure plots but the results JSON leaves out (written next to the runs)
 SERIES = {"cos_theta", "phi_rad", "free_energy_kt"}
 
@@ -112,12 +113,12 @@ def main() -> None:
     frame_ps = float(loaded["raw"].time[1] - loaded["raw"].time[0])
     numbers = {name: structure_numbers(t, window_frames) for name, t in loaded.items()}
     delta = {name: delta_numbers(directories[name], simulated_ps[name])
-             for name in ("raw", "mts-2i")}
+             for name in ("raw", MTS_RUN)}
     write_figure("fig2_liquid_structure", args, {
         "what": "liquid-64 at 300 K: orientational free energy, g_OO, c_L, c_T; lengths "
-                "in nm, energies in k_B T; delta_2i: E_raw - E_2i of the box in kJ/mol",
+                "in nm, energies in k_B T; delta: E_raw - E_avg of the box in kJ/mol",
         **run_record(simulated_ps, wall, directories, N_BLOCKS),
-        "anisotropy_window_ps": window_frames * frame_ps, "delta_2i": delta,
+        "anisotropy_window_ps": window_frames * frame_ps, "delta": delta,
         "plotted_series": write_series(directories["raw"].parent, "fig2_liquid_structure", numbers),
         **without_series(numbers, SERIES)},
         numbers, plot)
@@ -125,7 +126,7 @@ def main() -> None:
                              "anisotropy_windows": n["anisotropy_windows"],
                              "g_oo_first_peak": [n["g_oo_first_peak_nm"],
                                                  n["g_oo_first_peak_height"]]}
-                      for name, n in numbers.items()} | {"delta_2i": delta}, indent=1))
+                      for name, n in numbers.items()} | {"delta": delta}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Figure 3: dynamics of liquid water at 300 K, raw model vs 2i (MTS) vs q-TIP4P/F.
+"""Figure 3: dynamics of liquid water at 300 K, raw model vs symmetrized (MTS) vs q-TIP4P/F.
 
     python analysis/fig3_liquid_dynamics.py [--quick] [--model FILE]
 
@@ -17,12 +17,13 @@ import json
 import numpy as np
 
 from figures import figure_arguments, write_figure
-from liquid_runs import run_all, run_record, trajectories
+from liquid_runs import MTS_RUN, run_all, run_record, trajectories
 from omm_symbreak import observables as obs
 from omm_symbreak.analyze import _max_lag_ps
 
 N_BLOCKS = 4
-LABELS = {"raw": "raw", "mts-2i": "2i (MTS k=10)", "reference": "q-TIP4P/F"}
+LABELS = {"raw": "raw", MTS_RUN: f"{MTS_RUN.removeprefix('mts-')} (MTS k=10)",
+          "reference": "q-TIP4P/F"}
 
 
 def max_lag_ps(trajectories: dict, wanted_ps: float) -> float:

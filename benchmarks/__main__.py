@@ -2,7 +2,8 @@
 
 Parts (each also runs alone as ``python -m benchmarks.<part>``): ``energy_forces`` (raw vs
 grid averages, batched vs per-rotation loop, three system sizes), ``md_throughput`` (ns/day
-per strategy through TorchForce), ``scaling`` (time and peak memory vs size) and
+per strategy through TorchForce), ``grid_cost`` (the cheapest grid per exactness degree
+against the anchors' grids), ``scaling`` (time and peak memory vs size) and
 ``torchforce_overhead``; ``memory`` (peak memory of a grid average) runs alone only. Writes
 ``DIR/*.json`` (default benchmarks/results) and ``DIR/summary.png``, and prints the total wall
 time. ``--quick`` is a smoke test of a minute or two with tiny settings, written to a temporary
@@ -15,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import energy_forces, md_throughput, scaling, torchforce_overhead
+from . import energy_forces, grid_cost, md_throughput, scaling, torchforce_overhead
 from .common import SYSTEMS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,6 +85,7 @@ def main():
                                                output),
             "md_throughput": md_throughput.run(2, args.model, results_dir=output,
                                                scale=0.2),
+            "grid_cost": grid_cost.run(1, args.model, "water-monomer", output),
             "scaling": scaling.run(1, args.model, output, scaling.REPLICATES[:2]),
             "torchforce_overhead": torchforce_overhead.run(2, args.model, output),
         }
@@ -91,6 +93,7 @@ def main():
         results = {
             "energy_forces": energy_forces.run(model_file=args.model, results_dir=output),
             "md_throughput": md_throughput.run(model_file=args.model, results_dir=output),
+            "grid_cost": grid_cost.run(model_file=args.model, results_dir=output),
             "scaling": scaling.run(model_file=args.model, results_dir=output),
             "torchforce_overhead": torchforce_overhead.run(model_file=args.model,
                                                            results_dir=output),

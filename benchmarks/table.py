@@ -19,6 +19,7 @@ def tables(results_dir: Path = RESULTS) -> str:
     md = json.loads((results_dir / "md_throughput.json").read_text())
     scaling = json.loads((results_dir / "scaling.json").read_text())
     overhead = json.loads((results_dir / "torchforce_overhead.json").read_text())
+    grids = json.loads((results_dir / "grid_cost.json").read_text())
     machine = ef["machine"]
     grid_sizes = max((s["grid_sizes"] for s in ef["systems"].values()), key=len)
     all_specs = list(grid_sizes)
@@ -41,6 +42,18 @@ def tables(results_dir: Path = RESULTS) -> str:
         drift = entry["drift_kj_mol_per_ns_per_molecule"]
         lines.append(f"| {name} | {entry['ns_per_day']:.3g} | {md['speed_over_none'][name]:.2f} | "
                      f"{'-' if drift is None else f'{drift:.3g}'} | {entry['simulated_ps']:.3g} ps |")
+    lines += ["", f"The cheapest grid per exactness degree against the anchors' grids: rotations "
+              f"and energy + forces of {grids['system']} (raw: "
+              f"{_ms(grids['raw_energy_forces_s'])}), side by side:", "",
+              "| l | inversion | cheapest | i-PI Legendre | i-PI Lebedev | metatomic |",
+              "|---|---|---|---|---|---|"]
+    for row in grids["rows"]:
+        cells = [f"`{row[key]['grid']}` {row[key]['evaluations']}, "
+                 f"{_ms(row[key]['energy_forces_s'])}"
+                 for key in ("cheapest", "i-PI legendre", "i-PI lebedev")]
+        metatomic = row["metatomic evaluations"]
+        lines.append(f"| {row['l']} | {'yes' if row['inversion'] else 'no'} | "
+                     + " | ".join(cells) + f" | {metatomic or '-'} |")
     lines += ["", "Raw model vs size (liquid-64 tiled): " + ", ".join(
         f"{s['n_atoms']} atoms {_ms(s['median_s'])} ({s['peak_memory_mib']:.0f} MiB)"
         for s in scaling["sizes"]) + f"; ratio {scaling['time_ratio_largest_over_smallest']:.2f} "
