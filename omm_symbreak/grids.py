@@ -194,13 +194,17 @@ def _candidates(l: int):
         yield lebedev_grid(degree, inversion=True)
 
 
+MAX_EXACTNESS_DEGREE = 20  # the cheapest grid exact to 20 has 3570 rotations
+
+
 def cheapest_grid(l: int, inversion: bool = False) -> RotationGrid:
     """The grid of the fewest rotations exact to degree ``l`` (``l_exact >= l``) among every
     form of ``GRID_FORMS``; with ``inversion``, among those with improper copies (which average
     every odd degree to zero too). Ties go to improper copies, then to the higher l_exact, then
     to the finite groups."""
-    if not 0 <= l <= _LEBEDEV_DEGREES[-1] - 1:
-        raise ValueError(f"the exactness degree must be in 0..{_LEBEDEV_DEGREES[-1] - 1}, got {l}")
+    if not 0 <= l <= MAX_EXACTNESS_DEGREE:
+        raise ValueError(f"the exactness degree must be in 0..{MAX_EXACTNESS_DEGREE} (beyond, "
+                         f"every grid has thousands of rotations), got {l}")
     exact = [grid for grid in _candidates(l)
              if grid.l_exact >= l and (grid.inversion or not inversion)]
     return min(exact, key=lambda grid: (grid.size, not grid.inversion, -grid.l_exact))
@@ -213,14 +217,10 @@ def grid_catalogue(max_size: int = 200) -> list:
     grids = [NO_ROTATION] + [group_grid(name, inversion) for name in GROUPS
                              for inversion in (False, True)]
     for inversion in (False, True):
-        order = 1 if inversion else 2
-        while legendre_euler_grid(order, inversion).size <= max_size:
-            grids.append(legendre_euler_grid(order, inversion))
-            order += 1
-        degree = 1
-        while lebedev_grid(degree, inversion).size <= max_size:
-            grids.append(lebedev_grid(degree, inversion))
-            degree += 1
+        for build, order in ((legendre_euler_grid, 1 if inversion else 2), (lebedev_grid, 1)):
+            while (grid := build(order, inversion)).size <= max_size:
+                grids.append(grid)
+                order += 1
     grids = [grid for grid in grids if grid.size <= max_size]
     return sorted(grids, key=lambda grid: (grid.size, grid.l_exact, grid.spec))
 
