@@ -84,7 +84,14 @@ def averaged(model: UnconstrainedPET, grid: RotationGrid,
 def correction(model: UnconstrainedPET, grid: RotationGrid,
                memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
     """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch of G + 1 copies
-    (for a randomized grid only the G copies of the average turn)."""
+    (for a randomized grid only the G copies of the average turn). A fixed grid that holds the
+    identity, as every rotation group does, evaluates it once, with weight w - 1: G copies."""
+    identity = np.flatnonzero(np.all(np.abs(grid.rotations - np.eye(3)) < 1e-12, axis=(1, 2)))
+    if len(identity) > 0 and not grid.randomized:
+        weights = grid.weights.copy()
+        weights[identity[0]] -= 1.0
+        return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), grid.rotations,
+                                      weights, f"correction:{grid.spec}", _dtype(model))
     rotations = np.concatenate([grid.rotations, np.eye(3)[None]], axis=0)
     weights = np.concatenate([grid.weights, [-1.0]])
     turned = np.append(np.full(grid.size, grid.randomized), False)

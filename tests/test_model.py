@@ -84,6 +84,23 @@ def test_batched_grid_average_equals_loop_over_rotated_structures(model, water_b
     assert delta == pytest.approx(loop - energy(raw, positions, cell)[0], rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("spec, copies", [("Ti", 24), ("O", 24), ("I", 60), ("1i", 3),
+                                           ("2i", 37), ("T+random", 13)])
+def test_correction_evaluates_the_identity_once(model, water_box, spec, copies):
+    """A fixed grid holding the identity (every group) folds the raw term into it; the
+    Legendre-Euler grids hold none (1i is a rotation by 90 degrees about x and its negative),
+    nor does a turned grid."""
+    _, positions, cell = water_box
+    grid = parse_grid(spec)
+    module = correction(model, grid)
+    assert module.rotations.shape[0] == module.weights.shape[0] == copies
+    if not grid.randomized:
+        average, _ = energy(averaged(model, grid), positions, cell)
+        raw, _ = energy(averaged(model, parse_grid("none")), positions, cell)
+        delta, _ = energy(module, positions, cell)
+        assert delta == pytest.approx(average - raw, rel=1e-9, abs=1e-12)
+
+
 def invariant_model() -> UnconstrainedPET:
     """The same architecture made exactly rotation invariant: edge tokens see only |r|."""
     model = tiny_model(seed=5)
