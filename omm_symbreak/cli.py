@@ -112,7 +112,8 @@ def add_simulate_parser(commands) -> None:
     p.add_argument("--strategy", default=d.strategy, choices=STRATEGIES,
                    help="what the run does about the symmetry breaking (docs/design.md)")
     p.add_argument("--grid", default=None, help=f"grid of strategies full and mts (default "
-                                                f"{DEFAULT_GRID}); notation in docs/design.md")
+                                                f"{DEFAULT_GRID}; the study's is 2i; 'omm-symbreak "
+                                                f"grids' lists them by cost): {GRID_FORMS}")
     p.add_argument("--mts-stride", type=int, default=d.mts_stride,
                    help="steps of --timestep-fs per evaluation of the correction (mts)")
     p.add_argument("--ensemble", default=d.ensemble, choices=ENSEMBLES,

@@ -212,8 +212,9 @@ def cheapest_grid(l: int, inversion: bool = False) -> RotationGrid:
 
 def grid_catalogue(max_size: int = 200) -> list:
     """Every grid of at most ``max_size`` rotations (Legendre-Euler and Lebedev orders, the
-    groups, each with and without inversion; ``1``, the identity, as ``none``), sorted by size
-    then l_exact: the README's table."""
+    groups, each with and without inversion; not ``1``, a single rotation by 90 degrees about
+    x, which is the raw model in another frame), sorted by size then l_exact: the README's
+    table."""
     grids = [NO_ROTATION] + [group_grid(name, inversion) for name in GROUPS
                              for inversion in (False, True)]
     for inversion in (False, True):

@@ -251,9 +251,12 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
         changed.remove("model")  # the same model under another path (a copy, say)
     changed = [name for name in changed if name not in COST_SETTINGS]
     if changed and not (resume and changed == ["steps"]):
-        raise ValueError(f"{directory} holds a different run (settings differ: "
-                         f"{', '.join(flag(name) for name in changed)}); choose another "
-                         f"output directory")
+        differences = ", ".join(f"{flag(name)} {record['settings'][name]} in the run, "
+                                f"{wanted.get(name)} now" for name in changed)
+        raise ValueError(f"{directory} holds a different run (settings differ: {differences}; "
+                         "a default may have changed since it started, such as --grid and "
+                         "--diagnostic-grid from 2i to Ti: pass the run's values to resume "
+                         "it); or choose another output directory")
     if not resume:
         raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
     if record.get("model_fingerprint", fingerprint) != fingerprint:

@@ -10,11 +10,11 @@ def test_demo_table_and_plot(tmp_path, capsys):
     output = tmp_path / "demo"
     assert main(["demo", "-o", str(output)]) == 0
     table = capsys.readouterr().out
-    assert "monomer 2i" in table and "liquid-64 mts 2i k=8" in table
+    assert "monomer Ti" in table and "liquid-64 mts Ti k=8" in table
     assert (output / "demo.png").stat().st_size > 10_000
     summary = json.loads((output / "summary.json").read_text())
-    # the raw model exerts a net torque on an isolated molecule, its 2i average almost none
+    # the raw model exerts a net torque on an isolated molecule, its Ti average almost none
     raw = summary["monomer raw"]["angular_momentum_wander_amu_nm2_ps"]
-    averaged = summary["monomer 2i"]["angular_momentum_wander_amu_nm2_ps"]
+    averaged = summary["monomer Ti"]["angular_momentum_wander_amu_nm2_ps"]
     assert averaged < raw / 10
     assert main(["demo", "-o", str(output)]) == 2

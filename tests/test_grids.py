@@ -175,7 +175,7 @@ def test_catalogue_is_sorted_by_cost_and_lists_every_form():
     specs = {grid.spec for grid in catalogue}
     assert {"none", "1i", "T", "Ti", "O", "Oi", "I", "Ii", "2", "2i", "3", "3i", "4",
             "lebedev:5", "lebedev:5i"} <= specs
-    assert "1" not in specs  # the identity, listed as none
+    assert "1" not in specs  # one rotation: the raw model in another frame, as none costs
 
 
 @pytest.mark.parametrize("spec", ["random", "Random ", "none+random"])

@@ -273,6 +273,11 @@ def test_a_resumed_run_can_be_extended_but_not_changed_or_cut_before_its_checkpo
     with pytest.raises(ValueError, match="settings differ: --seed"):
         run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800, seed=4),
             tmp_path / "part", resume=True, progress=False)
+    # a changed default reads as a changed setting: the message names both values
+    with pytest.raises(ValueError, match="--diagnostic-grid none in the run, Ti now"):
+        run(dataclasses.replace(_stored_settings(tmp_path / "part"), steps=800,
+                                diagnostic_grid="Ti"), tmp_path / "part", resume=True,
+            progress=False)
     original = Path(checkpoint).read_bytes()  # the same path, another model: refused
     save_model(tiny_model(seed=1, dtype=torch.float32), checkpoint)
     with pytest.raises(ValueError, match="run with another model"):
