@@ -65,10 +65,11 @@ def run_specs(lengths: dict, model_file) -> dict:
                   timestep_fs=0.5, seed=1, checkpoint_interval=2000, state_interval=400)
     nve_steps = int(round(lengths["nve"] * 2000))
     specs = {
-        f"nve-{label}": RunSettings(strategy=strategy, ensemble="nve", steps=nve_steps,
-                                    diagnostics_interval=interval, diagnostic_grid="2i",
-                                    trajectory_interval=40, **common)
-        for label, strategy, interval in (("raw", "none", 4), ("2i", "full", 8))
+        f"nve-{label}": RunSettings(strategy=strategy, grid=grid, ensemble="nve",
+                                    steps=nve_steps, diagnostics_interval=interval,
+                                    diagnostic_grid="2i", trajectory_interval=40, **common)
+        for label, strategy, grid, interval in (("raw", "none", None, 4),
+                                                ("2i", "full", "2i", 8))
     }
     for grid in GRIDS:
         specs[f"nvt-{grid}"] = RunSettings(

@@ -40,9 +40,9 @@ def run_specs(simulated_ps: float, model_file) -> dict:
                   diagnostics_interval=SAMPLE_STEPS, diagnostic_grid="2i",
                   checkpoint_interval=125 * SAMPLE_STEPS)
     specs = {"raw": RunSettings(strategy="none", **common),
-             "full 2i": RunSettings(strategy="full", **common)}
+             "full 2i": RunSettings(strategy="full", grid="2i", **common)}
     for k in STRIDES:
-        specs[f"mts 2i k={k}"] = RunSettings(strategy="mts", mts_stride=k, **common)
+        specs[f"mts 2i k={k}"] = RunSettings(strategy="mts", grid="2i", mts_stride=k, **common)
     return specs
 
 

@@ -59,7 +59,7 @@ def main() -> None:
                            ensemble="nvt", temperature_k=300.0, timestep_fs=0.5,
                            steps=int(round(args.time_ps * 2000)), seed=1, state_interval=200,
                            trajectory_interval=200, diagnostics_interval=4000,
-                           checkpoint_interval=2000)
+                           diagnostic_grid="2i", checkpoint_interval=2000)
     resume = (args.run_dir / "run.json").is_file()
     started = time.perf_counter()
     run(settings, args.run_dir, resume=resume)
