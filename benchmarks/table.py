@@ -40,7 +40,7 @@ def tables(results_dir: Path = RESULTS) -> str:
               "|---|---|---|---|---|"]
     for name, entry in md["results"].items():
         drift = entry["drift_kj_mol_per_ns_per_molecule"]
-        lines.append(f"| {name} | {entry['ns_per_day']:.3g} | {md['speed_over_none'][name]:.2f} | "
+        lines.append(f"| {name} | {entry['ns_per_day']:.3g} | {md['speed_over_none'][name]:.3f} | "
                      f"{'-' if drift is None else f'{drift:.3g}'} | {entry['simulated_ps']:.3g} ps |")
     lines += ["", f"The cheapest grid per exactness degree against the anchors' grids: rotations "
               f"and energy + forces of {grids['system']} (raw: "
