@@ -19,7 +19,7 @@ from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, PETAdapter
 from .model.neighbors import TOO_MANY_NEIGHBORS
 from .model.pet import UnconstrainedPET
 from .structure_checks import check_no_overlaps
-from .symmetrize import strategy_energy
+from .symmetrize import copies_per_evaluation, strategy_energy
 from .units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV, as_nm_array, nm_to_angstrom
 
 
@@ -132,7 +132,7 @@ def evaluation_cost(model: UnconstrainedPET, n_atoms: int, strategy: str,
                     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> str:
     """What one force evaluation of ``strategy`` costs for ``n_atoms`` atoms: the model
     evaluations and an upper estimate of the activation memory held at once, in words."""
-    copies = grid.size + 1 if strategy == "mts" else grid.size if strategy == "full" else 1
+    copies = copies_per_evaluation(strategy, grid)
     per_copy = PETAdapter(model).estimated_bytes_per_copy(n_atoms)
     held = min(copies, max(1, memory_budget_bytes // per_copy)) * per_copy
     evaluations = (f"{copies} model evaluations per slow step (grid {grid.spec} and the raw "

@@ -81,20 +81,26 @@ def averaged(model: UnconstrainedPET, grid: RotationGrid,
                                   np.full(grid.size, grid.randomized))
 
 
-def correction(model: UnconstrainedPET, grid: RotationGrid,
-               memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
-    """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch of G + 1 copies
-    (for a randomized grid only the G copies of the average turn). A fixed grid that holds the
-    identity, as every rotation group does, evaluates it once, with weight w - 1: G copies."""
+def correction_rows(grid: RotationGrid):
+    """(rotations [C, 3, 3], weights [C], turned [C]) of E_avg - E_raw for ``grid``: the grid's
+    rows and the identity with weight -1, C = G + 1 (for a randomized grid only the G rows of
+    the average turn). A fixed grid that holds the identity, as every rotation group does,
+    evaluates it once, with weight w - 1: C = G."""
     identity = np.flatnonzero(np.all(np.abs(grid.rotations - np.eye(3)) < 1e-12, axis=(1, 2)))
     if len(identity) > 0 and not grid.randomized:
         weights = grid.weights.copy()
         weights[identity[0]] -= 1.0
-        return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), grid.rotations,
-                                      weights, f"correction:{grid.spec}", _dtype(model))
-    rotations = np.concatenate([grid.rotations, np.eye(3)[None]], axis=0)
-    weights = np.concatenate([grid.weights, [-1.0]])
-    turned = np.append(np.full(grid.size, grid.randomized), False)
+        return grid.rotations, weights, np.zeros(grid.size, bool)
+    return (np.concatenate([grid.rotations, np.eye(3)[None]], axis=0),
+            np.concatenate([grid.weights, [-1.0]]),
+            np.append(np.full(grid.size, grid.randomized), False))
+
+
+def correction(model: UnconstrainedPET, grid: RotationGrid,
+               memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
+    """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch
+    (``correction_rows``)."""
+    rotations, weights, turned = correction_rows(grid)
     return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), rotations, weights,
                                   f"correction:{grid.spec}", _dtype(model), turned)
 
@@ -118,6 +124,15 @@ def check_strategy(strategy: str, grid: Optional[RotationGrid]) -> None:
     if strategy in ("none", "random") and grid is not None and grid.spec != "none":
         raise ValueError(f"strategy {strategy} evaluates no grid (got {grid.spec}): a grid "
                          "applies to strategies full and mts")
+
+
+def copies_per_evaluation(strategy: str, grid: Optional[RotationGrid]) -> int:
+    """Model evaluations in one call of the module of ``strategy`` (for ``mts``, the
+    correction; its fast force is one more per inner step)."""
+    check_strategy(strategy, grid)
+    if strategy == "mts":
+        return len(correction_rows(grid)[1])
+    return grid.size if strategy == "full" else 1
 
 
 def strategy_energy(model: UnconstrainedPET, strategy: str = "none",
