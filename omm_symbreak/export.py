@@ -1,12 +1,14 @@
 """Wrap a model for OpenMM: units, atom types of a topology, TorchScript.
 
 The boundary between OpenMM and the model: OpenMM gives positions and box vectors in nm and
-expects the energy in kJ/mol; the built-in model works in Angstrom and eV (``units``).
+expects the energy in kJ/mol; the model works in its own units (the built-in model: Angstrom
+and eV, ``units``; a metatomic model: those of its capabilities; a TorchForce module: nm and
+kJ/mol already). ``model`` is an ``EnergyModel`` of any kind (``omm_symbreak.model_kinds``) or
+an ``UnconstrainedPET``.
 
 ``omm_symbreak.potential`` turns the modules made here into OpenMM forces and systems.
 """
 
-import re
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,53 +17,63 @@ import torch
 from torch import Tensor, nn
 
 from .grids import RotationGrid
-from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, PETAdapter
-from .model.neighbors import TOO_MANY_NEIGHBORS
-from .model.pet import UnconstrainedPET
+from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
+from .model_kinds import EnergyModel, as_energy_model
+from .model_kinds.torchforce import TorchForceModel
 from .structure_checks import check_no_overlaps
 from .symmetrize import copies_per_evaluation, strategy_energy
-from .units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV, as_nm_array, nm_to_angstrom
+from .units import as_nm_array, nm_to_angstrom
 
 
 class OpenMMEnergy(nn.Module):
     """TorchForce contract: forward(positions [N, 3] nm, boxvectors [3, 3] nm or None) -> kJ/mol.
 
-    ``energy`` is one of the modules of ``omm_symbreak.symmetrize`` (Angstrom in, eV out);
-    ``types`` [N] (a buffer) holds the model's type index of every particle of the topology;
-    the buffer ``kj_per_mol_per_ev`` is a scalar in the model's dtype, which the positions
-    are cast to.
+    ``energy`` is one of the modules of ``omm_symbreak.symmetrize`` (model units in and out);
+    ``types`` [N] (a buffer) holds the model's type of every particle of the topology (empty:
+    a module for any number of atoms); positions and box are multiplied by ``length_per_nm``
+    and cast to ``dtype`` (None: kept as OpenMM passes them), the energy multiplied by
+    ``kj_mol_per_energy``. With box vectors the energy is periodic; a module made for a
+    periodic topology (``uses_periodic_boundary_conditions``) refuses to run without them.
     """
 
     def __init__(self, energy: nn.Module, types: Tensor, uses_periodic_boundary_conditions: bool,
-                 dtype: torch.dtype):
+                 dtype: Optional[torch.dtype], length_per_nm: float, kj_mol_per_energy: float):
         super().__init__()
         self.energy = energy
         self.register_buffer("types", types)
-        self.register_buffer("kj_per_mol_per_ev", torch.tensor(KJ_PER_MOL_PER_EV, dtype=dtype))
+        self.register_buffer("dtype_like", torch.zeros((), dtype=dtype or torch.float64))
+        self.cast = dtype is not None
         self.uses_periodic_boundary_conditions = uses_periodic_boundary_conditions
-        self.angstrom_per_nm = ANGSTROM_PER_NM
+        self.length_per_nm = float(length_per_nm)
+        self.kj_mol_per_energy = float(kj_mol_per_energy)
 
     def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
         n_atoms = self.types.shape[0]
-        if positions.dim() != 2 or positions.shape[0] != n_atoms or positions.shape[1] != 3:
+        if positions.dim() != 2 or positions.shape[1] != 3 or (
+                n_atoms > 0 and positions.shape[0] != n_atoms):
             raise ValueError("positions must have the shape [" + str(n_atoms) + ", 3] of the "
                              "topology this module was exported for, got "
                              + str(list(positions.shape)))
-        model_dtype = self.kj_per_mol_per_ev.dtype
         # OpenMM passes float64 positions; the model sees only their differences. Shifting to
         # the centroid before rounding to the model's dtype keeps float32 rounding at the scale
         # of the system, not of its distance from the origin (a gas-phase molecule diffuses
         # nanometres away in NVT, and the rounding then breaks rotational symmetry itself).
+        # The rotations of a grid turn the system about this centroid.
         centroid = positions.detach().mean(dim=0)
-        positions_angstrom = (positions - centroid).to(model_dtype) * self.angstrom_per_nm
-        cell_angstrom: Optional[Tensor] = None
-        if self.uses_periodic_boundary_conditions:
-            if boxvectors is None:
-                raise ValueError("this module was exported for a periodic topology: "
-                                 "call setUsesPeriodicBoundaryConditions(True) on the TorchForce")
-            cell_angstrom = boxvectors.to(model_dtype) * self.angstrom_per_nm
-        energy_ev = self.energy(self.types, positions_angstrom, cell_angstrom)
-        return energy_ev * self.kj_per_mol_per_ev
+        positions_model = positions - centroid
+        if self.cast:
+            positions_model = positions_model.to(self.dtype_like.dtype)
+        positions_model = positions_model * self.length_per_nm
+        cell: Optional[Tensor] = None
+        if boxvectors is not None:
+            cell = boxvectors
+            if self.cast:
+                cell = boxvectors.to(self.dtype_like.dtype)
+            cell = cell * self.length_per_nm
+        elif self.uses_periodic_boundary_conditions:
+            raise ValueError("this module was exported for a periodic topology: "
+                             "call setUsesPeriodicBoundaryConditions(True) on the TorchForce")
+        return self.energy(self.types, positions_model, cell) * self.kj_mol_per_energy
 
 
 def topology_atomic_numbers(topology) -> List[int]:
@@ -76,32 +88,38 @@ def topology_atomic_numbers(topology) -> List[int]:
     return numbers
 
 
-def openmm_module(topology, model: UnconstrainedPET, strategy: str = "none",
+def openmm_module(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
-                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
-                  ) -> torch.jit.ScriptModule:
-    """The TorchScript module (nm in, kJ/mol out) of ``strategy`` for ``topology``.
+                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> nn.Module:
+    """The module (nm in, kJ/mol out) of ``strategy`` for ``topology``: TorchScript for the
+    built-in model and TorchForce modules, an eager module for a metatomic model
+    (``EnergyModel.scriptable``).
 
     ``strategy``: ``none`` (raw model), ``full`` (average over ``grid``), ``mts`` (the
     correction E_avg - E_raw over ``grid``: the slow force; the fast force is ``none``) or
     ``random`` (a random orientation per call). The rotated copies of one evaluation go through
-    the model in chunks of at most ``memory_budget_bytes`` of activations.
+    the model in chunks of at most ``memory_budget_bytes`` of activations (where the kind of
+    model tells its memory; ``model_kinds``).
 
     Raises ValueError, before any simulation, for elements the model does not know and, when
     ``positions`` are given, for positions that do not match the topology or that put atoms on
     top of each other; with positions, the module is also evaluated once (without gradients) so
     that a structure the model cannot handle (more neighbours than its slots) fails here.
     """
-    types = model.species_of(topology_atomic_numbers(topology))
+    model = as_energy_model(model)
+    types = model.types_of(topology_atomic_numbers(topology))
     periodic = topology.getPeriodicBoxVectors() is not None
     energy = strategy_energy(model, strategy, grid, memory_budget_bytes)
-    module = torch.jit.script(OpenMMEnergy(energy, types, periodic, model.energy_scale.dtype))
+    module = OpenMMEnergy(energy, types, periodic, model.dtype, model.length_per_nm,
+                          model.kj_mol_per_energy)
+    if model.scriptable:
+        module = torch.jit.script(module)
     if positions is not None:
         _check_positions(topology, module, positions, model)
     return module
 
 
-def _check_positions(topology, module, positions, model: UnconstrainedPET) -> None:
+def _check_positions(topology, module, positions, model: EnergyModel) -> None:
     """ValueError for positions that do not fit ``topology`` or that ``module`` cannot evaluate."""
     positions_nm = as_nm_array(positions)
     if positions_nm.shape != (topology.getNumAtoms(), 3):
@@ -117,39 +135,69 @@ def _check_positions(topology, module, positions, model: UnconstrainedPET) -> No
         with torch.no_grad():
             module(torch.tensor(positions_nm), None if box_nm is None else torch.tensor(box_nm))
     except (RuntimeError, torch.jit.Error) as error:
-        crowded = re.search(r"atom (\d+) has (\d+) neighbors", str(error))
-        if TOO_MANY_NEIGHBORS not in str(error) or crowded is None:
+        explanation = model.explain_failure(error)
+        if explanation is None:
             raise
-        raise ValueError(
-            f"{TOO_MANY_NEIGHBORS}: atom {crowded[1]} has {crowded[2]} neighbours within "
-            f"{model.cutoff} Angstrom, more than the model's {model.max_neighbors} slots: the "
-            "structure is denser than the model's training data. Check the box and the "
-            "positions (units: nm), or use a model trained for such densities") from None
+        raise ValueError(explanation) from None
 
 
-def evaluation_cost(model: UnconstrainedPET, n_atoms: int, strategy: str,
-                    grid: Optional[RotationGrid],
+def evaluation_cost(model, n_atoms: int, strategy: str, grid: Optional[RotationGrid],
                     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> str:
     """What one force evaluation of ``strategy`` costs for ``n_atoms`` atoms: the model
-    evaluations and an upper estimate of the activation memory held at once, in words."""
+    evaluations and, where the kind of model tells it, an upper estimate of the activation
+    memory held at once, in words."""
+    model = as_energy_model(model)
     copies = copies_per_evaluation(strategy, grid)
-    per_copy = PETAdapter(model).estimated_bytes_per_copy(n_atoms)
-    held = min(copies, max(1, memory_budget_bytes // per_copy)) * per_copy
     evaluations = (f"{copies} model evaluations per slow step (grid {grid.spec} and the raw "
                    "model) and 1 per fast step" if strategy == "mts" else
                    f"{copies} model evaluations per step" + (f" (grid {grid.spec})"
                                                              if strategy == "full" else ""))
+    per_copy = model.estimated_bytes_per_copy(n_atoms)
+    if per_copy is None:
+        return (f"strategy {strategy}, {n_atoms} atoms, {model.kind} model: {evaluations}; "
+                f"activation memory not estimated for this kind of model")
+    held = min(copies, max(1, memory_budget_bytes // per_copy)) * per_copy
     return (f"strategy {strategy}, {n_atoms} atoms: {evaluations}; at most about "
             f"{held / 2**30:.2g} GB of activations at a time (memory budget "
             f"{memory_budget_bytes / 2**30:.3g} GB)")
 
 
-def export(topology, model: UnconstrainedPET, path, strategy: str = "none",
+def check_exportable(model: EnergyModel) -> None:
+    """ValueError for a kind of model that has no TorchScript file to write."""
+    if not model.scriptable:
+        raise ValueError(f"{model.path}: a {model.kind} model cannot be written as a TorchForce "
+                         "file (openmmtorch freezes every module it loads, and metatomic models "
+                         "do not survive freezing); it runs through openmm.PythonForce: use "
+                         "omm-symbreak simulate --model FILE, omm_symbreak.potential."
+                         "create_system, or MLPotential('symbreak', model=FILE)")
+
+
+def export(topology, model, path, strategy: str = "none",
            grid: Optional[RotationGrid] = None, positions=None,
            memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> Path:
     """Write the TorchScript file of ``openmm_module`` to ``path`` and return the path."""
+    model = as_energy_model(model)
+    check_exportable(model)
     path = Path(path)
     module = openmm_module(topology, model, strategy, grid, positions, memory_budget_bytes)
     path.parent.mkdir(parents=True, exist_ok=True)
     module.save(str(path))
     return path
+
+
+def symmetrized_module(model: TorchForceModel, strategy: str,
+                       grid: Optional[RotationGrid] = None,
+                       memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
+                       ) -> torch.jit.ScriptModule:
+    """A TorchForce module (``forward(positions nm, boxvectors nm or None) -> kJ/mol``, any
+    number of atoms) of ``strategy`` around a user's TorchForce module: its energy averaged over
+    ``grid`` (``full``), the correction E_avg - E_raw (``mts``: the slow force; the user's module
+    is the fast force) or a random orientation per call (``random``). Periodic when the user's
+    module is (its ``uses_periodic_boundary_conditions``, else whether it takes box vectors)."""
+    if not isinstance(model, TorchForceModel):
+        raise TypeError(f"symmetrized_module takes a TorchForce module (load_energy_model of a "
+                        f"TorchScript file), got a {getattr(model, 'kind', type(model).__name__)}"
+                        " model: the built-in model is exported for a system with export()")
+    energy = strategy_energy(model, strategy, grid, memory_budget_bytes)
+    return torch.jit.script(OpenMMEnergy(energy, torch.zeros(0, dtype=torch.long), model.periodic,
+                                         None, 1.0, 1.0))

@@ -29,8 +29,9 @@ What is specific to a model lives in its adapter, a module with these methods:
   ``estimated_bytes_per_copy(n_atoms) -> int``: an upper bound of it before any evaluation.
 
 The kernel chunks the copies: at most ``memory_budget_bytes`` worth of copies at once; on CPUs
-also chunks of about ``cpu_batch_atoms`` atoms, which keep the activations in cache
-(benchmarks/energy_forces.py).
+also chunks of about ``cpu_batch_atoms`` atoms (None: no such limit), which keep the built-in
+model's activations in cache (benchmarks/energy_forces.py). Adapters of the other kinds of
+model live in ``omm_symbreak.model_kinds``.
 """
 
 from typing import List, Optional
@@ -110,7 +111,7 @@ class RotatedCopies(nn.Module):
     """E(R_c x) for a batch of rotations: the one kernel (module docstring)."""
 
     def __init__(self, adapter: nn.Module, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-                 cpu_batch_atoms: int = 512):
+                 cpu_batch_atoms: Optional[int] = 512):
         super().__init__()
         if memory_budget_bytes < 1:
             raise ValueError(f"the memory budget must be positive, got {memory_budget_bytes} bytes")
@@ -121,8 +122,9 @@ class RotatedCopies(nn.Module):
     def chunk_size(self, prepared: List[Tensor], positions: Tensor, n_rotations: int) -> int:
         """Copies per model call: within the memory budget, and cache-sized on CPUs."""
         chunk = max(1, self.memory_budget_bytes // max(self.adapter.bytes_per_copy(prepared), 1))
-        if not positions.is_cuda:
-            chunk = min(chunk, max(1, self.cpu_batch_atoms // max(positions.shape[0], 1)))
+        cpu_batch_atoms = self.cpu_batch_atoms
+        if not positions.is_cuda and cpu_batch_atoms is not None:
+            chunk = min(chunk, max(1, cpu_batch_atoms // max(positions.shape[0], 1)))
         return min(chunk, max(n_rotations, 1))
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor],

@@ -7,18 +7,24 @@ Strategies (how the symmetry breaking of the raw model is handled, ``STRATEGIES`
                 E_avg - E_raw in force group ``SLOW_GROUP``, for multiple time stepping
                 (``openmm.MTSLangevinIntegrator`` / ``openmm.MTSIntegrator``);
   - ``random``: the model in a fresh random orientation at every evaluation.
+
+A module in TorchScript (the built-in model, a TorchForce module) becomes an
+``openmmtorch.TorchForce``; an eager one (a metatomic model) an ``openmm.PythonForce``
+(``python_force``), which calls Python at every evaluation.
 """
 
 from typing import List, Optional, Union
 
-import torch  # noqa: F401  (must be imported before openmmtorch: it loads the CUDA runtime)
+import numpy as np
+import torch  # must be imported before openmmtorch: it loads the CUDA runtime
 import openmm
 import openmmtorch
+from openmm import unit
+from torch import nn
 
 from .export import openmm_module
 from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
-from .model.pet import UnconstrainedPET
 from .symmetrize import check_strategy
 
 
@@ -50,25 +56,63 @@ def torch_force(module: Union[torch.jit.ScriptModule, str], force_group: int = F
     return force
 
 
-def create_forces(topology, model: UnconstrainedPET, strategy: str = "none",
+class EagerEnergy:
+    """The computation of an ``openmm.PythonForce``: an energy module (nm, kJ/mol; TorchScript or
+    eager) evaluated on a State's positions (and box), forces by autograd, on the CPU."""
+
+    def __init__(self, module: nn.Module, periodic: bool):
+        self.module = module
+        self.periodic = periodic
+
+    def __call__(self, state):
+        positions = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer),
+                                 dtype=torch.float64, requires_grad=True)
+        box = None
+        if self.periodic:
+            box = torch.tensor(np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(
+                unit.nanometer)), dtype=torch.float64)
+        energy = self.module(positions, box)
+        (gradient,) = torch.autograd.grad(energy, positions)
+        return float(energy.detach()), -gradient.numpy()
+
+
+def python_force(module: nn.Module, force_group: int = FAST_GROUP) -> openmm.PythonForce:
+    """An ``openmm.PythonForce`` around an energy module of ``omm_symbreak.export`` (eager or
+    TorchScript), its periodic flag taken from the module."""
+    periodic = bool(module.uses_periodic_boundary_conditions)
+    force = openmm.PythonForce(EagerEnergy(module, periodic))
+    force.setUsesPeriodicBoundaryConditions(periodic)
+    force.setForceGroup(force_group)
+    return force
+
+
+def force_of(module: nn.Module, force_group: int = FAST_GROUP):
+    """A TorchForce for a TorchScript module, a PythonForce for an eager one."""
+    if isinstance(module, torch.jit.ScriptModule):
+        return torch_force(module, force_group)
+    return python_force(module, force_group)
+
+
+def create_forces(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> List:
-    """The TorchForce(s) of a strategy of ``STRATEGIES`` (two forces for ``mts``: the raw model
-    in ``FAST_GROUP``, the correction over ``grid`` in ``SLOW_GROUP``); the rotated copies of an
-    evaluation go through the model within ``memory_budget_bytes``."""
+    """The force(s) of a strategy of ``STRATEGIES`` for a model of any kind (``force_of``; two
+    forces for ``mts``: the raw model in ``FAST_GROUP``, the correction over ``grid`` in
+    ``SLOW_GROUP``); the rotated copies of an evaluation go through the model within
+    ``memory_budget_bytes``."""
     check_strategy(strategy, grid)
     if strategy != "mts":
-        return [torch_force(openmm_module(topology, model, strategy, grid, positions,
-                                          memory_budget_bytes))]
+        return [force_of(openmm_module(topology, model, strategy, grid, positions,
+                                       memory_budget_bytes))]
     return [
-        torch_force(openmm_module(topology, model, "none", None, positions,
-                                  memory_budget_bytes), FAST_GROUP),
-        torch_force(openmm_module(topology, model, "mts", grid, positions,
-                                  memory_budget_bytes), SLOW_GROUP),
+        force_of(openmm_module(topology, model, "none", None, positions, memory_budget_bytes),
+                 FAST_GROUP),
+        force_of(openmm_module(topology, model, "mts", grid, positions, memory_budget_bytes),
+                 SLOW_GROUP),
     ]
 
 
-def create_system(topology, model: UnconstrainedPET, strategy: str = "none",
+def create_system(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> openmm.System:
     """An ``openmm.System`` with the topology's masses and box and the model's force(s).

@@ -339,7 +339,7 @@ def create_run_directory(directory: Path, settings: RunSettings, model, fingerpr
     record = {
         "settings": dataclasses.asdict(settings),
         "model_fingerprint": fingerprint,
-        "model_hyperparameters": model.hyperparameters,
+        "model_description": model.description(),
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
                      "torch": torch.__version__},
         "units": {

@@ -27,7 +27,7 @@ import openmm.unit as unit
 import torch
 
 from .export import openmm_module
-from .model import load_model, model_fingerprint
+from .model_kinds import load_energy_model
 from .potential import FAST_GROUP, SLOW_GROUP, create_system
 from .rundir import (RunOutputs, check_directory, claim_directory, create_run_directory,
                      load_checkpoint, save_checkpoint, start_potential_kj_mol)
@@ -168,11 +168,11 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
     directory = Path(output_dir)
     settings.validate()
     platform = platform_of(settings.platform)
-    model = load_model(settings.model)
-    fingerprint = model_fingerprint(model)
+    model = load_energy_model(settings.model)
+    fingerprint = model.fingerprint()
     check_directory(directory, settings, resume, fingerprint)
     if settings.precision == "double":
-        model = model.double()
+        model = model.in_precision(torch.float64)
     topology, positions = load_structure(settings.system, settings.replicate)
     simulation = _simulation(settings, model, topology, positions, platform)
     # E_avg - E_raw on the diagnostic grid: Delta = E_raw - E_avg is its negative

@@ -16,7 +16,8 @@ term turns, the raw term stays E(x).
 
 Every module maps (types [N], positions [N, 3], cell [3, 3] or None) to a scalar energy in the
 model's units (the built-in model: Angstrom, eV); all rotated copies of one evaluation go
-through ``kernel.RotatedCopies`` (one neighbour search).
+through ``kernel.RotatedCopies`` around the model's adapter. ``model`` is an ``EnergyModel`` of
+any kind (``omm_symbreak.model_kinds``) or an ``UnconstrainedPET``.
 """
 
 from typing import Optional
@@ -26,8 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from .grids import NO_ROTATION, RotationGrid
-from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, RotatedCopies, random_rotation, rotated_copies
-from .model.pet import UnconstrainedPET
+from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, RotatedCopies, random_rotation
+from .model_kinds import EnergyModel, as_energy_model
 
 STRATEGIES = ("none", "full", "mts", "random")
 GRID_STRATEGIES = ("full", "mts")  # the strategies that evaluate a rotation grid
@@ -59,7 +60,7 @@ class RotationWeightedEnergy(nn.Module):
         """The rotations [G, 3, 3] of this call: fixed, or the turned rows times a fresh Q."""
         if not self.randomized:
             return self.rotations
-        turned = self.rotations @ random_rotation(positions)
+        turned = self.rotations @ random_rotation(self.rotations)
         return torch.where(self.turned[:, None, None], turned, self.rotations)
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
@@ -69,16 +70,21 @@ class RotationWeightedEnergy(nn.Module):
                                     self.weights)
 
 
-def _dtype(model: UnconstrainedPET) -> torch.dtype:
-    return model.energy_scale.dtype
+def _weighted(model, rotations: np.ndarray, weights: np.ndarray, label: str,
+              turned: np.ndarray, memory_budget_bytes: int) -> RotationWeightedEnergy:
+    """The weighted energy of ``model``'s rotated copies; rotations and weights in the model's
+    dtype (float64 for a model that takes the engine's)."""
+    model = as_energy_model(model)
+    kernel = RotatedCopies(model.adapter(), memory_budget_bytes, model.cpu_batch_atoms)
+    return RotationWeightedEnergy(kernel, rotations, weights, label,
+                                  model.dtype or torch.float64, turned)
 
 
-def averaged(model: UnconstrainedPET, grid: RotationGrid,
+def averaged(model: EnergyModel, grid: RotationGrid,
              memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
     """The model averaged over ``grid`` (turned at every call if ``grid.randomized``)."""
-    return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), grid.rotations,
-                                  grid.weights, grid.spec, _dtype(model),
-                                  np.full(grid.size, grid.randomized))
+    return _weighted(model, grid.rotations, grid.weights, grid.spec,
+                     np.full(grid.size, grid.randomized), memory_budget_bytes)
 
 
 def correction_rows(grid: RotationGrid):
@@ -96,19 +102,21 @@ def correction_rows(grid: RotationGrid):
             np.append(np.full(grid.size, grid.randomized), False))
 
 
-def correction(model: UnconstrainedPET, grid: RotationGrid,
+def correction(model: EnergyModel, grid: RotationGrid,
                memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotationWeightedEnergy:
     """E_avg - E_raw for ``grid``: the symmetrizing correction, in one batch
     (``correction_rows``)."""
     rotations, weights, turned = correction_rows(grid)
-    return RotationWeightedEnergy(rotated_copies(model, memory_budget_bytes), rotations, weights,
-                                  f"correction:{grid.spec}", _dtype(model), turned)
+    return _weighted(model, rotations, weights, f"correction:{grid.spec}", turned,
+                     memory_budget_bytes)
 
 
-def randomly_rotated(model: UnconstrainedPET) -> RotationWeightedEnergy:
+def randomly_rotated(model: EnergyModel,
+                     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
+                     ) -> RotationWeightedEnergy:
     """The model evaluated in a fresh random orientation at every call (one copy)."""
-    return RotationWeightedEnergy(rotated_copies(model), NO_ROTATION.rotations,
-                                  NO_ROTATION.weights, "random", _dtype(model), np.ones(1, bool))
+    return _weighted(model, NO_ROTATION.rotations, NO_ROTATION.weights, "random",
+                     np.ones(1, bool), memory_budget_bytes)
 
 
 def check_strategy(strategy: str, grid: Optional[RotationGrid]) -> None:
@@ -135,7 +143,7 @@ def copies_per_evaluation(strategy: str, grid: Optional[RotationGrid]) -> int:
     return grid.size if strategy == "full" else 1
 
 
-def strategy_energy(model: UnconstrainedPET, strategy: str = "none",
+def strategy_energy(model: EnergyModel, strategy: str = "none",
                     grid: Optional[RotationGrid] = None,
                     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> nn.Module:
     """The energy module of ``strategy`` (``STRATEGIES``; ``mts`` gives the correction), its
@@ -147,4 +155,4 @@ def strategy_energy(model: UnconstrainedPET, strategy: str = "none",
         return averaged(model, grid, memory_budget_bytes)
     if strategy == "mts":
         return correction(model, grid, memory_budget_bytes)
-    return randomly_rotated(model)
+    return randomly_rotated(model, memory_budget_bytes)

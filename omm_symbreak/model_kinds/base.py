@@ -1,0 +1,72 @@
+"""What every kind of model gives the layers above it: ``EnergyModel``."""
+
+import hashlib
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+from torch import Tensor, nn
+
+
+class EnergyModel:
+    """A model of any kind, as ``symmetrize``, ``export``, ``potential`` and ``simulate`` use it.
+
+    Attributes:
+
+    - ``kind``: ``"built-in"``, ``"torchforce"`` or ``"metatomic"`` (``KINDS``);
+    - ``scriptable``: its modules are TorchScript that ``openmmtorch.TorchForce`` loads (else
+      they run eagerly, in an ``openmm.PythonForce``);
+    - ``length_per_nm``, ``kj_mol_per_energy``: the model's length unit per nm and kJ/mol per
+      its energy unit (1 and 1 for a TorchForce module);
+    - ``dtype``: the dtype its inputs are cast to, or None to keep the engine's (a TorchForce
+      module gets what OpenMM passes);
+    - ``cpu_batch_atoms``: atoms per model call on CPUs (the kernel's cache-sized chunks), or
+      None for no such limit;
+    - ``path``: the file it was read from (None for a model built in memory).
+    """
+
+    kind = ""
+    scriptable = True
+    length_per_nm = 1.0
+    kj_mol_per_energy = 1.0
+    dtype: Optional[torch.dtype] = None
+    cpu_batch_atoms: Optional[int] = None
+    path: Optional[Path] = None
+
+    def adapter(self) -> nn.Module:
+        """The model in the contract of ``kernel.RotatedCopies`` (``kernel`` docstring)."""
+        raise NotImplementedError
+
+    def types_of(self, atomic_numbers: List[int]) -> Tensor:
+        """The per-atom type tensor [N] its adapter takes; ValueError for elements it lacks."""
+        raise NotImplementedError
+
+    def in_precision(self, dtype: torch.dtype) -> "EnergyModel":
+        """The model in ``dtype`` where the kind can convert (the built-in model); a model of
+        another kind runs in the precision it was written for and is returned unchanged."""
+        return self
+
+    def fingerprint(self) -> str:
+        """A short SHA-256 that identifies the model whatever file it is in."""
+        return file_fingerprint(self.path)
+
+    def description(self) -> dict:
+        """What run.json records of the model (JSON)."""
+        return {"kind": self.kind, "file": str(self.path)}
+
+    def estimated_bytes_per_copy(self, n_atoms: int) -> Optional[int]:
+        """An upper bound of one rotated copy's activation memory, or None when unknown."""
+        return None
+
+    def explain_failure(self, error: Exception) -> Optional[str]:
+        """A message a user can act on for an error of the first evaluation, or None."""
+        return None
+
+
+def file_fingerprint(path: Path) -> str:
+    """A short SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
