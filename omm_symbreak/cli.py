@@ -12,13 +12,13 @@ from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
 from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
 
 
-def run_export(args) -> None:
-    from .export import evaluation_cost, export
-    from .model import load_model
-    from .systems import load_structure
+MODEL_HELP = ("model file: an omm-symbreak model (.ckpt), a TorchForce module or an exported "
+              "metatomic model, recognised by content (default: the shipped model)")
 
-    if args.output.exists() and not args.force:
-        raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
+
+def _grid_of(args):
+    """The RotationGrid of ``--grid`` for ``--strategy`` (DEFAULT_GRID for full and mts without
+    one, None for the others), checked for size; ValueError for a grid given to none / random."""
     grid = args.grid if args.strategy in GRID_STRATEGIES else None
     if args.grid is not None and grid is None:
         raise ValueError(f"--grid applies to strategies full and mts, not {args.strategy}")
@@ -26,14 +26,73 @@ def run_export(args) -> None:
         grid = parse_grid(DEFAULT_GRID)
     if grid is not None:
         check_grid_size(grid, args.allow_large_grid)
+    return grid
+
+
+def run_export(args) -> None:
+    from .export import check_exportable, evaluation_cost, export
+    from .model_kinds import load_energy_model
+    from .systems import load_structure
+
+    if args.output.exists() and not args.force:
+        raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
+    grid = _grid_of(args)
     budget = memory_budget_bytes(args.memory_gb)
-    model = load_model(args.model)
+    model = load_energy_model(args.model)
+    check_exportable(model)
     topology, positions = load_structure(args.system, tuple(args.replicate))
     print(evaluation_cost(model, topology.getNumAtoms(), args.strategy, grid, budget), flush=True)
     path = export(topology, model, args.output, args.strategy, grid, positions, budget)
     periodic = topology.getPeriodicBoxVectors() is not None
     print(f"wrote {path}: {args.system}, {topology.getNumAtoms()} atoms, strategy "
           f"{args.strategy}" + (f", grid {grid.spec}" if grid else "") + f", periodic {periodic}")
+
+
+def run_symmetrize(args) -> None:
+    from .export import check_exportable, symmetrized_module
+    from .model_kinds import load_energy_model
+    from .symmetrize import copies_per_evaluation
+
+    if args.output.exists() and not args.force:
+        raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
+    grid = _grid_of(args)
+    budget = memory_budget_bytes(args.memory_gb)
+    model = load_energy_model(args.module)
+    check_exportable(model)
+    if model.kind == "built-in":
+        raise ValueError(f"{args.module} is an omm-symbreak model file: it is exported for a "
+                         f"system with omm-symbreak export --model {args.module} --system SYSTEM "
+                         f"--strategy {args.strategy}")
+    module = symmetrized_module(model, args.strategy, grid, budget)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    module.save(str(args.output))
+    copies = copies_per_evaluation(args.strategy, grid)
+    print(f"wrote {args.output}: strategy {args.strategy}"
+          + (f", grid {grid.spec}" if grid else "")
+          + f", {copies} evaluations of {args.module} per call, periodic {model.periodic}"
+          + ("; the fast force of mts is the module itself" if args.strategy == "mts" else ""))
+
+
+def add_symmetrize_parser(commands) -> None:
+    p = commands.add_parser(
+        "symmetrize", help="symmetrize a TorchForce module (a TorchScript file)",
+        description="Wrap a TorchScript module of the openmmtorch.TorchForce contract "
+                    "(forward(positions nm[, boxvectors nm]) -> energy kJ/mol) in a new one with "
+                    "the same contract: its energy averaged over a rotation grid (full), the "
+                    "correction E_avg - E_raw (mts: the slow force; the original module is the "
+                    "fast force) or a random orientation per call (random). A periodic module "
+                    "gets rotated box vectors, not in OpenMM's reduced form: it must handle "
+                    "general triclinic boxes.")
+    p.add_argument("module", type=Path, help="the TorchScript file of the module")
+    p.add_argument("--strategy", required=True, choices=[s for s in STRATEGIES if s != "none"],
+                   help="full: the grid average; mts: the correction; random: a random "
+                        "orientation per call")
+    p.add_argument("--grid", type=grid_argument, default=None,
+                   help=f"rotation grid of full and mts (default {DEFAULT_GRID}): {GRID_FORMS}")
+    add_cost_arguments(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .pt file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(run=run_symmetrize)
 
 
 def memory_budget_bytes(memory_gb: float) -> int:
@@ -89,12 +148,12 @@ def run_simulate(args) -> None:
 def print_cost(settings) -> None:
     """The model evaluations and activation memory of a run's forces, before it starts."""
     from .export import evaluation_cost
-    from .model import load_model
+    from .model_kinds import load_energy_model
     from .systems import load_structure
 
     topology, _ = load_structure(settings.system, settings.replicate)
     grid = settings.rotation_grid if settings.strategy in GRID_STRATEGIES else None
-    print(evaluation_cost(load_model(settings.model), topology.getNumAtoms(), settings.strategy,
+    print(evaluation_cost(load_energy_model(settings.model), topology.getNumAtoms(), settings.strategy,
                           grid, settings.memory_budget_bytes), flush=True)
 
 
@@ -108,7 +167,7 @@ def add_simulate_parser(commands) -> None:
                     "trajectory, an OpenMM state CSV and symmetry diagnostics (units in each "
                     "file). Step counts are in units of --timestep-fs.")
     p.add_argument("system", help="a template of systems/ or a PDB file")
-    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--strategy", default=d.strategy, choices=STRATEGIES,
                    help="what the run does about the symmetry breaking (docs/design.md)")
     p.add_argument("--grid", default=None, help=f"grid of strategies full and mts (default "
@@ -134,7 +193,8 @@ def add_simulate_parser(commands) -> None:
     p.add_argument("--platform", default=d.platform, choices=PLATFORMS,
                    help="OpenMM platform")
     p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
-                   help="model precision (double also selects it on CUDA/OpenCL)")
+                   help="precision of the built-in model (double also selects it on CUDA/OpenCL); "
+                        "a TorchForce module or metatomic model runs in its own")
     p.add_argument("--seed", type=int, default=d.seed,
                    help="random seed (velocities, Langevin noise, random rotations)")
     p.add_argument("--state-interval", type=int, default=d.state_interval,
@@ -225,7 +285,8 @@ def add_export_parser(commands) -> None:
         "export", help="write a TorchScript file for openmmtorch.TorchForce",
         description="Write a TorchScript module (positions nm, box nm -> energy kJ/mol) for the "
                     "atoms of a system, with the chosen rotational symmetrization embedded.")
-    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP + "; not a metatomic model, "
+                   "which runs through openmm.PythonForce")
     p.add_argument("--system", required=True,
                    help="a template of systems/ (water-monomer, liquid-64, liquid-256, ice-ih) "
                         "or a PDB file: the module is made for its atoms")
@@ -281,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     add_export_parser(commands)
+    add_symmetrize_parser(commands)
     add_simulate_parser(commands)
     add_demo_parser(commands)
     add_grids_parser(commands)

@@ -188,7 +188,8 @@ def add_evaluate_parser(commands) -> None:
                     "random rotations of energies and rotated-back forces, for the raw model "
                     "and each --grids average.")
     p.add_argument("--model", type=Path, default=None,
-                   help="model file (default: the shipped model)")
+                   help="model file: an omm-symbreak model, a TorchForce module or a metatomic "
+                        "model (default: the shipped model)")
     p.add_argument("dataset", type=Path, help="labelled extended XYZ file")
     p.add_argument("--rotations", type=int, default=DEFAULT_ROTATIONS,
                    help="random rotations per structure")
@@ -201,7 +202,9 @@ def add_evaluate_parser(commands) -> None:
     p.add_argument("--max-structures", type=int, default=None,
                    help="use only the first structures of the file (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the rotations")
-    p.add_argument("--float64", action="store_true", help="evaluate in double precision")
+    p.add_argument("--float64", action="store_true",
+                   help="evaluate the built-in model in double precision (other kinds run in "
+                        "their own)")
     p.add_argument("-o", "--output", type=Path, default=None, help="metrics JSON file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -29,21 +29,23 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+import torch
 
 from .data import Frame, read_frames
 from .grids import NO_ROTATION, RotationGrid, random_rotations
-from .model.model_file import DEFAULT_MODEL, load_model, model_fingerprint
-from .model.pet import UnconstrainedPET
+from .model.model_file import DEFAULT_MODEL
+from .model_kinds import BuiltinModel, EnergyModel, as_energy_model, load_energy_model
 from .predict import error_metrics, rotated_predictions
 from .units import MEV_PER_EV
 
 DEFAULT_ROTATIONS = 100
 
 
-def evaluate(model: UnconstrainedPET, frames: Sequence[Frame], grids: Sequence[RotationGrid] = (),
+def evaluate(model: EnergyModel, frames: Sequence[Frame], grids: Sequence[RotationGrid] = (),
              n_rotations: int = DEFAULT_ROTATIONS, seed: int = 0,
              grid_rotations: Optional[int] = None, progress: bool = False) -> dict:
-    """Metrics (see the module docstring) of ``model`` on labelled ``frames``.
+    """Metrics (see the module docstring) of ``model`` (any kind, ``model_kinds``, or an
+    ``UnconstrainedPET``) on labelled ``frames``.
 
     ``grids``: grids besides ``none`` (always evaluated first). ``grid_rotations``: how many of
     the ``n_rotations`` random rotations (the first ones) the grids are evaluated at (default
@@ -63,8 +65,11 @@ def evaluate(model: UnconstrainedPET, frames: Sequence[Frame], grids: Sequence[R
     for number, frame in enumerate(frames):
         if not frame.has_labels:
             raise ValueError(f"frame {number} has no energy or no forces")
-    results = _predictions(model.eval().requires_grad_(False), frames, grids_by_spec,
-                           n_rotations, grid_rotations, seed, progress)
+    model = as_energy_model(model)
+    if isinstance(model, BuiltinModel):
+        model.network.eval().requires_grad_(False)
+    results = _predictions(model, frames, grids_by_spec, n_rotations, grid_rotations, seed,
+                           progress)
     n_atoms = np.array([frame.n_atoms for frame in frames], dtype=float)
     metrics = {spec: _grid_metrics(frames, n_atoms, results[spec], results["none"],
                                    grids_by_spec[spec]) for spec in grids_by_spec}
@@ -74,7 +79,7 @@ def evaluate(model: UnconstrainedPET, frames: Sequence[Frame], grids: Sequence[R
         "n_rotations": n_rotations,
         "rotations": "uniform on O(3) (improper with probability 1/2)",
         "seed": seed,
-        "dtype": str(model.energy_scale.dtype).replace("torch.", ""),
+        "dtype": str(model.dtype or "the module's own").replace("torch.", ""),
         "units": "energies meV/atom or meV/structure, force components meV/Angstrom",
         "grids": metrics,
     }
@@ -136,14 +141,14 @@ def evaluate_files(model_file, dataset, output=None, grids: Sequence[RotationGri
                    n_rotations: int = DEFAULT_ROTATIONS, max_structures: Optional[int] = None,
                    seed: int = 0, float64: bool = False, force: bool = False,
                    progress: bool = False, grid_rotations: Optional[int] = None) -> dict:
-    """``evaluate`` a model file (None: the shipped model) on an extended XYZ file; writes JSON to
-    ``output`` if given."""
+    """``evaluate`` a model file of any kind (None: the shipped model) on an extended XYZ file;
+    writes JSON to ``output`` if given."""
     if output is not None and Path(output).exists() and not force:
         raise FileExistsError(f"{output} exists: pass --force to overwrite it")
-    model = load_model(model_file)
-    fingerprint = model_fingerprint(model)
+    model = load_energy_model(model_file)
+    fingerprint = model.fingerprint()
     if float64:
-        model = model.double()
+        model = model.in_precision(torch.float64)
     frames = read_frames(dataset)
     if max_structures is not None:
         if max_structures < 1:

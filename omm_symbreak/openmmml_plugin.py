@@ -1,16 +1,20 @@
-"""OpenMM-ML plugin: ``MLPotential("symbreak-water", grid="Ti").createSystem(topology)``.
+"""OpenMM-ML plugin: ``MLPotential("symbreak-water", grid="Ti").createSystem(topology)`` for the
+shipped model, ``MLPotential("symbreak", model=FILE, grid="Ti")`` for a model of any kind.
 
 Registered through the entry point group ``openmmml.potentials`` (see pyproject.toml), so that
-with the ``openmmml`` package installed the potential is available by name. Arguments of
-``MLPotential``: ``model`` (a model file; default: the shipped model), ``strategy`` (``none``,
+with the ``openmmml`` package installed both potentials are available by name. Arguments of
+``MLPotential``: ``model`` (a model file of any kind, ``omm_symbreak.model_kinds``: an
+omm-symbreak model, a TorchForce module or an exported metatomic model; required by
+``symbreak``, default the shipped model for ``symbreak-water``), ``strategy`` (``none``,
 ``full``, ``mts``, ``random``; default ``full`` when a grid other than ``none`` is given, else
 ``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``Ti`` for
 ``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError); any other keyword
 is a TypeError. The forces are those of ``omm_symbreak.potential``; with ``mts`` the correction
 goes in force group ``forceGroup + 1``.
 
-``createSystem(topology, precision=...)``: ``"single"`` or ``"double"`` runs the model in
-float32 or float64 (default: the model file's precision, float32); the precision of the
+``createSystem(topology, precision=...)``: ``"single"`` or ``"double"`` runs the built-in model
+in float32 or float64 (default: the model file's precision, float32; a model of another kind
+runs in its own); the precision of the
 OpenMM platform itself is a property of the Context (``{"Precision": "double"}`` on CUDA and
 OpenCL). openmm-ml's ``device`` is refused: a TorchForce runs on the device of the Context's
 platform. Any other keyword is a TypeError.
@@ -24,7 +28,6 @@ caused by it; ``createSystem(topology, removeCMMotion=False)`` leaves the dynami
 model's forces alone, as ``omm_symbreak.potential.create_system`` does.
 """
 
-import copy
 from typing import Iterable, Optional
 
 import openmm
@@ -32,7 +35,7 @@ import torch
 from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
 
 from .grids import parse_grid
-from .model import load_model
+from .model_kinds import load_energy_model
 from .potential import create_forces
 from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, check_strategy
 
@@ -49,11 +52,16 @@ def _refuse_unknown(unknown: Iterable[str], where: str, accepted: Iterable[str])
 
 
 class SymbreakPotentialImplFactory(MLPotentialImplFactory):
-    """Creates ``SymbreakPotentialImpl`` for the name ``symbreak-water``."""
+    """Creates ``SymbreakPotentialImpl`` for the names ``symbreak-water`` (the shipped model by
+    default) and ``symbreak`` (a ``model`` file of any kind, required)."""
 
     def createImpl(self, name: str, **args) -> MLPotentialImpl:
         _refuse_unknown(set(args) - set(POTENTIAL_ARGUMENTS), f"MLPotential({name!r})",
                         POTENTIAL_ARGUMENTS)
+        if name == "symbreak" and args.get("model") is None:
+            raise ValueError("MLPotential('symbreak') needs model=FILE: an omm-symbreak model, "
+                             "a TorchForce module or an exported metatomic model "
+                             "(MLPotential('symbreak-water') runs the shipped model)")
         spec, strategy = args.get("grid"), args.get("strategy")
         if strategy is None:
             strategy = "none" if spec in (None, "none") else "full"
@@ -69,7 +77,7 @@ class SymbreakPotentialImpl(MLPotentialImpl):
 
     def __init__(self, name: str, model_file: Optional[str], grid, strategy: str):
         self.name = name
-        self.model = load_model(model_file)
+        self.model = load_energy_model(model_file)
         self.grid = grid if strategy in GRID_STRATEGIES else None
         self.strategy = strategy
 
@@ -79,20 +87,18 @@ class SymbreakPotentialImpl(MLPotentialImpl):
             return self.model
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: choose single or double")
-        if self.model.energy_scale.dtype == PRECISIONS[precision]:
-            return self.model
-        return copy.deepcopy(self.model).to(PRECISIONS[precision])
+        return self.model.in_precision(PRECISIONS[precision])
 
     def addForces(self, topology: openmm.app.Topology, system: openmm.System,
                   atoms: Optional[Iterable[int]], forceGroup: int, **args) -> None:
         if "device" in args:
-            raise ValueError("symbreak-water takes no device: its TorchForce runs on the "
+            raise ValueError(f"{self.name} takes no device: its TorchForce runs on the "
                              "device of the OpenMM platform of the Context (choose it with "
                              "openmm.Platform.getPlatformByName and the DeviceIndex property)")
         _refuse_unknown(set(args) - {"precision"}, f"{self.name} createSystem",
                         ("precision", "removeCMMotion"))
         if atoms is not None and list(atoms) != list(range(topology.getNumAtoms())):
-            raise ValueError("symbreak-water models whole systems; a subset of atoms "
+            raise ValueError(f"{self.name} models whole systems; a subset of atoms "
                              "(mixed ML/MM systems) is not supported")
         model = self._model_in(args.get("precision"))
         for force in create_forces(topology, model, self.strategy, self.grid):

@@ -1,7 +1,9 @@
 """A model's predictions on frames, through the rotation kernel, and their errors.
 
-Model units: positions Angstrom, energies eV, forces eV/Angstrom; errors are reported in
-meV/atom (energies) and meV/Angstrom (force components).
+Frame units: positions Angstrom, energies eV, forces eV/Angstrom; errors are reported in
+meV/atom (energies) and meV/Angstrom (force components). ``rotated_predictions`` (what
+``evaluate`` uses) takes a model of any kind (``omm_symbreak.model_kinds``) and converts to and
+from its units; the others, used by training, the built-in model.
 """
 
 from typing import List, Sequence, Tuple
@@ -11,9 +13,10 @@ import torch
 from torch import Tensor
 
 from .data import Frame
-from .kernel import rotated_copies
+from .kernel import RotatedCopies, rotated_copies
 from .model.pet import UnconstrainedPET
-from .units import MEV_PER_EV
+from .model_kinds import as_energy_model
+from .units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV, MEV_PER_EV
 
 
 def frame_tensors(model: UnconstrainedPET, frame: Frame, requires_grad: bool = False):
@@ -63,19 +66,26 @@ def predict(model: UnconstrainedPET, frames: Sequence[Frame]):
     return np.array(energies), forces
 
 
-def rotated_predictions(model: UnconstrainedPET, frame: Frame, grid_rotations: np.ndarray,
+def rotated_predictions(model, frame: Frame, grid_rotations: np.ndarray,
                         grid_weights: np.ndarray, rotations: np.ndarray):
     """Grid-averaged energies [M] (eV) and rotated-back forces [M, N, 3] (eV/Angstrom) of
     ``frame`` rotated by each of ``rotations`` [M, 3, 3]: E_m = sum_g w_g E(R_g R_m x) and
-    F_m = R_m^T F_avg(R_m x) = -dE_m/dx."""
-    kernel = rotated_copies(model)
-    dtype = model.energy_scale.dtype
-    weights = torch.tensor(grid_weights, dtype=dtype, device=model.energy_scale.device)
+    F_m = R_m^T F_avg(R_m x) = -dE_m/dx; ``model`` of any kind, in its own units and dtype."""
+    model = as_energy_model(model)
+    kernel = RotatedCopies(model.adapter(), cpu_batch_atoms=model.cpu_batch_atoms)
+    types = model.types_of(frame.atomic_numbers.tolist())
+    like = dict(dtype=model.dtype or torch.float64, device=types.device)
+    length_per_angstrom = model.length_per_nm / ANGSTROM_PER_NM
+    ev_per_energy = model.kj_mol_per_energy / KJ_PER_MOL_PER_EV
+    weights = torch.tensor(grid_weights, **like)
+    cell = None if frame.cell_angstrom is None else torch.tensor(frame.cell_angstrom, **like)
     energies, forces = [], []
     for rotation in rotations:
-        types, x, cell = frame_tensors(model, frame, requires_grad=True)
-        combined = torch.tensor(grid_rotations @ rotation, dtype=dtype, device=x.device)
-        energy = kernel.weighted(types, x, cell, combined, weights)
+        x = torch.tensor(frame.positions_angstrom, **like, requires_grad=True)
+        combined = torch.tensor(grid_rotations @ rotation, **like)
+        energy = kernel.weighted(types, x * length_per_angstrom,
+                                 None if cell is None else cell * length_per_angstrom,
+                                 combined, weights) * ev_per_energy
         (gradient,) = torch.autograd.grad(energy, x)
         energies.append(float(energy.detach()))
         forces.append(-gradient.cpu().double().numpy())
