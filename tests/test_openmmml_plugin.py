@@ -12,7 +12,8 @@ from omm_symbreak.grids import parse_grid
 from omm_symbreak.model import load_model, save_model
 from omm_symbreak.observables.mechanics import angular_momentum
 from omm_symbreak.potential import create_system
-from omm_symbreak.units import angstrom_to_nm
+from omm_symbreak.systems import load_structure
+from omm_symbreak.units import angstrom_to_nm, as_nm_array, nm_to_angstrom
 from test_openmm import through_openmm
 
 mlpotential = pytest.importorskip("openmmml.mlpotential")
@@ -77,7 +78,7 @@ def test_precision_double_runs_a_float64_copy_of_the_model(model_file, water_box
     assert e_plugin == pytest.approx(e_direct, rel=1e-13, abs=1e-9)
     np.testing.assert_allclose(f_plugin, f_direct, rtol=1e-12, atol=1e-9)
     # the potential keeps its float32 model: createSystem without precision stays single
-    assert potential._impl.model.energy_scale.dtype == torch.float32
+    assert potential._impl.model.dtype == torch.float32
 
 
 def _angular_and_linear_momentum(system, masses_amu, steps: int):
@@ -116,3 +117,17 @@ def test_cmmotion_remover_zeroes_momentum_and_leaves_angular_momentum(model_file
                                atol=1e-9)
     assert np.linalg.norm(l_kept) > 0.01  # it spins: I_zz omega, about 0.017 amu nm^2 x 2/ps
     np.testing.assert_allclose(l_removed, l_kept, rtol=1e-5, atol=1e-8)
+
+
+def test_symbreak_runs_a_torchforce_module_and_needs_a_model(tmp_path):
+    from torchforce_models import isotropic_energy, write_module
+
+    topology, positions = load_structure("water-monomer")
+    write_module(tmp_path / "user.pt", [8, 1, 1])
+    with pytest.raises(ValueError, match="needs model=FILE"):
+        mlpotential.MLPotential("symbreak", grid="Ti")
+    system = mlpotential.MLPotential("symbreak", model=str(tmp_path / "user.pt"),
+                                     grid="Ti").createSystem(topology)
+    energy, _ = through_openmm(system, nm_to_angstrom(as_nm_array(positions)), None, "Reference")
+    assert energy == pytest.approx(isotropic_energy(as_nm_array(positions), None, [8, 1, 1]),
+                                   rel=1e-9)
