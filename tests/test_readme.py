@@ -31,3 +31,28 @@ def test_readme_export_commands_and_openmm_script(tmp_path):
     assert [line.split()[0] for line in lines] == ["systems/water-monomer.pdb",
                                                    "systems/liquid-64.pdb"]
     assert all("kJ/mol" in line and "nan" not in line.lower() for line in lines)
+
+
+def test_readme_bring_your_own_model(tmp_path):
+    """The section's commands on a hand-written non-invariant TorchForce module of the water
+    molecule, and its script on a hand-written metatomic model, as written."""
+    from metatomic_models import write_handwritten_model
+    from torchforce_models import write_module
+
+    section = re.search(r"<!-- readme-byom:start -->\n(.*?)<!-- readme-byom:end -->", README,
+                        re.DOTALL).group(1)
+    write_module(tmp_path / "my-module.pt", [8, 1, 1], anisotropy=0.1)
+    commands = re.findall(r"^omm-symbreak .*$", section, flags=re.MULTILINE)
+    assert [command.split()[1] for command in commands] == ["symmetrize", "symmetrize",
+                                                            "simulate"]
+    cli = Path(sys.executable).parent / "omm-symbreak"
+    for command in commands:
+        subprocess.run([str(cli), *command.split()[1:]], cwd=tmp_path, check=True)
+    assert (tmp_path / "my-module-Ti.pt").is_file()
+    assert (tmp_path / "my-module-correction.pt").is_file()
+    assert (tmp_path / "runs" / "mine" / "diagnostics.csv").is_file()
+    write_handwritten_model(tmp_path / "pet.pt")
+    script = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True,
+                            capture_output=True, text=True)
+    assert result.stdout.strip().endswith("kJ/mol") and "nan" not in result.stdout.lower()
