@@ -1,6 +1,10 @@
-"""Stability of the shipped model's raw MD: liquid-64, NVT 300 K, 20 ps, no molecule may break.
+"""Stability of a model's raw MD: liquid-64, NVT 300 K, 20 ps, no molecule may break.
 
-    python analysis/raw_md_stability.py [--model FILE] [--time-ps 20] [--run-dir DIR]
+    python analysis/raw_md_stability.py [--model FILE] [--time-ps 20] [--run-dir DIR] [--name N]
+
+``--model``: a model of any kind (default: the shipped model; the metatrain PET of
+analysis/train_metatrain_pet.sh runs with ``--model analysis/metatrain_pet/model.pt --name
+raw_md_stability_metatrain_pet --run-dir analysis/runs/raw-md-stability-metatrain-pet``).
 
 Runs ``omm-symbreak simulate liquid-64`` with the raw model (strategy ``none``; Langevin
 middle, friction 1/ps, dt 0.5 fs, CPU platform, seed 1) from the template, a frame every
@@ -9,7 +13,7 @@ in ``--run-dir``). Then reads the trajectory with mdtraj and measures, per frame
 intramolecular O-H distance (minimum image) and H-O-H angle, and the shortest intermolecular
 O-O distance. A molecule counts as lost when an O-H distance exceeds 1.3 Angstrom.
 
-Writes analysis/results/raw_md_stability.json (distances in Angstrom, angles in degrees,
+Writes analysis/results/NAME.json (default raw_md_stability; distances in Angstrom, angles in degrees,
 temperature in K, speed in ns/day, wall time in s).
 """
 
@@ -22,13 +26,13 @@ import mdtraj
 import numpy as np
 
 from figures import estimated_wall_time_s, read_state
-from omm_symbreak.model import load_model, model_fingerprint
+from omm_symbreak.model_kinds import load_energy_model
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
 from omm_symbreak.simulate import run
 
 ROOT = Path(__file__).resolve().parent
-RESULTS_PATH = ROOT / "results" / "raw_md_stability.json"
+RESULTS = ROOT / "results"
 BROKEN_OH_ANGSTROM = 1.3
 
 
@@ -54,6 +58,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="default: the shipped model")
     parser.add_argument("--time-ps", type=float, default=20.0)
     parser.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "raw-md-stability")
+    parser.add_argument("--name", default="raw_md_stability", help="results file name")
     args = parser.parse_args()
     settings = RunSettings(system="liquid-64", model=args.model, strategy="none",
                            ensemble="nvt", temperature_k=300.0, timestep_fs=0.5,
@@ -73,9 +78,10 @@ def main() -> None:
     temperature, speed, simulated_ps = state["Temperature"], state["Speed"], state["Time"][-1]
     result = {
         "what": "raw-model NVT MD of liquid-64 at 300 K: does any molecule break?",
-        "command": "python analysis/raw_md_stability.py",
+        "command": "python analysis/raw_md_stability.py"
+                   + (f" --model {args.model} --name {args.name}" if args.model else ""),
         "model": args.model or "shipped (omm_symbreak/models/water-pet.ckpt)",
-        "model_fingerprint": model_fingerprint(load_model(args.model)),
+        "model_fingerprint": load_energy_model(args.model).fingerprint(),
         "settings": {"ensemble": "NVT, Langevin middle, friction 1/ps", "timestep_fs": 0.5,
                      "temperature_k": 300.0, "platform": "CPU", "seed": 1},
         "simulated_ps": float(simulated_ps),
@@ -97,8 +103,8 @@ def main() -> None:
         "wall_time_s_estimated_total": estimated_wall_time_s(args.run_dir),
         "wall_time_s_this_sitting": wall_s,
     }
-    RESULTS_PATH.parent.mkdir(exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(result, indent=2) + "\n")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
