@@ -29,17 +29,26 @@ def _grid_of(args):
     return grid
 
 
-def run_export(args) -> None:
-    from .export import check_exportable, evaluation_cost, export
+def _file_to_write(args, model_file):
+    """(grid, memory budget in bytes, model) of ``export`` / ``symmetrize``, once the output,
+    the grid and the model are checked (a metatomic model has no TorchScript file to write)."""
+    from .export import check_exportable
     from .model_kinds import load_energy_model
-    from .systems import load_structure
 
     if args.output.exists() and not args.force:
         raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
     grid = _grid_of(args)
     budget = memory_budget_bytes(args.memory_gb)
-    model = load_energy_model(args.model)
+    model = load_energy_model(model_file)
     check_exportable(model)
+    return grid, budget, model
+
+
+def run_export(args) -> None:
+    from .export import evaluation_cost, export
+    from .systems import load_structure
+
+    grid, budget, model = _file_to_write(args, args.model)
     topology, positions = load_structure(args.system, tuple(args.replicate))
     print(evaluation_cost(model, topology.getNumAtoms(), args.strategy, grid, budget), flush=True)
     path = export(topology, model, args.output, args.strategy, grid, positions, budget)
@@ -49,16 +58,10 @@ def run_export(args) -> None:
 
 
 def run_symmetrize(args) -> None:
-    from .export import check_exportable, symmetrized_module
-    from .model_kinds import load_energy_model
+    from .export import symmetrized_module
     from .symmetrize import copies_per_evaluation
 
-    if args.output.exists() and not args.force:
-        raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
-    grid = _grid_of(args)
-    budget = memory_budget_bytes(args.memory_gb)
-    model = load_energy_model(args.module)
-    check_exportable(model)
+    grid, budget, model = _file_to_write(args, args.module)
     if model.kind == "built-in":
         raise ValueError(f"{args.module} is an omm-symbreak model file: it is exported for a "
                          f"system with omm-symbreak export --model {args.module} --system SYSTEM "
