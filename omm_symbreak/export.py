@@ -134,7 +134,7 @@ def _check_positions(topology, module, positions, model: EnergyModel) -> None:
     try:
         with torch.no_grad():
             module(torch.tensor(positions_nm), None if box_nm is None else torch.tensor(box_nm))
-    except (RuntimeError, torch.jit.Error) as error:
+    except (RuntimeError, ValueError, IndexError, torch.jit.Error) as error:
         explanation = model.explain_failure(error)
         if explanation is None:
             raise

@@ -157,3 +157,11 @@ def test_symmetrize_refuses_a_builtin_model_and_an_existing_output(tmp_path, cap
     assert main(["symmetrize", str(tmp_path / "user.pt"), "--strategy", "mts",
                  "-o", str(tmp_path / "out.pt")]) == 2
     assert (tmp_path / "out.pt").read_text() == "keep me"
+
+
+def test_a_module_made_for_other_atoms_fails_with_a_message_before_md(tmp_path, capsys):
+    write_module(tmp_path / "monomer.pt", [8, 1, 1])  # its pair tables are 3 x 3
+    assert main(["simulate", "liquid-64", "--model", str(tmp_path / "monomer.pt"),
+                 "--steps", "10", "-o", str(tmp_path / "run")]) == 2
+    assert "made for this system's atoms" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

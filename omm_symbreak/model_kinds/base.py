@@ -59,8 +59,12 @@ class EnergyModel:
         return None
 
     def explain_failure(self, error: Exception) -> Optional[str]:
-        """A message a user can act on for an error of the first evaluation, or None."""
-        return None
+        """A message a user can act on for an error of the first evaluation, or None to let
+        the error through: here the error's last line, with which model failed on what."""
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        return (f"the {self.kind} model {self.path} failed on its first evaluation of this "
+                f"system: {lines[-1] if lines else type(error).__name__}. Is it made for this "
+                "system's atoms (their number and order) and, if periodic, for its box?")
 
 
 def file_fingerprint(path: Path) -> str:
