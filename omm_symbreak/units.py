@@ -10,6 +10,9 @@ ANGSTROM_PER_NM = 10.0
 KJ_PER_MOL_PER_EV = 96.48533212331  # e * N_A / 1000 (CODATA 2018, exact)
 KJ_PER_KCAL = 4.184  # thermochemical calorie
 MEV_PER_EV = 1000.0
+# e^2 / (4 pi eps0) in eV Angstrom: the Coulomb energy of two unit charges 1 Angstrom apart
+# (CODATA 2018); OpenMM's ONE_4PI_EPS0, 138.935456 kJ/mol nm, agrees to 1e-8
+COULOMB_EV_ANGSTROM = 14.3996454784
 FS_PER_PS = 1000.0
 SPEED_OF_LIGHT_CM_PER_PS = 0.0299792458  # c = 299792458 m/s (exact)
 

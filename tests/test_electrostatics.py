@@ -1,0 +1,105 @@
+"""The Ewald and direct Coulomb sums of omm_symbreak.model.electrostatics against OpenMM's
+NonbondedForce (Ewald, PME, NoCutoff), for energies and forces, in any rotated cell and through
+TorchScript with freezing (as openmm-torch loads modules)."""
+
+from typing import Optional
+
+import numpy as np
+import openmm
+import pytest
+import torch
+from openmm import unit
+
+from omm_symbreak.model.electrostatics import coulomb_energy
+from omm_symbreak.systems import load_structure
+from omm_symbreak.units import KJ_PER_MOL_PER_EV, as_nm_array
+from conftest import random_rotation
+
+CUTOFF_NM = 0.6  # below half of liquid-64's 1.24 nm box, as OpenMM's minimum image requires
+# q-TIP4P/F-like charges on the atoms themselves (no M site): neutral molecules
+CHARGES = {"O": -1.1128, "H": 0.5564}
+
+
+def _liquid():
+    topology, positions = load_structure("liquid-64")
+    charges = np.array([CHARGES[atom.element.symbol] for atom in topology.atoms()])
+    return charges, as_nm_array(positions), as_nm_array(topology.getPeriodicBoxVectors())
+
+
+def _openmm(charges, positions_nm, box_nm: Optional[np.ndarray], method, tolerance=1e-6):
+    """Energy (kJ/mol) and forces [N, 3] (kJ/mol/nm) of point charges by NonbondedForce."""
+    system = openmm.System()
+    force = openmm.NonbondedForce()
+    for charge in charges:
+        system.addParticle(1.0)
+        force.addParticle(float(charge), 0.1, 0.0)
+    force.setNonbondedMethod(method)
+    if box_nm is not None:
+        system.setDefaultPeriodicBoxVectors(*box_nm)
+        force.setCutoffDistance(CUTOFF_NM)
+        force.setEwaldErrorTolerance(tolerance)
+    system.addForce(force)
+    context = openmm.Context(system, openmm.VerletIntegrator(1e-3),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions_nm)
+    state = context.getState(getEnergy=True, getForces=True)
+    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+            state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+
+
+def _ours(charges, positions_nm, box_nm, energy=coulomb_energy, tolerance=1e-6):
+    """Energy (kJ/mol) and forces (kJ/mol/nm) of ``coulomb_energy`` (Angstrom, eV inside)."""
+    x = torch.tensor(positions_nm * 10, requires_grad=True)
+    cell = None if box_nm is None else torch.tensor(box_nm * 10)
+    value = energy(torch.tensor(charges), x, cell, 10 * CUTOFF_NM, tolerance)
+    (gradient,) = torch.autograd.grad(value, x)
+    return float(value.detach()) * KJ_PER_MOL_PER_EV, -gradient.numpy() * KJ_PER_MOL_PER_EV * 10
+
+
+def _assert_close(ours, reference, rel=1e-5):
+    (energy, forces), (energy_ref, forces_ref) = ours, reference
+    assert energy == pytest.approx(energy_ref, rel=rel)
+    assert np.abs(forces - forces_ref).max() < rel * np.abs(forces_ref).max()
+
+
+@pytest.mark.parametrize("method", [openmm.NonbondedForce.Ewald, openmm.NonbondedForce.PME])
+def test_periodic_sum_matches_openmm(method):
+    charges, positions, box = _liquid()
+    _assert_close(_ours(charges, positions, box), _openmm(charges, positions, box, method))
+
+
+def test_direct_sum_matches_openmm_without_cutoff():
+    charges, positions, _ = _liquid()
+    charges, positions = charges[:30], positions[:30]  # ten molecules, no box
+    _assert_close(_ours(charges, positions, None),
+                  _openmm(charges, positions, None, openmm.NonbondedForce.NoCutoff), rel=1e-10)
+
+
+def test_a_rotated_cell_gives_the_same_energy_and_rotated_forces():
+    charges, positions, box = _liquid()
+    rotation = random_rotation(np.random.default_rng(4))
+    for matrix in (rotation, -rotation):  # and an improper one
+        energy, forces = _ours(charges, positions @ matrix.T, box @ matrix.T)
+        energy_ref, forces_ref = _ours(charges, positions, box)
+        assert energy == pytest.approx(energy_ref, rel=1e-12)
+        np.testing.assert_allclose(forces, forces_ref @ matrix.T, atol=1e-8)
+
+
+class _Module(torch.nn.Module):
+    def forward(self, charges: torch.Tensor, positions: torch.Tensor,
+                cell: Optional[torch.Tensor], cutoff: float, tolerance: float) -> torch.Tensor:
+        return coulomb_energy(charges, positions, cell, cutoff, tolerance)
+
+
+def test_scripted_and_frozen_gives_the_same_energy_and_forces():
+    charges, positions, box = _liquid()
+    frozen = torch.jit.freeze(torch.jit.script(_Module()).eval())
+    _assert_close(_ours(charges, positions, box, frozen), _ours(charges, positions, box),
+                  rel=1e-12)
+
+
+def test_a_charged_cell_is_refused():
+    charges, positions, box = _liquid()
+    with pytest.raises(ValueError, match="neutral"):
+        coulomb_energy(torch.tensor(charges + 0.01), torch.tensor(positions * 10),
+                       torch.tensor(box * 10))
