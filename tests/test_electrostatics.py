@@ -10,7 +10,7 @@ import pytest
 import torch
 from openmm import unit
 
-from omm_symbreak.model.electrostatics import coulomb_energy
+from omm_symbreak.model.electrostatics import coulomb_energies, coulomb_energy, coulomb_setup
 from omm_symbreak.systems import load_structure
 from omm_symbreak.units import KJ_PER_MOL_PER_EV, as_nm_array
 from conftest import random_rotation
@@ -103,3 +103,17 @@ def test_a_charged_cell_is_refused():
     with pytest.raises(ValueError, match="neutral"):
         coulomb_energy(torch.tensor(charges + 0.01), torch.tensor(positions * 10),
                        torch.tensor(box * 10))
+
+
+def test_a_batch_of_charge_sets_gives_each_sets_energy():
+    # the rotated copies of a structure share its positions, each with its own charges
+    charges, positions, box = _liquid()
+    rng = np.random.default_rng(5)
+    batch = charges + rng.normal(0, 0.05, (3, len(charges)))
+    batch -= batch.mean(axis=1, keepdims=True)
+    setup = coulomb_setup(torch.tensor(positions * 10), torch.tensor(box * 10), 6.0)
+    energies = coulomb_energies(setup, torch.tensor(batch))
+    for row, energy in zip(batch, energies):
+        single = _ours(row, positions, box)[0] / KJ_PER_MOL_PER_EV
+        assert float(energy) == pytest.approx(single, rel=1e-12)
+    assert len(set(float(energy) for energy in energies)) == 3
