@@ -108,6 +108,8 @@ TRAIN_MODEL_OPTIONS = {  # hyperparameters of UnconstrainedPET: help text with t
     "n_heads": "attention heads (a count)",
     "ffn_width": "hidden width of the feed-forward layers (a count)",
     "n_radial": "Gaussians of the edge length in the edge input (a count)",
+    "long_range": "also learn a charge per atom, whose Ewald (or direct) energy is added",
+    "ewald_cutoff": "real-space cutoff of the Ewald sum of --long-range, Angstrom",
 }
 
 
@@ -160,8 +162,11 @@ def add_train_parser(commands) -> None:
     model = p.add_argument_group("model hyperparameters (ignored with --resume and --init-from)")
     for name, text in TRAIN_MODEL_OPTIONS.items():
         default = MODEL_DEFAULTS[name]
-        model.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
-                           help=text)
+        if isinstance(default, bool):
+            model.add_argument("--" + name.replace("_", "-"), action="store_true", help=text)
+        else:
+            model.add_argument("--" + name.replace("_", "-"), type=type(default),
+                               default=default, help=text)
     p.set_defaults(run=run_train)
 
 

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from .grids import quaternion_to_matrix
+from .model.electrostatics import coulomb_energies, coulomb_setup
 from .model.neighbors import neighbor_list, trim_padding
 from .model.pet import UnconstrainedPET
 
@@ -60,7 +61,10 @@ def random_rotation(like: Tensor, inversion: bool = True) -> Tensor:
 
 class PETAdapter(nn.Module):
     """The built-in ``UnconstrainedPET`` in the kernel's contract: one neighbour search per call,
-    then the displacement vectors of every copy rotated, r' = R r."""
+    then the displacement vectors of every copy rotated, r' = R r. A long-range model adds the
+    electrostatic energy of each copy's charges at the unrotated positions (the Coulomb sum of
+    given charges is exactly invariant when positions and cell rotate together), from one
+    ``coulomb_setup`` per call."""
 
     def __init__(self, model: UnconstrainedPET):
         super().__init__()
@@ -79,18 +83,27 @@ class PETAdapter(nn.Module):
         return self.model.species_of(atomic_numbers)
 
     def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
-        """[types, index, reverse, mask, vectors] of the neighbour list (Angstrom)."""
+        """[types, index, reverse, mask, vectors] of the neighbour list (Angstrom), then for a
+        long-range model the ``coulomb_setup`` of the positions."""
         neighbors = neighbor_list(positions, cell, self.model.cutoff, self.model.max_neighbors)
         # CUDA keeps the static shapes (K slots) that CUDA graphs need.
         if not positions.is_cuda:
             neighbors = trim_padding(neighbors)
-        return [types, neighbors.index, neighbors.reverse, neighbors.mask, neighbors.vectors]
+        prepared = [types, neighbors.index, neighbors.reverse, neighbors.mask, neighbors.vectors]
+        if self.model.long_range:
+            prepared += coulomb_setup(positions, cell, self.model.ewald_cutoff,
+                                      self.model.ewald_tolerance)
+        return prepared
 
     def copies(self, prepared: List[Tensor], rotations: Tensor) -> Tensor:
         """Total energies [c] (eV) of the copies rotated by ``rotations`` [c, 3, 3]."""
-        types, index, reverse, mask, vectors = prepared
+        types, index, reverse, mask, vectors = prepared[:5]
         rotated = torch.einsum("gab,nkb->gnka", rotations, vectors)
-        return self.model(types, rotated, index, reverse, mask).sum(dim=1)
+        energies, charges = self.model.energies_and_charges(types, rotated, index, reverse, mask)
+        total = energies.sum(dim=1)
+        if self.model.long_range:
+            total = total + coulomb_energies(prepared[5:], charges)
+        return total
 
     def _bytes(self, n_atoms: int, n_slots: int) -> int:
         tokens = n_atoms * (n_slots + 1)

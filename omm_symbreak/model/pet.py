@@ -9,7 +9,7 @@ one structure, ``N`` atoms and ``K`` neighbour slots (see ``omm_symbreak.model.n
 """
 
 import math
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -119,6 +119,11 @@ class UnconstrainedPET(nn.Module):
         unconstrained; without them the stiff O-H stretch (curvature ~50 eV/A^2) must come
         from a linear map of |r| / r_cut and training stalls at zero forces (measured: force
         loss flat at 1.0 for 60 steps; with 16 Gaussians it falls from the start).
+      long_range: also predict a charge per atom (e, from its last central token, shifted so
+        that every structure is neutral), whose electrostatic energy (``electrostatics``: the
+        Ewald sum with real-space cutoff ``ewald_cutoff`` Angstrom and relative tolerance
+        ``ewald_tolerance``, or the direct sum without a cell) the adapter adds to the
+        short-range energy (``kernel.PETAdapter``).
 
     The per-species energy baseline (eV) and the energy scale (eV) are buffers set by training.
     """
@@ -137,6 +142,9 @@ class UnconstrainedPET(nn.Module):
         n_heads: int = 4,
         ffn_width: int = 128,
         n_radial: int = 16,
+        long_range: bool = False,
+        ewald_cutoff: float = 8.0,
+        ewald_tolerance: float = 1e-6,
     ):
         super().__init__()
         if n_blocks < 2:
@@ -149,6 +157,12 @@ class UnconstrainedPET(nn.Module):
             n_blocks=n_blocks, n_layers=n_layers, n_heads=n_heads, ffn_width=ffn_width,
             n_radial=n_radial,
         )
+        if long_range:  # recorded only when used: older model files stay as they were
+            self.hyperparameters.update(long_range=True, ewald_cutoff=float(ewald_cutoff),
+                                        ewald_tolerance=float(ewald_tolerance))
+        self.long_range = bool(long_range)
+        self.ewald_cutoff = float(ewald_cutoff)
+        self.ewald_tolerance = float(ewald_tolerance)
         self.cutoff = float(cutoff)
         self.cutoff_width = float(cutoff_width)
         self.max_neighbors = int(max_neighbors)
@@ -163,6 +177,7 @@ class UnconstrainedPET(nn.Module):
             [MessagePassingBlock(width, n_layers, n_heads, ffn_width, 4 + n_radial)
              for _ in range(n_blocks)]
         )
+        self.charge_head = _mlp(width, 1) if long_range else nn.Identity()
 
     def species_of(self, atomic_numbers: List[int]) -> Tensor:
         """Map atomic numbers to the model's species indices [N]; ValueError for unknown ones."""
@@ -177,12 +192,19 @@ class UnconstrainedPET(nn.Module):
 
     def forward(self, species: Tensor, vectors: Tensor, index: Tensor, reverse: Tensor,
                 mask: Tensor) -> Tensor:
-        """Atomic energies (eV) of a batch of rotated copies of one structure.
+        """Atomic energies (eV) of a batch of rotated copies of one structure, short-range part.
 
         species [N] species indices; vectors [B, N, K, 3] displacements (Angstrom), padded slots
         zero; index, reverse [N, K] neighbour atom and reverse-edge slot; mask [N, K] bool.
         Returns [B, N].
         """
+        return self.energies_and_charges(species, vectors, index, reverse, mask)[0]
+
+    def energies_and_charges(self, species: Tensor, vectors: Tensor, index: Tensor,
+                             reverse: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+        """(atomic energies [B, N] eV, charges [B, N] e) of a batch of rotated copies (inputs
+        as ``forward``); the charges sum to zero per copy, and are zero without
+        ``long_range``."""
         b, n, k, _ = vectors.shape
         width = self.species_embedding.embedding_dim
         distances = torch.sqrt((vectors * vectors).sum(-1) + 1e-12)
@@ -214,4 +236,8 @@ class UnconstrainedPET(nn.Module):
             from_reverse = edges.reshape(b, n * k, width)[:, reverse_slot]
             messages = 0.5 * (messages + from_reverse.reshape(b * n, k, width))
         energy = energy.reshape(b, n) * self.energy_scale
-        return energy + self.energy_baseline[species]
+        charges = torch.zeros_like(energy)
+        if self.long_range:
+            charges = self.charge_head(central).reshape(b, n)
+            charges = charges - charges.mean(dim=1, keepdim=True)
+        return energy + self.energy_baseline[species], charges
