@@ -159,7 +159,9 @@ def add_train_parser(commands) -> None:
                    help="continue from OUTPUT.resume with its stored settings")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    model = p.add_argument_group("model hyperparameters (ignored with --resume and --init-from)")
+    model = p.add_argument_group(
+        "model hyperparameters (ignored with --resume and --init-from, except that --long-range "
+        "with --init-from adds a charge head to a short-range model)")
     for name, text in TRAIN_MODEL_OPTIONS.items():
         default = MODEL_DEFAULTS[name]
         if isinstance(default, bool):

@@ -37,7 +37,10 @@ The recipe (docs/design.md, "Training"; why each choice, as measured: docs/model
   for the cost of one forward pass over the training set. (With one structure per batch the
   centred energy term vanishes: forces and the refit alone then fix the energies.)
 - Fine-tuning (``init_from``): the weights, baseline and scale of an existing model file are
-  the starting point; its hyperparameters are kept.
+  the starting point; its hyperparameters are kept, except that ``long_range`` in the
+  settings' hyperparameters adds a charge head to a short-range model
+  (``UnconstrainedPET.with_long_range``: the short-range part starts as the model was, the
+  charges small).
 - Every epoch writes the model file ``output`` (``save_model``: weights plus JSON metadata
   with the history) and the training checkpoint ``<output>.resume`` (model, optimizer and
   scheduler state, torch.load(weights_only=True)-safe). The shuffling and the rotations of
@@ -201,14 +204,18 @@ def _initial_model(train_frames: Sequence[Frame], settings: TrainSettings):
     whose baseline absorbs its initial mean energy on up to 32 training frames."""
     atomic_numbers = sorted(set(np.concatenate([f.atomic_numbers for f in train_frames]).tolist()))
     statistics = dataset_statistics(train_frames, atomic_numbers)
+    torch.manual_seed(settings.seed)
     if settings.init_from is not None:
         model = load_model(settings.init_from).train()
+        wanted = {**MODEL_DEFAULTS, **(settings.hyperparameters or {})}
+        if wanted["long_range"] and not model.long_range:
+            model = model.with_long_range(wanted["ewald_cutoff"], wanted["ewald_tolerance"])
+            statistics["long_range_added"] = True
         check_frames(train_frames, model, "training")
         statistics["energy_scale_ev"] = float(model.energy_scale)
         statistics["init_from"] = str(settings.init_from)
         statistics["init_from_epoch"] = model_metadata(settings.init_from).get("epoch")
         return model, statistics
-    torch.manual_seed(settings.seed)
     hyperparameters = {**MODEL_DEFAULTS, **(settings.hyperparameters or {})}
     model = UnconstrainedPET(atomic_numbers, **hyperparameters)
     check_frames(train_frames, model, "training")

@@ -143,3 +143,42 @@ def test_train_a_long_range_model_from_the_command_line(tmp_path, capsys):
     _, charges = _short_range_and_charges(model.double(), frames[0].positions_angstrom,
                                           frames[0].cell_angstrom)
     assert abs(charges.sum()) < 1e-9 and np.abs(charges).max() > 0
+
+
+def test_a_charge_head_added_to_a_short_range_model_keeps_its_weights_and_learns(tmp_path):
+    """``--init-from`` with ``--long-range``: the copy keeps the short-range energies of every
+    atom, adds small neutral charges, and one epoch of training changes the charge head."""
+    from omm_symbreak.cli import main
+    from omm_symbreak.data import read_frames, write_frames
+    from omm_symbreak.model import load_model, save_model
+    from pathlib import Path
+
+    torch.manual_seed(1)
+    short = UnconstrainedPET(**TINY_MODEL).double().eval()
+    extended = short.with_long_range(ewald_cutoff=6.0).eval()
+    frames = read_frames(Path(__file__).resolve().parents[1] / "analysis" / "data"
+                         / "valid.extxyz")[:3]
+    frame = frames[0]
+    energy_short, charges_short = _short_range_and_charges(short, frame.positions_angstrom,
+                                                           frame.cell_angstrom)
+    energy_long, charges = _short_range_and_charges(extended, frame.positions_angstrom,
+                                                    frame.cell_angstrom)
+    assert energy_long == pytest.approx(energy_short, rel=1e-14)
+    assert not charges_short.any()
+    assert abs(charges.sum()) < 1e-12 and 1e-4 < np.abs(charges).max() < 0.5
+    with pytest.raises(ValueError, match="long-range head already"):
+        extended.with_long_range()
+
+    save_model(short.float(), tmp_path / "short.ckpt")
+    write_frames(tmp_path / "train.extxyz", frames[:2])
+    assert main(["train", str(tmp_path / "train.extxyz"), "-o", str(tmp_path / "long.ckpt"),
+                 "--init-from", str(tmp_path / "short.ckpt"), "--epochs", "1",
+                 "--batch-size", "2", "--quiet", "--long-range", "--ewald-cutoff", "6",
+                 "--seed", "5"]) == 0
+    tuned = load_model(tmp_path / "long.ckpt").double()
+    assert tuned.long_range and tuned.hyperparameters["ewald_cutoff"] == 6.0
+    assert tuned.hyperparameters["width"] == TINY_MODEL["width"]
+    torch.manual_seed(5)  # the training's seed: its initial charge head
+    start = short.with_long_range(ewald_cutoff=6.0)
+    change = (tuned.charge_head[2].weight - start.charge_head[2].weight).abs().max()
+    assert float(change) > 1e-6

@@ -179,6 +179,23 @@ class UnconstrainedPET(nn.Module):
         )
         self.charge_head = _mlp(width, 1) if long_range else nn.Identity()
 
+    def with_long_range(self, ewald_cutoff: float = 8.0,
+                        ewald_tolerance: float = 1e-6) -> "UnconstrainedPET":
+        """A long-range copy of this short-range model: every weight and buffer copied (the
+        short-range energies stay the same), plus a new charge head in its initial state
+        (torch's default initialisation: charges of a few hundredths of e, not zero, since
+        the Coulomb energy is quadratic in the charges and has no gradient at zero charges).
+        ValueError if the model is long-range already."""
+        if self.long_range:
+            raise ValueError("the model has a long-range head already")
+        extended = UnconstrainedPET(**self.hyperparameters, long_range=True,
+                                    ewald_cutoff=ewald_cutoff, ewald_tolerance=ewald_tolerance)
+        extended.to(dtype=self.energy_scale.dtype, device=self.energy_scale.device)
+        missing, unexpected = extended.load_state_dict(self.state_dict(), strict=False)
+        if unexpected or any(not name.startswith("charge_head.") for name in missing):
+            raise RuntimeError(f"weights that do not fit: missing {missing}, extra {unexpected}")
+        return extended.train(self.training)
+
     def species_of(self, atomic_numbers: List[int]) -> Tensor:
         """Map atomic numbers to the model's species indices [N]; ValueError for unknown ones."""
         known = self.atomic_numbers.tolist()
