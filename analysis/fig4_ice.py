@@ -33,13 +33,13 @@ from openmm import unit
 from scipy.stats import kendalltau
 
 from figures import estimated_wall_time_s, figure_arguments, write_figure
-from liquid_runs import run_reference
 from omm_symbreak import observables as obs
 from omm_symbreak import systems
 from omm_symbreak.grids import RotationGrid, parse_grid, random_rotations
 from omm_symbreak.model import load_model
 from omm_symbreak.potential import create_system
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
+from omm_symbreak.reference.run import ReferenceSettings, run_reference
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
 from omm_symbreak.simulate import run
@@ -174,7 +174,10 @@ def stability_runs(mode: str, settings: dict, model_file) -> tuple:
     directories = {"raw": root / "nvt-raw", "reference": root / "nvt-reference"}
     wall = {}
     started = time.perf_counter()
-    run_reference(directories["reference"], steps, "ice-ih", TEMPERATURE_K)
+    run_reference(ReferenceSettings(system="ice-ih", steps=steps, temperature_k=TEMPERATURE_K,
+                                    seed=1, trajectory_interval=FRAME_STEPS,
+                                    state_interval=FRAME_STEPS * 10, checkpoint_interval=2000),
+                  directories["reference"])
     wall["reference"] = time.perf_counter() - started
     raw = RunSettings(system="ice-ih", model=model_file, strategy="none", ensemble="nvt",
                       temperature_k=TEMPERATURE_K, friction_per_ps=1.0, timestep_fs=0.5,

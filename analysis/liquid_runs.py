@@ -9,8 +9,13 @@ every 20 fs), all resumable (run the figure script again after an interruption):
   ``Ti`` every 10 steps (outer step 5 fs), as the study did with ``2i``, which is exact to the
   same degree at 36 rotations instead of 24 (the committed results of figures 2 and 3 ran
   ``2i``);
-- ``reference``: q-TIP4P/F itself (its M sites are not written: the trajectory has the real
-  atoms O, H1, H2 of every molecule, like the other two).
+- ``reference``: q-TIP4P/F itself (``omm_symbreak.reference.run``; its M sites are not
+  written: the trajectory has the real atoms O, H1, H2 of every molecule, like the other two).
+
+They run as a campaign (``omm_symbreak.campaign.run_campaign``): each in a worker process of
+its own, one per core, finished runs skipped, interrupted ones resumed from their checkpoints.
+``analysis/campaigns/liquid.toml`` declares the same runs, 32 ps each, for
+``omm-symbreak campaign``.
 
 Lengths (``LENGTHS_PS``): 40 ps for the reference, 30 ps raw and 8 ps ``mts-Ti``, which costs
 about 3.5 raw evaluations per step (``2i``: 4.7, 0.09 ns/day on one core, against 0.45 for
@@ -25,20 +30,15 @@ The same weak Langevin friction (1/ps, a relaxation time of 1 ps) is applied to 
 so that they compare with each other.
 """
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
-import openmm
-from openmm import app, unit
 
 from figures import estimated_wall_time_s
-from omm_symbreak import systems
-from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
-from omm_symbreak.rundir import read_trajectory, truncate_csv, truncate_dcd
+from omm_symbreak.campaign import PlannedRun, format_summary, run_campaign
+from omm_symbreak.reference.run import ReferenceSettings
+from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.simulate import run
 from omm_symbreak.symmetrize import DEFAULT_GRID
 
 ROOT = Path(__file__).resolve().parent
@@ -59,77 +59,35 @@ def ml_settings(strategy: str, steps: int, model_file) -> RunSettings:
                        diagnostic_grid=DEFAULT_GRID, checkpoint_interval=CHECKPOINT_STEPS)
 
 
-def run_reference(directory: Path, steps: int, template: str = "liquid-64",
-                  temperature_k: float = 300.0) -> None:
-    """q-TIP4P/F NVT of a template (settings as the ML runs) into ``directory``, resumable."""
-    directory.mkdir(parents=True, exist_ok=True)
-    topology, positions, _ = systems.load(template)
-    site_topology, site_positions = add_virtual_sites(topology, positions)
-    system = create_qtip4pf_system(site_topology)
-    integrator = openmm.LangevinMiddleIntegrator(temperature_k * unit.kelvin, 1 / unit.picosecond,
-                                                 0.5 * unit.femtosecond)
-    integrator.setRandomNumberSeed(SEED + 1)
-    simulation = app.Simulation(site_topology, system, integrator,
-                                openmm.Platform.getPlatformByName("CPU"))
-    real = [atom.index for atom in site_topology.atoms() if atom.element is not None]
-    record = {"settings": {"system": template, "strategy": "reference q-TIP4P/F",
-                           "ensemble": "nvt", "temperature_k": temperature_k, "friction_per_ps": 1.0,
-                           "timestep_fs": 0.5, "steps": steps, "seed": SEED,
-                           "trajectory_interval": FRAME_STEPS},
-              "units": {"trajectory.dcd": "positions of O, H1, H2, nm (mdtraj)",
-                        "state.csv": "OpenMM StateDataReporter: kJ/mol, K, ps"}}
-    progress_path = directory / "progress.json"
-    resume = progress_path.is_file()
-    if resume:
-        step = json.loads(progress_path.read_text())["step"]
-        if step > steps:
-            raise ValueError(f"{directory} is checkpointed at step {step}, beyond {steps}")
-        simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
-        truncate_dcd(directory / "trajectory.dcd", step // FRAME_STEPS + 1)
-        truncate_csv(directory / "state.csv", step)
-    else:
-        step = 0
-        with open(directory / "topology.pdb", "w") as handle:
-            app.PDBFile.writeFile(topology, positions, handle)
-        simulation.context.setPositions(site_positions)
-        simulation.context.setVelocitiesToTemperature(temperature_k * unit.kelvin, SEED + 1)
-    (directory / "run.json").write_text(json.dumps(record, indent=2))  # steps may have changed
-    simulation.reporters.append(app.DCDReporter(str(directory / "trajectory.dcd"), FRAME_STEPS,
-                                                append=resume, atomSubset=real))
-    simulation.reporters.append(app.StateDataReporter(
-        str(directory / "state.csv"), FRAME_STEPS * 10, step=True, time=True,
-        potentialEnergy=True, temperature=True, speed=True, append=resume))
-    if not resume:  # frame 0 is the start, as in the ML runs (DCDReporter begins at a step > 0),
-        # wrapped into the box as Simulation does for the reporter's later frames
-        periodic = site_topology.getPeriodicBoxVectors() is not None
-        simulation.reporters[0].report(simulation, simulation.context.getState(
-            getPositions=True, enforcePeriodicBox=periodic))
-    while step < steps:
-        chunk = min(CHECKPOINT_STEPS, steps - step)
-        simulation.step(chunk)
-        step += chunk
-        simulation.saveCheckpoint(str(directory / "checkpoint.chk"))
-        progress_path.write_text(json.dumps({"step": step}))
+def reference_settings(steps: int) -> ReferenceSettings:
+    """q-TIP4P/F NVT of liquid-64 with the settings of the ML runs."""
+    return ReferenceSettings(system="liquid-64", steps=steps, temperature_k=300.0,
+                             friction_per_ps=1.0, timestep_fs=0.5, seed=SEED,
+                             trajectory_interval=FRAME_STEPS, state_interval=FRAME_STEPS * 10,
+                             checkpoint_interval=CHECKPOINT_STEPS)
+
+
+def planned_runs(mode: str, model_file) -> list:
+    """The three runs as a campaign (``omm_symbreak.campaign``), named as their directories."""
+    steps = {name: int(round(length_ps * 2000)) for name, length_ps in LENGTHS_PS[mode].items()}
+    return [PlannedRun("reference", reference_settings(steps["reference"])),
+            PlannedRun("raw", ml_settings("none", steps["raw"], model_file)),
+            PlannedRun(MTS_RUN, ml_settings("mts", steps[MTS_RUN], model_file))]
 
 
 def run_all(mode: str, model_file) -> tuple:
-    """Run (or resume, or extend) the three liquid runs; returns (run directories, wall times
-    of this sitting in s, simulated ps), each a dict by run name."""
+    """Run (or resume, or extend) the three liquid runs through ``run_campaign``, one worker
+    process per core; returns (run directories, wall times of this sitting in s, 0 for a run
+    finished before, simulated ps), each a dict by run name. RuntimeError if a run failed."""
     root = ROOT / "runs" / ("liquid" if mode == "full" else "liquid-quick")
-    directories, wall = {}, {}
-    for name in ("reference", "raw", MTS_RUN):
-        directory = root / name
-        steps = int(round(LENGTHS_PS[mode][name] * 2000))
-        started = time.perf_counter()
-        if name == "reference":
-            run_reference(directory, steps)
-        else:
-            settings = ml_settings("none" if name == "raw" else "mts", steps, model_file)
-            run(settings, directory, resume=(directory / "run.json").is_file())
-        wall[name] = time.perf_counter() - started
-        directories[name] = directory
-        print(f"{name}: {wall[name]:.0f} s this sitting", flush=True)
-    return directories, wall, LENGTHS_PS[mode]
+    runs = planned_runs(mode, model_file)
+    results = run_campaign(runs, root)
+    print(format_summary(results), flush=True)
+    failed = [result.name for result in results if result.status == "failed"]
+    if failed:
+        raise RuntimeError(f"liquid runs failed: {', '.join(failed)} (the table above)")
+    wall = {result.name: result.wall_s or 0.0 for result in results}
+    return {run.name: root / run.name for run in runs}, wall, LENGTHS_PS[mode]
 
 
 def analysed_from_ps(simulated_ps: float) -> float:

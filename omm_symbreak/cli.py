@@ -219,6 +219,57 @@ def add_simulate_parser(commands) -> None:
     p.set_defaults(run=run_simulate)
 
 
+def run_campaign(args) -> None:
+    from .campaign import format_plan, format_summary, load_campaign, plan_states
+    from .campaign import run_campaign as campaign
+
+    runs = load_campaign(args.file)
+    output_dir = args.output_dir or args.file.with_suffix("")
+    if output_dir == args.file:
+        raise ValueError(f"{args.file} has no suffix such as .toml: pass -o/--output-dir")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive number of processes, not {args.workers}")
+    if args.dry_run:
+        print(format_plan(runs, plan_states(runs, output_dir), output_dir))
+        print(f"{len(runs)} runs in {output_dir}")
+        return
+    results = campaign(runs, output_dir, scheduler=args.scheduler, workers=args.workers,
+                       progress=not args.quiet)
+    print(format_summary(results))
+    failed = [result.name for result in results if result.status == "failed"]
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(results)} runs failed ({', '.join(failed)}); "
+                         f"the others are in {output_dir}")
+    print(f"outputs in {output_dir}")
+
+
+def add_campaign_parser(commands) -> None:
+    p = commands.add_parser(
+        "campaign", help="run a set of independent runs declared in a TOML file (dask)",
+        description="Run every run a campaign file declares (system x strategy x grid x seed x "
+                    "length_ps per [[group]], shared [settings]; strategy \"reference\": "
+                    "q-TIP4P/F; docs/design.md, \"Campaigns\") through dask.distributed, each "
+                    "in OUTPUT_DIR/<run name>. The whole file and every run directory are "
+                    "checked before anything runs; finished runs are skipped, interrupted ones "
+                    "resume from their checkpoints, and a failed run does not stop the others "
+                    "(exit status 2 if any failed).")
+    p.add_argument("file", type=Path, help="the campaign file (TOML)")
+    p.add_argument("-o", "--output-dir", type=Path, default=None,
+                   help="where the run directories go (default: next to FILE, its name without "
+                        ".toml)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="worker processes of the local dask cluster, one thread each "
+                            "(default: the number of CPU cores)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="the address of a running dask scheduler (dask-jobqueue, ...) to "
+                            "use instead of a local cluster")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the planned runs and their state (new, resume, done) and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run_campaign)
+
+
 def run_demo(args) -> None:
     from .demo import format_table, run_demo as demo
     from .simulate import SimulationError
@@ -347,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(commands)
     add_symmetrize_parser(commands)
     add_simulate_parser(commands)
+    add_campaign_parser(commands)
     add_demo_parser(commands)
     add_grids_parser(commands)
     add_reference_parser(commands)

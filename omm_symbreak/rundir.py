@@ -294,9 +294,29 @@ def claim_directory(directory: Path, settings: RunSettings, resume: bool, finger
     under the lock, then clear a run that never started, or record a resumed run's new
     ``steps`` in run.json.
 
-    The lock is ``fcntl.flock`` on ``run.lock``, which holds the owner's process id: a second
-    process is refused (ValueError) while the first runs, and the operating system releases
-    the lock when its process ends, a ``kill -9`` included, so that the run can be resumed.
+    The lock (``hold_lock``) is ``fcntl.flock`` on ``run.lock``, which holds the owner's process
+    id: a second process is refused (ValueError) while the first runs, and the operating system
+    releases the lock when its process ends, a ``kill -9`` included, so that the run can be
+    resumed.
+    """
+    with hold_lock(directory):
+        check_directory(directory, settings, resume, fingerprint)
+        if resume:
+            _record_steps(directory, settings.steps)
+        else:
+            for name in RUN_FILES:
+                (directory / name).unlink(missing_ok=True)
+        yield
+
+
+@contextlib.contextmanager
+def hold_lock(directory: Path):
+    """Create ``directory`` and hold its lock, ``run.lock``, for the ``with`` block; ValueError
+    naming the owner's process id when another process holds it.
+
+    The lock is ``fcntl.flock``: the operating system releases it when its process ends, a
+    ``kill -9`` included, so that a killed run's directory can be taken over at once (the pid
+    left in the file is then only a record).
     """
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / LOCK_FILE, "a+") as lock:
@@ -311,13 +331,22 @@ def claim_directory(directory: Path, settings: RunSettings, resume: bool, finger
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
-        check_directory(directory, settings, resume, fingerprint)
-        if resume:
-            _record_steps(directory, settings.steps)
-        else:
-            for name in RUN_FILES:
-                (directory / name).unlink(missing_ok=True)
         yield
+
+
+def lock_owner(directory: Path):
+    """The process id (a string) holding ``directory``'s lock, or None when no process holds
+    it: a lock file left by a process that ended, ``kill -9`` included, holds no lock."""
+    path = directory / LOCK_FILE
+    if not path.is_file():
+        return None
+    with open(path) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.read().strip() or "unknown"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return None
 
 
 def _record_steps(directory: Path, steps: int) -> None:
