@@ -313,11 +313,17 @@ def execute(run: PlannedRun, directory) -> float:
 def local_cluster(workers: Optional[int] = None):
     """A ``distributed.LocalCluster`` of ``workers`` (default: ``os.cpu_count()``) worker
     processes of one thread each, OpenMM's CPU platform on one thread too."""
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
-                        processes=True, dashboard_address=None,
-                        env={"OPENMM_CPU_THREADS": "1"})
+    # dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand every
+    # freed tensor back to the OS: measured here, liquid-64 then spent most of its time in the
+    # kernel (page faults) and ran ten times slower than in a plain process. Workers keep
+    # glibc's default instead (None unsets the variable).
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
+                            processes=True, dashboard_address=None,
+                            env={"OPENMM_CPU_THREADS": "1"})
 
 
 def run_campaign(runs: list, output_dir, scheduler: Optional[str] = None,
