@@ -87,8 +87,12 @@ def coulomb_energies(setup: List[Tensor], charges: Tensor,
     first, second, kernel = setup[0], setup[1], setup[2]
     energy = (charges[:, first] * charges[:, second] * kernel).sum(dim=1)
     if len(setup) > 3:
-        totals = charges.sum(dim=1).abs()
-        if bool((totals > 1e-6 * charges.abs().sum(dim=1).clamp_min(1.0)).any()):
+        # neutral to within the rounding of a sum of N charges (and at least 1e-6 relative);
+        # epsilon: torch.finfo(dtype).eps, written out for TorchScript
+        epsilon = 1.1920928955078125e-07 if charges.dtype == torch.float32 else 2.220446e-16
+        relative = max(1e-6, 8.0 * charges.shape[1] * epsilon)
+        totals = charges.detach().sum(dim=1).abs()
+        if bool((totals > relative * charges.detach().abs().sum(dim=1).clamp_min(1.0)).any()):
             raise ValueError("the Ewald sum needs a neutral cell: the charges sum to "
                              + str(float(totals.max())) + " e")
         cosines, sines, weights, self_term = setup[3], setup[4], setup[5], setup[6]

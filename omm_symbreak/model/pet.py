@@ -256,5 +256,8 @@ class UnconstrainedPET(nn.Module):
         charges = torch.zeros_like(energy)
         if self.long_range:
             charges = self.charge_head(central).reshape(b, n)
+            # twice: in float32 the first pass leaves N x eps x |mean of the raw outputs|, which
+            # a raw offset of a few e makes 1e-5 e on 192 atoms; the second leaves N x eps x |q|
+            charges = charges - charges.mean(dim=1, keepdim=True)
             charges = charges - charges.mean(dim=1, keepdim=True)
         return energy + self.energy_baseline[species], charges
