@@ -11,7 +11,7 @@ with the same code:
   model, and the rotational spread of its rotated-back forces over random rotations (O(3),
   seeded);
 - the MD cost: one energy+forces evaluation of the raw model on liquid-64 through its OpenMM
-  route (``potential.create_forces``: TorchForce or PythonForce) on the CPU platform, the
+  route (``potential.create_system``: TorchForce or PythonForce) on the CPU platform, the
   median of repeats interleaved between the models, so that their ratio is measured on the
   same machine state (run it on quiet cores);
 - ``--stability``: the model's 20 ps raw-MD stability, read from the JSON of
@@ -33,7 +33,7 @@ import openmm
 
 from omm_symbreak.evaluate import evaluate_files
 from omm_symbreak.model_kinds import load_energy_model
-from omm_symbreak.potential import create_forces
+from omm_symbreak.potential import create_system
 from omm_symbreak.systems import load_structure
 from omm_symbreak.units import as_nm_array
 
@@ -65,12 +65,7 @@ def evaluation_seconds(model_files: dict, repeats: int) -> dict:
     jitter = np.random.default_rng(0)
     contexts = {}
     for label, model_file in model_files.items():
-        system = openmm.System()
-        for atom in topology.atoms():
-            system.addParticle(atom.element.mass)
-        system.setDefaultPeriodicBoxVectors(*topology.getPeriodicBoxVectors())
-        for force in create_forces(topology, load_energy_model(model_file), "none"):
-            system.addForce(force)
+        system = create_system(topology, load_energy_model(model_file), "none")
         contexts[label] = openmm.Context(system, openmm.VerletIntegrator(1e-6),
                                          openmm.Platform.getPlatformByName("CPU"))
     times = {label: [] for label in contexts}
