@@ -17,22 +17,21 @@ cores:
     E_raw(R x0) of the template molecule in RIGID_ROTATIONS uniformly random rotations R,
     Boltzmann-weighted at 300 K (no dynamics, so no sampling correlation).
 
-Runs go to analysis/runs/fig1[-quick]/NAME and resume where a previous sitting stopped (run the
-script again). Writes analysis/results/fig1_gas_phase[_quick].json (numbers with errors, run
+The runs are a campaign (one worker process per core) in analysis/runs/fig1[-quick]/NAME; they
+resume where a previous sitting stopped (run the script again). Writes analysis/results/fig1_gas_phase[_quick].json (numbers with errors, run
 lengths, wall times) and .png; the plotted series (L(t), the spectra, the free-energy maps) go
 next to the runs, to analysis/runs/fig1[-quick]/fig1_gas_phase.json.
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import scipy.constants
 import torch
 
-from figures import (estimated_wall_time_s, figure_arguments, without_series, write_figure,
-                     write_series)
+from figures import (estimated_wall_time_s, figure_arguments, run_as_campaign, without_series,
+                     write_figure, write_series)
 from omm_symbreak import observables as obs
 from omm_symbreak import systems
 from omm_symbreak.export import topology_atomic_numbers
@@ -41,7 +40,6 @@ from omm_symbreak.model import load_model
 from omm_symbreak.rundir import read_diagnostics, read_trajectory
 from omm_symbreak.settings import RunSettings
 from omm_symbreak.kernel import rotated_copies
-from omm_symbreak.simulate import run
 from omm_symbreak.units import as_nm_array, ev_to_kj_mol, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent
@@ -78,18 +76,6 @@ def run_specs(lengths: dict, model_file) -> dict:
             steps=int(round(lengths["nvt" if grid in MAP_GRIDS else "nvt_torque"] * 2000)),
             trajectory_interval=20, **common)
     return specs
-
-
-def run_all(specs: dict, run_root: Path) -> dict:
-    """Run (or resume, or skip when finished) every simulation; wall time of this sitting (s)."""
-    wall = {}
-    for name, settings in specs.items():
-        directory = run_root / name
-        started = time.perf_counter()
-        run(settings, directory, resume=(directory / "run.json").is_file())
-        wall[name] = time.perf_counter() - started
-        print(f"{name}: {wall[name]:.0f} s this sitting", flush=True)
-    return wall
 
 
 def figure_numbers(specs: dict, run_root: Path) -> dict:
@@ -204,7 +190,7 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     run_root = ROOT / "runs" / ("fig1-quick" if args.quick else "fig1")
     specs = run_specs(LENGTHS_PS[mode], args.model)
-    wall = run_all(specs, run_root)
+    wall = run_as_campaign(specs, run_root)
     numbers = figure_numbers(specs, run_root)
     numbers["rigid_rotor_raw"] = rigid_rotor_anisotropy(args.model, RIGID_ROTATIONS[mode])
     write_figure("fig1_gas_phase", args, {

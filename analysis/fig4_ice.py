@@ -18,8 +18,8 @@ Needs genice2 (``pip install -e '.[analysis]'``).
     250 K with the raw model and with q-TIP4P/F: g_OO(r) and the oxygen MSD (a plateau when the
     crystal holds).
 
-Relaxations are stored one by one in analysis/runs/fig4[-quick]/relaxations.json and the runs
-resume: run the script again after an interruption. Writes analysis/results/fig4_ice[_quick].json
+Relaxations are stored one by one in analysis/runs/fig4[-quick]/relaxations.json and the runs, a
+campaign (one worker process per core), resume: run the script again after an interruption. Writes analysis/results/fig4_ice[_quick].json
 (energies in meV per molecule, lengths in nm, times in ps and s) and .png.
 """
 
@@ -32,17 +32,16 @@ import openmm
 from openmm import unit
 from scipy.stats import kendalltau
 
-from figures import estimated_wall_time_s, figure_arguments, write_figure
+from figures import estimated_wall_time_s, figure_arguments, run_as_campaign, write_figure
 from omm_symbreak import observables as obs
 from omm_symbreak import systems
 from omm_symbreak.grids import RotationGrid, parse_grid, random_rotations
 from omm_symbreak.model import load_model
 from omm_symbreak.potential import create_system
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
-from omm_symbreak.reference.run import ReferenceSettings, run_reference
+from omm_symbreak.reference.run import ReferenceSettings
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.simulate import run
 from omm_symbreak.units import KJ_PER_MOL_PER_EV, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent
@@ -168,26 +167,21 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
 
 
 def stability_runs(mode: str, settings: dict, model_file) -> tuple:
-    """Run (or resume) the 250 K NVT runs; returns (directories, wall times of this sitting)."""
+    """Run (or resume) the 250 K NVT runs as a campaign; returns (directories, wall times of
+    this sitting)."""
     steps = int(round(settings["nvt_ps"] * 2000))
     root = ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick")
-    directories = {"raw": root / "nvt-raw", "reference": root / "nvt-reference"}
-    wall = {}
-    started = time.perf_counter()
-    run_reference(ReferenceSettings(system="ice-ih", steps=steps, temperature_k=TEMPERATURE_K,
-                                    seed=1, trajectory_interval=FRAME_STEPS,
-                                    state_interval=FRAME_STEPS * 10, checkpoint_interval=2000),
-                  directories["reference"])
-    wall["reference"] = time.perf_counter() - started
-    raw = RunSettings(system="ice-ih", model=model_file, strategy="none", ensemble="nvt",
-                      temperature_k=TEMPERATURE_K, friction_per_ps=1.0, timestep_fs=0.5,
-                      steps=steps, seed=1, state_interval=FRAME_STEPS * 10,
-                      trajectory_interval=FRAME_STEPS, diagnostics_interval=2000,
-                      diagnostic_grid="2i", checkpoint_interval=2000)
-    started = time.perf_counter()
-    run(raw, directories["raw"], resume=(directories["raw"] / "run.json").is_file())
-    wall["raw"] = time.perf_counter() - started
-    return directories, wall
+    intervals = dict(seed=1, trajectory_interval=FRAME_STEPS, state_interval=FRAME_STEPS * 10,
+                     checkpoint_interval=2000)
+    runs = {"nvt-reference": ReferenceSettings(system="ice-ih", steps=steps,
+                                               temperature_k=TEMPERATURE_K, **intervals),
+            "nvt-raw": RunSettings(system="ice-ih", model=model_file, strategy="none",
+                                   ensemble="nvt", temperature_k=TEMPERATURE_K,
+                                   friction_per_ps=1.0, timestep_fs=0.5, steps=steps,
+                                   diagnostics_interval=2000, diagnostic_grid="2i", **intervals)}
+    wall = run_as_campaign(runs, root)
+    return ({"raw": root / "nvt-raw", "reference": root / "nvt-reference"},
+            {"raw": wall["nvt-raw"], "reference": wall["nvt-reference"]})
 
 
 def stability_numbers(directory: Path) -> dict:

@@ -11,6 +11,7 @@ import numpy as np
 matplotlib.use("Agg")  # figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 
+from omm_symbreak.campaign import PlannedRun, format_summary, run_campaign  # noqa: E402
 from omm_symbreak.model import load_model, model_fingerprint  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -23,6 +24,35 @@ def figure_arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
     parser.add_argument("--model", default=None, help="default: the shipped model")
     return parser.parse_args()
+
+
+def labelled(pairs, what: str) -> dict:
+    """{LABEL: VALUE} of ``LABEL=VALUE`` arguments; ValueError naming a malformed one."""
+    result = {}
+    for pair in pairs:
+        label, equals, value = pair.partition("=")
+        if not equals or not label:
+            raise ValueError(f"{what} {pair!r}: expected LABEL=VALUE")
+        if label in result:
+            raise ValueError(f"{what}: label {label!r} given twice")
+        result[label] = value
+    return result
+
+
+def run_as_campaign(runs: dict, run_root: Path) -> Dict[str, float]:
+    """Run the runs of a figure, ``runs`` ({directory name: ``RunSettings``, or
+    ``ReferenceSettings`` for q-TIP4P/F}), in ``run_root/<name>`` as a campaign
+    (``omm_symbreak.campaign.run_campaign``: one single-threaded worker process per core,
+    finished runs skipped, interrupted ones resumed from their checkpoints, a longer run extended).
+    Prints the campaign's summary table; returns the wall time (s) of this sitting by name, 0
+    for a run finished before. RuntimeError naming the runs that failed, after the others ran."""
+    results = run_campaign([PlannedRun(name, settings) for name, settings in runs.items()],
+                           run_root)
+    print(format_summary(results), flush=True)
+    failed = [result.name for result in results if result.status == "failed"]
+    if failed:
+        raise RuntimeError(f"runs failed: {', '.join(failed)} (the table above)")
+    return {result.name: result.wall_s or 0.0 for result in results}
 
 
 def read_state(run_directory: Path) -> Dict[str, np.ndarray]:

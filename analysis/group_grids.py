@@ -13,23 +13,23 @@ floor the torque is rounding. The liquid side (ns/day and NVE drift of ``mts`` w
 ``T+random`` and ``2i`` at k = 4, 8, 10) is ``python -m benchmarks.md_throughput``: the figure's
 third panel plots benchmarks/results/md_throughput.json when it is there.
 
-Runs go to analysis/runs/group-grids[-quick]/NAME and resume where a previous sitting stopped.
+The runs are a campaign (one worker process per core) in analysis/runs/group-grids[-quick]/NAME
+and resume where a previous sitting stopped.
 Writes analysis/results/group_grids[_quick].json (numbers with errors, run lengths, wall times)
 and .png.
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from figures import REPOSITORY, estimated_wall_time_s, figure_arguments, write_figure
+from figures import (REPOSITORY, estimated_wall_time_s, figure_arguments, run_as_campaign,
+                     write_figure)
 from omm_symbreak import observables as obs
 from omm_symbreak.grids import parse_grid
 from omm_symbreak.rundir import read_diagnostics
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.simulate import run
 
 ROOT = Path(__file__).resolve().parent
 GRIDS = ("T", "Ti", "O", "I", "2", "2i", "3", "3i")
@@ -128,13 +128,7 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     run_root = ROOT / "runs" / ("group-grids-quick" if args.quick else "group-grids")
     specs = run_specs(LENGTHS_PS[mode], args.model)
-    wall = {}
-    for name, settings in specs.items():
-        directory = run_root / name
-        started = time.perf_counter()
-        run(settings, directory, resume=(directory / "run.json").is_file(), progress=False)
-        wall[name] = time.perf_counter() - started
-        print(f"{name}: {wall[name]:.0f} s this sitting", flush=True)
+    wall = run_as_campaign(specs, run_root)
     numbers = {grid: grid_numbers(run_root, grid) for grid in GRIDS}
     liquid = (json.loads(MD_THROUGHPUT.read_text())["speed_over_none"]
               if MD_THROUGHPUT.is_file() else {})

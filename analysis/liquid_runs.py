@@ -34,8 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import estimated_wall_time_s
-from omm_symbreak.campaign import PlannedRun, format_summary, run_campaign
+from figures import estimated_wall_time_s, run_as_campaign
 from omm_symbreak.reference.run import ReferenceSettings
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
@@ -67,27 +66,22 @@ def reference_settings(steps: int) -> ReferenceSettings:
                              checkpoint_interval=CHECKPOINT_STEPS)
 
 
-def planned_runs(mode: str, model_file) -> list:
-    """The three runs as a campaign (``omm_symbreak.campaign``), named as their directories."""
+def planned_runs(mode: str, model_file) -> dict:
+    """The three runs, {directory name: settings}."""
     steps = {name: int(round(length_ps * 2000)) for name, length_ps in LENGTHS_PS[mode].items()}
-    return [PlannedRun("reference", reference_settings(steps["reference"])),
-            PlannedRun("raw", ml_settings("none", steps["raw"], model_file)),
-            PlannedRun(MTS_RUN, ml_settings("mts", steps[MTS_RUN], model_file))]
+    return {"reference": reference_settings(steps["reference"]),
+            "raw": ml_settings("none", steps["raw"], model_file),
+            MTS_RUN: ml_settings("mts", steps[MTS_RUN], model_file)}
 
 
 def run_all(mode: str, model_file) -> tuple:
-    """Run (or resume, or extend) the three liquid runs through ``run_campaign``, one worker
-    process per core; returns (run directories, wall times of this sitting in s, 0 for a run
-    finished before, simulated ps), each a dict by run name. RuntimeError if a run failed."""
+    """Run (or resume, or extend) the three liquid runs as a campaign (``run_as_campaign``);
+    returns (run directories, wall times of this sitting in s, 0 for a run finished before,
+    simulated ps), each a dict by run name. RuntimeError if a run failed."""
     root = ROOT / "runs" / ("liquid" if mode == "full" else "liquid-quick")
     runs = planned_runs(mode, model_file)
-    results = run_campaign(runs, root)
-    print(format_summary(results), flush=True)
-    failed = [result.name for result in results if result.status == "failed"]
-    if failed:
-        raise RuntimeError(f"liquid runs failed: {', '.join(failed)} (the table above)")
-    wall = {result.name: result.wall_s or 0.0 for result in results}
-    return {run.name: root / run.name for run in runs}, wall, LENGTHS_PS[mode]
+    wall = run_as_campaign(runs, root)
+    return {name: root / name for name in runs}, wall, LENGTHS_PS[mode]
 
 
 def analysed_from_ps(simulated_ps: float) -> float:

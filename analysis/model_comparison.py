@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import openmm
 
+from figures import labelled
 from omm_symbreak.evaluate import evaluate_files
 from omm_symbreak.model_kinds import load_energy_model
 from omm_symbreak.potential import create_system
@@ -42,19 +43,6 @@ DATA = ROOT / "data" / "test.extxyz"
 RESULTS = ROOT / "results"
 STABILITY_KEYS = ("simulated_ps", "molecules_lost", "max_oh_angstrom",
                   "min_intermolecular_oo_angstrom", "ns_per_day_median")
-
-
-def labelled(pairs, what: str) -> dict:
-    """{LABEL: VALUE} of ``LABEL=VALUE`` arguments; ValueError naming a malformed one."""
-    result = {}
-    for pair in pairs:
-        label, equals, value = pair.partition("=")
-        if not equals or not label:
-            raise ValueError(f"{what} {pair!r}: expected LABEL=VALUE")
-        if label in result:
-            raise ValueError(f"{what}: label {label!r} given twice")
-        result[label] = value
-    return result
 
 
 def evaluation_seconds(model_files: dict, repeats: int) -> dict:

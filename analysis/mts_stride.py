@@ -10,21 +10,20 @@ a straight line, kJ/mol/ns) and its fluctuation about that line (kJ/mol), the wa
 total angular momentum max_t |L(t) - L(0)| (amu nm^2/ps), the mean net torque that the drift
 of L amounts to (|dL/dt|, kJ/mol), and the standard deviation of Delta = E_raw - E_2i (kJ/mol).
 
-Runs go to analysis/runs/mts-stride[-quick]/NAME and resume. Writes
-analysis/results/mts_stride[_quick].json (the numbers per run) and .png; the plotted series go
-next to the runs, to analysis/runs/mts-stride[-quick]/mts_stride.json.
+The runs are a campaign (one worker process per core) in analysis/runs/mts-stride[-quick]/NAME
+and resume. Writes analysis/results/mts_stride[_quick].json (the numbers per run) and .png; the
+plotted series go next to the runs, to analysis/runs/mts-stride[-quick]/mts_stride.json.
 """
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from figures import estimated_wall_time_s, figure_arguments, write_figure, write_series
+from figures import (estimated_wall_time_s, figure_arguments, run_as_campaign, write_figure,
+                     write_series)
 from omm_symbreak import observables as obs
 from omm_symbreak.rundir import read_diagnostics
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.simulate import run
 
 ROOT = Path(__file__).resolve().parent
 STRIDES = (1, 2, 4, 8, 16)
@@ -101,13 +100,11 @@ def main() -> None:
     args = figure_arguments(__doc__.splitlines()[0])
     mode = "quick" if args.quick else "full"
     run_root = ROOT / "runs" / ("mts-stride" if mode == "full" else "mts-stride-quick")
-    wall = {}
     specs = run_specs(RUN_PS[mode], args.model)
-    for name, settings in specs.items():
-        directory = run_directory(run_root, name)
-        started = time.perf_counter()
-        run(settings, directory, resume=(directory / "run.json").is_file())
-        wall[name] = time.perf_counter() - started
+    wall_by_directory = run_as_campaign(
+        {run_directory(run_root, name).name: settings for name, settings in specs.items()},
+        run_root)
+    wall = {name: wall_by_directory[run_directory(run_root, name).name] for name in specs}
     numbers = {name: run_numbers(run_directory(run_root, name)) for name in specs}
     summary = {name: {key: value for key, value in entry.items() if not isinstance(value, list)}
                for name, entry in numbers.items()}

@@ -1,38 +1,42 @@
 """Stability of a model's raw MD: liquid-64, NVT 300 K, 20 ps, no molecule may break.
 
-    python analysis/raw_md_stability.py [--model FILE] [--time-ps 20] [--run-dir DIR] [--name N]
+    python analysis/raw_md_stability.py [--model NAME=FILE ...] [--time-ps 20]
 
-``--model``: a model of any kind (default: the shipped model; the metatrain PET of
-analysis/train_metatrain_pet.sh runs with ``--model analysis/metatrain_pet/model.pt --name
-raw_md_stability_metatrain_pet --run-dir analysis/runs/raw-md-stability-metatrain-pet``).
+``--model``: models of any kind, each with the name of its results file (an empty FILE: the
+shipped model; default ``raw_md_stability=``, the shipped model). The long-range model of
+analysis/train_water_model.sh and the metatrain PET of analysis/train_metatrain_pet.sh run side
+by side with ``--model raw_md_stability_long_range=analysis/training/lr/model.ckpt --model
+raw_md_stability_metatrain_pet=analysis/metatrain_pet/model.pt``.
 
-Runs ``omm-symbreak simulate liquid-64`` with the raw model (strategy ``none``; Langevin
+Runs ``omm-symbreak simulate liquid-64`` with each raw model (strategy ``none``; Langevin
 middle, friction 1/ps, dt 0.5 fs, CPU platform, seed 1) from the template, a frame every
-0.1 ps, resumable (run it again after an interruption: it continues from the last checkpoint
-in ``--run-dir``). Then reads the trajectory with mdtraj and measures, per frame, every
+0.1 ps: the runs are a campaign (one worker process per core) in
+analysis/runs/raw-md-stability/NAME and resume from their last checkpoint (run the script again
+after an interruption). Then reads each trajectory with mdtraj and measures, per frame, every
 intramolecular O-H distance (minimum image) and H-O-H angle, and the shortest intermolecular
 O-O distance. A molecule counts as lost when an O-H distance exceeds 1.3 Angstrom.
 
-Writes analysis/results/NAME.json (default raw_md_stability; distances in Angstrom, angles in degrees,
+Writes analysis/results/NAME.json per model (distances in Angstrom, angles in degrees,
 temperature in K, speed in ns/day, wall time in s).
 """
 
 import argparse
 import json
-import time
+import re
+import sys
 from pathlib import Path
 
 import mdtraj
 import numpy as np
 
-from figures import estimated_wall_time_s, read_state
+from figures import estimated_wall_time_s, labelled, read_state, run_as_campaign
 from omm_symbreak.model_kinds import load_energy_model
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.simulate import run
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
+RUN_ROOT = ROOT / "runs" / "raw-md-stability"
 BROKEN_OH_ANGSTROM = 1.3
 
 
@@ -53,35 +57,29 @@ def water_geometry(trajectory: mdtraj.Trajectory) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="default: the shipped model")
-    parser.add_argument("--time-ps", type=float, default=20.0)
-    parser.add_argument("--run-dir", type=Path, default=ROOT.parent / "runs" / "raw-md-stability")
-    parser.add_argument("--name", default="raw_md_stability", help="results file name")
-    args = parser.parse_args()
-    settings = RunSettings(system="liquid-64", model=args.model, strategy="none",
-                           ensemble="nvt", temperature_k=300.0, timestep_fs=0.5,
-                           steps=int(round(args.time_ps * 2000)), seed=1, state_interval=200,
-                           trajectory_interval=200, diagnostics_interval=4000,
-                           diagnostic_grid="2i", checkpoint_interval=2000)
-    resume = (args.run_dir / "run.json").is_file()
-    started = time.perf_counter()
-    run(settings, args.run_dir, resume=resume)
-    wall_s = time.perf_counter() - started
+def run_settings(model_file, time_ps: float) -> RunSettings:
+    """The raw-model NVT run of liquid-64 at 300 K."""
+    return RunSettings(system="liquid-64", model=model_file, strategy="none", ensemble="nvt",
+                       temperature_k=300.0, timestep_fs=0.5, steps=int(round(time_ps * 2000)),
+                       seed=1, state_interval=200, trajectory_interval=200,
+                       diagnostics_interval=4000, diagnostic_grid="2i", checkpoint_interval=2000)
 
-    trajectory = read_trajectory(args.run_dir)
+
+def stability(name: str, model_file, wall_s: float) -> dict:
+    """What the run ``name`` (in RUN_ROOT) says of the model's stability."""
+    directory = RUN_ROOT / name
+    trajectory = read_trajectory(directory)
     geometry = water_geometry(trajectory)
     oh = geometry["oh_angstrom"]
     broken = (oh > BROKEN_OH_ANGSTROM).reshape(len(oh), -1, 2).any(axis=2)  # [F, M]
-    state = read_state(args.run_dir)
+    state = read_state(directory)
     temperature, speed, simulated_ps = state["Temperature"], state["Speed"], state["Time"][-1]
-    result = {
+    return {
         "what": "raw-model NVT MD of liquid-64 at 300 K: does any molecule break?",
         "command": "python analysis/raw_md_stability.py"
-                   + (f" --model {args.model} --name {args.name}" if args.model else ""),
-        "model": args.model or "shipped (omm_symbreak/models/water-pet.ckpt)",
-        "model_fingerprint": load_energy_model(args.model).fingerprint(),
+                   + (f" --model {name}={model_file}" if model_file else ""),
+        "model": model_file or "shipped (omm_symbreak/models/water-pet.ckpt)",
+        "model_fingerprint": load_energy_model(model_file).fingerprint(),
         "settings": {"ensemble": "NVT, Langevin middle, friction 1/ps", "timestep_fs": 0.5,
                      "temperature_k": 300.0, "platform": "CPU", "seed": 1},
         "simulated_ps": float(simulated_ps),
@@ -99,13 +97,36 @@ def main() -> None:
         "first_frame_with_a_lost_molecule": (int(np.argmax(broken.any(axis=1)))
                                              if broken.any() else None),
         "temperature_mean_k": float(temperature.mean()),
-        "ns_per_day_median": float(np.median(speed)),
-        "wall_time_s_estimated_total": estimated_wall_time_s(args.run_dir),
+        "ns_per_day_median": float(np.median(speed[speed > 0])),  # the first row has none
+        "wall_time_s_estimated_total": estimated_wall_time_s(directory),
         "wall_time_s_this_sitting": wall_s,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", metavar="NAME=FILE",
+                        help="results file name and model (an empty FILE: the shipped model)")
+    parser.add_argument("--time-ps", type=float, default=20.0)
+    args = parser.parse_args()
+    try:  # bad input fails here, before the long work
+        models = {name: file or None
+                  for name, file in labelled(args.model or ["raw_md_stability="],
+                                             "--model").items()}
+        for name, model_file in models.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"--model {name}=...: a results file name takes letters, "
+                                 "digits and _ . - only")
+            load_energy_model(model_file)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    wall = run_as_campaign({name: run_settings(model_file, args.time_ps)
+                            for name, model_file in models.items()}, RUN_ROOT)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    for name, model_file in models.items():
+        result = stability(name, model_file, wall[name])
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
