@@ -18,9 +18,10 @@ cores:
     Boltzmann-weighted at 300 K (no dynamics, so no sampling correlation).
 
 The runs are a campaign (one worker process per core) in analysis/runs/fig1[-quick]/NAME; they
-resume where a previous sitting stopped (run the script again). Writes analysis/results/fig1_gas_phase[_quick].json (numbers with errors, run
-lengths, wall times) and .png; the plotted series (L(t), the spectra, the free-energy maps) go
-next to the runs, to analysis/runs/fig1[-quick]/fig1_gas_phase.json.
+resume where a previous sitting stopped (run the script again). Writes
+analysis/results/fig1_gas_phase[_quick].json (numbers with errors, run lengths, wall times) and
+.png; the plotted series (L(t), the spectra, the free-energy maps) go next to the runs, to
+analysis/runs/fig1[-quick]/fig1_gas_phase.json.
 """
 
 import json

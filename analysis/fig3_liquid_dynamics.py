@@ -5,10 +5,13 @@
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` (shared with figure 2) and
 plots, with block errors as shaded bands: the oxygen mean-square displacement (to 5 ps, or the
 longest lag that a block of the shortest run holds: every run over the same lags) with the
-diffusion coefficient from a linear fit over its second half (no finite-size correction: the
-three runs share the box, and ``observables.yeh_hummer_correction`` gives it), and the
-reorientation correlation c_uu(t) = <u(0).u(t)> (to 10 ps, or as the MSD; first and second
-Legendre order).
+diffusion coefficient from a linear fit over its second half, and the reorientation
+correlation c_uu(t) = <u(0).u(t)> (to 10 ps, or as the MSD; first and second Legendre order).
+The JSON also gives the exponent alpha of MSD ~ t^alpha over the fit range (1 where the motion
+is diffusive, ``observables.msd_exponent``) and D with the Yeh-Hummer finite-size correction
+for the box (``observables.yeh_hummer_correction``, with water's measured viscosity at 300 K,
+WATER_VISCOSITY_PA_S: the same shift for the three runs, which share the box, so it changes no
+comparison between them).
 Writes analysis/results/fig3_liquid_dynamics[_quick].json and .png.
 """
 
@@ -22,6 +25,7 @@ from omm_symbreak import observables as obs
 from omm_symbreak.analyze import _max_lag_ps
 
 N_BLOCKS = 4
+WATER_VISCOSITY_PA_S = 0.854e-3  # liquid water at 300 K and 0.1 MPa (IAPWS 2008)
 LABELS = {"raw": "raw", MTS_RUN: f"{MTS_RUN.removeprefix('mts-')} (MTS k=10)",
           "reference": "q-TIP4P/F"}
 
@@ -38,9 +42,17 @@ def dynamics_numbers(trajectory, msd_lag_ps: float, c_uu_lag_ps: float) -> dict:
         trajectory, msd_lag_ps, n_blocks=N_BLOCKS)
     fit_range = (lag[-1] / 2, lag[-1])
     diffusion, diffusion_error = obs.diffusion_coefficient(lag, block_msd, fit_range)
+    alpha, alpha_error = obs.msd_exponent(lag, block_msd, fit_range)
+    box_nm = float(trajectory.unitcell_lengths[0, 0])
+    correction = obs.yeh_hummer_correction(box_nm, 300.0, WATER_VISCOSITY_PA_S)
     numbers = {"frames": trajectory.n_frames, "lag_ps": lag.tolist(), "msd_nm2": msd.tolist(),
                "msd_error_nm2": msd_error.tolist(), "fit_range_ps": list(fit_range),
-               "diffusion_1e-5_cm2_per_s": [1000 * float(diffusion), 1000 * float(diffusion_error)]}
+               "msd_exponent_over_fit_range": [float(alpha), float(alpha_error)],
+               "diffusion_1e-5_cm2_per_s": [1000 * float(diffusion), 1000 * float(diffusion_error)],
+               "box_nm": box_nm,
+               "yeh_hummer_correction_1e-5_cm2_per_s": 1000 * correction,
+               "diffusion_corrected_1e-5_cm2_per_s": [1000 * float(diffusion + correction),
+                                                      1000 * float(diffusion_error)]}
     for order in (1, 2):
         lag_u, c_uu, c_uu_error = obs.orientation_autocorrelation(
             trajectory, c_uu_lag_ps, order, N_BLOCKS)

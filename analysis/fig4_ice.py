@@ -19,8 +19,9 @@ Needs genice2 (``pip install -e '.[analysis]'``).
     crystal holds).
 
 Relaxations are stored one by one in analysis/runs/fig4[-quick]/relaxations.json and the runs, a
-campaign (one worker process per core), resume: run the script again after an interruption. Writes analysis/results/fig4_ice[_quick].json
-(energies in meV per molecule, lengths in nm, times in ps and s) and .png.
+campaign (one worker process per core), resume: run the script again after an interruption.
+Writes analysis/results/fig4_ice[_quick].json (energies in meV per molecule, lengths in nm,
+times in ps and s) and .png.
 """
 
 import json

@@ -17,13 +17,11 @@ its own, one per core, finished runs skipped, interrupted ones resumed from thei
 ``analysis/campaigns/liquid.toml`` declares the same runs, 32 ps each, for
 ``omm-symbreak campaign``.
 
-Lengths (``LENGTHS_PS``): 40 ps for the reference, 30 ps raw and 8 ps ``mts-Ti``, which costs
-about 3.5 raw evaluations per step (``2i``: 4.7, 0.09 ns/day on one core, against 0.45 for
-raw): what the two
-ML runs reach side by side, one core each, in one sitting of 2 cores. Raising a length and
-running again extends a finished run from its last checkpoint (``simulate.run`` accepts a
-longer ``steps`` on resume). The MSD and c_uu(t) of figure 3 are compared over the lags that a
-block of the shortest run holds.
+Lengths (``LENGTHS_PS``): 32 ps each, 30 ps after the EQUILIBRATION_PS that the analysis drops,
+so that the three runs are compared over the same windows. ``mts-Ti`` costs about 3.5 raw evaluations per step: about 6 h on one
+core against 1.7 h for raw, so the full runs take several sittings; run the script again and
+every run resumes from its last checkpoint. Raising a length and running again extends a
+finished run (``simulate.run`` accepts a longer ``steps`` on resume).
 
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
 The same weak Langevin friction (1/ps, a relaxation time of 1 ps) is applied to all three runs,
@@ -42,7 +40,7 @@ from omm_symbreak.symmetrize import DEFAULT_GRID
 
 ROOT = Path(__file__).resolve().parent
 MTS_RUN = f"mts-{DEFAULT_GRID}"
-LENGTHS_PS = {"full": {"reference": 40.0, "raw": 30.0, MTS_RUN: 8.0},
+LENGTHS_PS = {"full": {"reference": 32.0, "raw": 32.0, MTS_RUN: 32.0},
               "quick": {"reference": 0.4, "raw": 0.4, MTS_RUN: 0.4}}
 EQUILIBRATION_PS = 2.0  # dropped from the analysis of runs longer than twice this
 FRAME_STEPS = 40  # 20 fs

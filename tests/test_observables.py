@@ -13,10 +13,10 @@ from conftest import random_rotation
 from omm_symbreak import observables
 from omm_symbreak.observables import (
     angular_momentum, angular_momentum_statistics, block_average, diffusion_coefficient,
-    first_peak, mean_square_displacement, molecular_direction, orientation_anisotropy,
-    orientation_autocorrelation, orientation_correlations, orientation_density,
-    orientational_free_energy, power_spectrum, radial_distribution_oo, torque_statistics,
-    unwrapped_positions, water_atom_indices, weighted_orientation_anisotropy,
+    first_peak, mean_square_displacement, molecular_direction, msd_exponent,
+    orientation_anisotropy, orientation_autocorrelation, orientation_correlations,
+    orientation_density, orientational_free_energy, power_spectrum, radial_distribution_oo,
+    torque_statistics, unwrapped_positions, water_atom_indices, weighted_orientation_anisotropy,
     yeh_hummer_correction)
 from omm_symbreak.observables import statistics
 from omm_symbreak.rundir import read_diagnostics
@@ -251,6 +251,19 @@ def test_brownian_particles_diffuse_with_msd_slope_six_d():
     d, d_error = diffusion_coefficient(lag, block_msd, fit_range_ps=(1.0, 5.0))
     assert abs(d - diffusion) < 4 * d_error and d_error < 0.05 * diffusion
     assert d == pytest.approx(diffusion, rel=0.06)
+    alpha, alpha_error = msd_exponent(lag, block_msd, fit_range_ps=(1.0, 5.0))
+    assert abs(alpha - 1) < 4 * alpha_error and alpha == pytest.approx(1.0, abs=0.05)
+
+
+def test_msd_exponent_of_ballistic_and_caged_motion():
+    lag = np.linspace(0.0, 2.0, 41)
+    ballistic = np.outer([1.0, 2.0, 3.0], lag ** 2)  # MSD = <v^2> t^2, one speed per block
+    assert msd_exponent(lag, ballistic, (0.1, 2.0)) == pytest.approx((2.0, 0.0), abs=1e-12)
+    caged = np.outer([1.0, 1.1], 1 - np.exp(-lag))  # a plateau: alpha falls below 1
+    alpha, _ = msd_exponent(lag, caged, (1.0, 2.0))
+    assert 0 < alpha < 0.6
+    with pytest.raises(ValueError, match="above 0"):
+        msd_exponent(lag, ballistic, (0.0, 2.0))
 
 
 def test_yeh_hummer_correction_for_water_in_a_512_molecule_box():

@@ -27,7 +27,8 @@ _MODULE_EXPORTS = {
     "structure": ("radial_distribution_oo", "first_peak", "first_peak_oo",
                   "orientation_correlations"),
     "dynamics": ("YEH_HUMMER_XI", "unwrapped_positions", "mean_square_displacement",
-                 "diffusion_coefficient", "yeh_hummer_correction", "orientation_autocorrelation"),
+                 "diffusion_coefficient", "msd_exponent", "yeh_hummer_correction",
+                 "orientation_autocorrelation"),
     "spectra": ("power_spectrum",),
 }
 _MODULE_OF = {name: module for module, names in _MODULE_EXPORTS.items() for name in names}

@@ -15,7 +15,8 @@ from .orientation import _harmonic_components, molecular_direction
 from .statistics import _block_slices, _lagged_products, _origin_counts, block_average
 
 __all__ = ["YEH_HUMMER_XI", "unwrapped_positions", "mean_square_displacement",
-           "diffusion_coefficient", "yeh_hummer_correction", "orientation_autocorrelation"]
+           "diffusion_coefficient", "msd_exponent", "yeh_hummer_correction",
+           "orientation_autocorrelation"]
 
 YEH_HUMMER_XI = 2.837297
 """Madelung-like constant of the cubic lattice in the Yeh-Hummer correction (dimensionless)."""
@@ -106,6 +107,28 @@ def diffusion_coefficient(lag_ps: np.ndarray, block_msd_nm2: np.ndarray, fit_ran
         raise ValueError(f"fit_range_ps={fit_range_ps} holds fewer than 2 lag times")
     slopes = np.polyfit(lag_ps[inside], block_msd_nm2[:, inside].T, 1)[0]
     return block_average(slopes / 6.0, len(slopes))
+
+
+def msd_exponent(lag_ps: np.ndarray, block_msd_nm2: np.ndarray, fit_range_ps):
+    """The exponent alpha of MSD(t) ~ t^alpha over a lag range: 1 where the motion is diffusive
+    (2 ballistic, below 1 caged), so it says whether ``diffusion_coefficient``'s range is one
+    where D is defined.
+
+    block_msd_nm2 [n_blocks, K] as for ``diffusion_coefficient``; each block's alpha is the slope
+    of a straight line through log MSD against log t over the lags inside fit_range_ps = (start,
+    stop) (ps, start > 0). Returns (alpha, alpha_error), dimensionless: the mean and standard
+    error of the block values.
+    """
+    lag_ps, block_msd_nm2 = np.asarray(lag_ps, dtype=float), np.asarray(block_msd_nm2, float)
+    if fit_range_ps[0] <= 0:
+        raise ValueError(f"fit_range_ps={fit_range_ps}: a log-log fit needs lags above 0")
+    inside = (lag_ps >= fit_range_ps[0]) & (lag_ps <= fit_range_ps[1])
+    if inside.sum() < 2:
+        raise ValueError(f"fit_range_ps={fit_range_ps} holds fewer than 2 lag times")
+    if np.any(block_msd_nm2[:, inside] <= 0):
+        raise ValueError("a log-log fit needs a positive MSD at every lag of fit_range_ps")
+    slopes = np.polyfit(np.log(lag_ps[inside]), np.log(block_msd_nm2[:, inside]).T, 1)[0]
+    return block_average(slopes, len(slopes))
 
 
 def yeh_hummer_correction(box_length_nm: float, temperature_k: float,
