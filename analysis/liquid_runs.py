@@ -18,10 +18,11 @@ its own, one per core, finished runs skipped, interrupted ones resumed from thei
 ``omm-symbreak campaign``.
 
 Lengths (``LENGTHS_PS``): 32 ps each, 30 ps after the EQUILIBRATION_PS that the analysis drops,
-so that the three runs are compared over the same windows. ``mts-Ti`` costs about 3.5 raw evaluations per step: about 6 h on one
-core against 1.7 h for raw, so the full runs take several sittings; run the script again and
-every run resumes from its last checkpoint. Raising a length and running again extends a
-finished run (``simulate.run`` accepts a longer ``steps`` on resume).
+so that the three runs are compared over the same windows. ``mts-Ti`` costs about 3.5 raw
+evaluations per step: about 6 h on one core against 1.7 h for raw, so the full runs take
+several sittings; run the script again and every run resumes from its last checkpoint. Raising
+a length and running again extends a finished run (``simulate.run`` accepts a longer ``steps``
+on resume).
 
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
 The same weak Langevin friction (1/ps, a relaxation time of 1 ps) is applied to all three runs,
