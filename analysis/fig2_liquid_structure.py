@@ -9,10 +9,11 @@ orientation correlations c_L(r), c_T(r) (averages over the pairs at distance r, 
 divided by g). The anisotropy estimator is biased upwards by correlated samples, the more so
 the shorter the run, so it is also given over windows as long as the shortest run: the
 reference's windows (true value 0) show the bias, and a model above them prefers orientations.
-The JSON also gives Delta = E_raw - E_avg (the diagnostic grid) of the whole box along the two ML runs
-(from their diagnostics, every 1 ps). Writes analysis/results/fig2_liquid_structure[_quick].json
-and .png; the free-energy maps go next to the runs, to
-analysis/runs/liquid[-quick]/fig2_liquid_structure.json (with all the other numbers).
+The JSON also gives Delta = E_raw - E_avg (the diagnostic grid) of the whole box along the two
+ML runs (from their diagnostics, every 1 ps). Writes
+analysis/results/fig2_liquid_structure[_quick].json and .png; the free-energy maps go next to
+the runs (analysis/campaigns/liquid/, or analysis/runs/liquid-quick/), to
+fig2_liquid_structure.json (with all the other numbers).
 """
 
 import json

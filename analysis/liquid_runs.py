@@ -1,86 +1,84 @@
 """The liquid runs shared by figures 2 and 3: liquid-64 at 300 K, raw model vs the symmetrized
 model (MTS) vs reference.
 
-Three NVT runs from the liquid-64 template (Langevin middle, friction 1/ps, dt 0.5 fs, a frame
-every 20 fs), all resumable (run the figure script again after an interruption):
+The runs are the campaign ``analysis/campaigns/liquid.toml`` (its header has the settings):
+three NVT runs from the liquid-64 template (Langevin middle, friction 1/ps, dt 0.5 fs, a frame
+every 20 fs), 32 ps each, 30 ps after the EQUILIBRATION_PS that the analysis drops, so that the
+three are compared over the same windows:
 
-- ``raw``: the raw model (``omm-symbreak simulate``, strategy ``none``);
+- ``raw``: the raw model (strategy ``none``);
 - ``MTS_RUN`` (``mts-Ti``): the raw model plus the correction E_avg - E_raw of the default grid
   ``Ti`` every 10 steps (outer step 5 fs), as the study did with ``2i``, which is exact to the
-  same degree at 36 rotations instead of 24 (the committed results of figures 2 and 3 ran
-  ``2i``);
+  same degree at 36 rotations instead of 24;
 - ``reference``: q-TIP4P/F itself (``omm_symbreak.reference.run``; its M sites are not
   written: the trajectory has the real atoms O, H1, H2 of every molecule, like the other two).
 
-They run as a campaign (``omm_symbreak.campaign.run_campaign``): each in a worker process of
-its own, one per core, finished runs skipped, interrupted ones resumed from their checkpoints.
-``analysis/campaigns/liquid.toml`` declares the same runs, 32 ps each, for
-``omm-symbreak campaign``.
-
-Lengths (``LENGTHS_PS``): 32 ps each, 30 ps after the EQUILIBRATION_PS that the analysis drops,
-so that the three runs are compared over the same windows. ``mts-Ti`` costs about 3.5 raw
-evaluations per step: about 6 h on one core against 1.7 h for raw, so the full runs take
-several sittings; run the script again and every run resumes from its last checkpoint. Raising
-a length and running again extends a finished run (``simulate.run`` accepts a longer ``steps``
-on resume).
+The figure scripts run them (``run_as_campaign``: one worker process per core, finished runs
+skipped, interrupted ones resumed from their checkpoints) in the campaign's own directory,
+analysis/campaigns/liquid/, so that ``omm-symbreak campaign analysis/campaigns/liquid.toml``
+(with ``--workers 1`` beside other work, say) and the figures share them; ``--model`` replaces
+the campaign's model (the shipped one), and a run directory of another model is refused.
+``mts-Ti`` costs about 3.5 raw evaluations per step: about 6 h on one core against 1.7 h for
+raw, so the full runs take several sittings; run the script again and every run resumes from
+its last checkpoint. ``--quick`` runs them QUICK_PS long in analysis/runs/liquid-quick/.
 
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
 The same weak Langevin friction (1/ps, a relaxation time of 1 ps) is applied to all three runs,
 so that they compare with each other.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from figures import estimated_wall_time_s, run_as_campaign
-from omm_symbreak.reference.run import ReferenceSettings
+from omm_symbreak.campaign import load_campaign
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
 from omm_symbreak.symmetrize import DEFAULT_GRID
+from omm_symbreak.units import FS_PER_PS
 
 ROOT = Path(__file__).resolve().parent
+CAMPAIGN = ROOT / "campaigns" / "liquid.toml"
 MTS_RUN = f"mts-{DEFAULT_GRID}"
-LENGTHS_PS = {"full": {"reference": 32.0, "raw": 32.0, MTS_RUN: 32.0},
-              "quick": {"reference": 0.4, "raw": 0.4, MTS_RUN: 0.4}}
+# the figures' names of the campaign's runs
+CAMPAIGN_RUNS = {"raw": "liquid-64_none_seed1", MTS_RUN: f"liquid-64_mts-{DEFAULT_GRID}_seed1",
+                 "reference": "liquid-64_reference_seed1"}
+QUICK_PS = 0.4
 EQUILIBRATION_PS = 2.0  # dropped from the analysis of runs longer than twice this
-FRAME_STEPS = 40  # 20 fs
-CHECKPOINT_STEPS = 2000  # 1 ps
-SEED = 1
-
-
-def ml_settings(strategy: str, steps: int, model_file) -> RunSettings:
-    return RunSettings(system="liquid-64", model=model_file, strategy=strategy, mts_stride=10,
-                       ensemble="nvt", temperature_k=300.0, friction_per_ps=1.0,
-                       timestep_fs=0.5, steps=steps, seed=SEED, state_interval=FRAME_STEPS * 10,
-                       trajectory_interval=FRAME_STEPS, diagnostics_interval=CHECKPOINT_STEPS,
-                       diagnostic_grid=DEFAULT_GRID, checkpoint_interval=CHECKPOINT_STEPS)
-
-
-def reference_settings(steps: int) -> ReferenceSettings:
-    """q-TIP4P/F NVT of liquid-64 with the settings of the ML runs."""
-    return ReferenceSettings(system="liquid-64", steps=steps, temperature_k=300.0,
-                             friction_per_ps=1.0, timestep_fs=0.5, seed=SEED,
-                             trajectory_interval=FRAME_STEPS, state_interval=FRAME_STEPS * 10,
-                             checkpoint_interval=CHECKPOINT_STEPS)
 
 
 def planned_runs(mode: str, model_file) -> dict:
-    """The three runs, {directory name: settings}."""
-    steps = {name: int(round(length_ps * 2000)) for name, length_ps in LENGTHS_PS[mode].items()}
-    return {"reference": reference_settings(steps["reference"]),
-            "raw": ml_settings("none", steps["raw"], model_file),
-            MTS_RUN: ml_settings("mts", steps[MTS_RUN], model_file)}
+    """The campaign's three runs, {directory name: settings}, with ``model_file`` (None: the
+    campaign's) and, in mode "quick", QUICK_PS long."""
+    declared = {run.name: run.settings for run in load_campaign(CAMPAIGN)}
+    runs = {}
+    for name in CAMPAIGN_RUNS.values():
+        if name not in declared:
+            raise ValueError(f"{CAMPAIGN} declares no run {name} (it declares "
+                             f"{', '.join(declared)})")
+        settings = declared[name]
+        if mode == "quick":
+            steps = int(round(QUICK_PS * FS_PER_PS / settings.timestep_fs))
+            settings = dataclasses.replace(settings, steps=steps)
+        if isinstance(settings, RunSettings) and model_file is not None:
+            settings = dataclasses.replace(settings, model=model_file)
+        runs[name] = settings
+    return runs
 
 
 def run_all(mode: str, model_file) -> tuple:
     """Run (or resume, or extend) the three liquid runs as a campaign (``run_as_campaign``);
     returns (run directories, wall times of this sitting in s, 0 for a run finished before,
-    simulated ps), each a dict by run name. RuntimeError if a run failed."""
-    root = ROOT / "runs" / ("liquid" if mode == "full" else "liquid-quick")
+    simulated ps), each a dict by the figures' run names. RuntimeError if a run failed."""
+    root = CAMPAIGN.with_suffix("") if mode == "full" else ROOT / "runs" / "liquid-quick"
     runs = planned_runs(mode, model_file)
     wall = run_as_campaign(runs, root)
-    return {name: root / name for name in runs}, wall, LENGTHS_PS[mode]
+    return ({label: root / name for label, name in CAMPAIGN_RUNS.items()},
+            {label: wall[name] for label, name in CAMPAIGN_RUNS.items()},
+            {label: runs[name].steps * runs[name].timestep_fs / FS_PER_PS
+             for label, name in CAMPAIGN_RUNS.items()})
 
 
 def analysed_from_ps(simulated_ps: float) -> float:
