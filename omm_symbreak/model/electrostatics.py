@@ -57,13 +57,16 @@ def coulomb_setup(positions: Tensor, cell: Optional[Tensor], cutoff: float = 8.0
                            torch.linalg.cross(cell[0], cell[1])])
     spacing = volume / torch.linalg.vector_norm(crosses, dim=1)  # between lattice planes
     translations = _lattice_points(cell, torch.ceil(cutoff / spacing)) @ cell  # [S, 3]
-    vectors = (positions[None, :, None, :] - positions[:, None, None, :]
-               + translations[None, None, :, :])  # [N, N, S, 3]: r_j - r_i + n
-    distances = torch.linalg.vector_norm(vectors, dim=-1)
-    inside = (distances < cutoff) & (distances > 1e-8)
-    found = torch.nonzero(inside)
+    # the pairs within the cutoff, searched over every image on detached tensors (no autograd);
+    # only the found pairs' vectors are then differentiated (through a dense [N, N, S] tensor,
+    # the backward pass cost twice the rest of the sum)
+    fixed, shifts = positions.detach(), translations.detach()
+    distances = torch.linalg.vector_norm(fixed[None, :, None, :] - fixed[:, None, None, :]
+                                         + shifts[None, None, :, :], dim=-1)  # |r_j - r_i + n|
+    found = torch.nonzero((distances < cutoff) & (distances > 1e-8))
     first, second, image = found[:, 0], found[:, 1], found[:, 2]
-    within = distances[first, second, image]
+    within = torch.linalg.vector_norm(positions[second] - positions[first]
+                                      + translations[image], dim=-1)
     kernel = 0.5 * torch.erfc(alpha * within) / within  # each pair appears as (i, j) and (j, i)
     reciprocal = 2 * math.pi * torch.linalg.inv(cell).T  # rows b_i*: a_i . b_j* = 2 pi d_ij
     m_cutoff = 2 * alpha * math.sqrt(-math.log(tolerance))
