@@ -39,7 +39,9 @@
 #            shipped), on stage 3's data and weights, cosine from lr 3e-4 over 20 epochs. Why
 #            not from scratch: stages 1 to 3 again with the Ewald sum cost about 3 times the
 #            CPU time of fine-tuning, and stage 3 already fits the short range. It runs only
-#            when named: `bash analysis/train_water_model.sh lr`.
+#            when named: `bash analysis/train_water_model.sh lr`. 20 epochs of 210-285 s on 2
+#            quiet cores (about 85 minutes, over two sittings, before the Ewald sum's backward
+#            pass was made sparse).
 # With stage names as arguments, only those stages run (default: stages 1 to 5).
 set -euo pipefail
 STAGES=" ${*:-stage1 stage2 stage3 stage4 stage5} "
