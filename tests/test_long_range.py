@@ -80,7 +80,7 @@ def test_energy_is_short_range_plus_openmms_coulomb_of_the_charges(box, periodic
                                   None if cell is None else torch.tensor(cell),
                                   torch.eye(3, dtype=torch.float64)[None])
     expected = short + _openmm_coulomb_ev(charges, positions, cell)
-    assert float(total[0]) == pytest.approx(expected, rel=1e-6)
+    assert float(total[0].detach()) == pytest.approx(expected, rel=1e-6)
 
 
 def test_grid_average_equals_the_average_over_explicitly_rotated_structures(box):
