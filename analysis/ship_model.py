@@ -19,8 +19,8 @@
    monomer and the water dimer against q-TIP4P/F, from ``analysis/results/model_domain.json``
    if that was run with this model), the training stages (settings, epochs, wall time), the
    hyperparameters, the metrics with the commands that reproduce them, the issue's targets and
-   whether each is met, and the raw-MD stability check of
-   ``analysis/results/raw_md_stability.json`` if that was run with this model (same model
+   whether each is met, and the raw-MD stability check of ``--stability`` (default
+   ``analysis/results/raw_md_stability.json``) if that was run with this model (same model
    fingerprint; otherwise the card says it is still to run).
 
 ``--card-only`` rewrites the card from the metrics JSON already written (after a new
@@ -242,6 +242,8 @@ def main() -> None:
     parser.add_argument("--card-only", action="store_true",
                         help="rewrite the card of the shipped model from its metrics JSON "
                              "(e.g. after analysis/raw_md_stability.py), evaluating nothing")
+    parser.add_argument("--stability", type=Path, default=RESULTS / "raw_md_stability.json",
+                        help="the model's analysis/raw_md_stability.py result (default: %(default)s)")
     args = parser.parse_args()
 
     metrics, commands, seconds = {}, {}, {}
@@ -268,8 +270,7 @@ def main() -> None:
             print(f"{name}: {seconds[name]:.0f} s", flush=True)
     model = load_model(DEFAULT_MODEL)
 
-    stability = result_of_this_model(RESULTS / "raw_md_stability.json",
-                                     "python analysis/raw_md_stability.py",
+    stability = result_of_this_model(args.stability, "python analysis/raw_md_stability.py",
                                      model_fingerprint(model))
     metadata = model_metadata(DEFAULT_MODEL)
     # paths as given to the training command, which ran in analysis/training
