@@ -101,19 +101,19 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     run_root = ROOT / "runs" / ("mts-stride" if mode == "full" else "mts-stride-quick")
     specs = run_specs(RUN_PS[mode], args.model)
+    directories = {name: run_directory(run_root, name) for name in specs}
     wall_by_directory = run_as_campaign(
-        {run_directory(run_root, name).name: settings for name, settings in specs.items()},
-        run_root)
-    wall = {name: wall_by_directory[run_directory(run_root, name).name] for name in specs}
-    numbers = {name: run_numbers(run_directory(run_root, name)) for name in specs}
+        {directories[name].name: settings for name, settings in specs.items()}, run_root)
+    wall = {name: wall_by_directory[directory.name] for name, directory in directories.items()}
+    numbers = {name: run_numbers(directory) for name, directory in directories.items()}
     summary = {name: {key: value for key, value in entry.items() if not isinstance(value, list)}
                for name, entry in numbers.items()}
     result = {"what": "water molecule NVE: energy conservation and angular momentum against the "
                       "MTS stride of the 2i correction",
               "mode": mode, "simulated_ps_per_run": RUN_PS[mode], "timestep_fs": 0.5,
               "wall_time_s_this_sitting": wall,
-              "wall_time_s_estimated_total": {
-                  name: estimated_wall_time_s(run_directory(run_root, name)) for name in specs},
+              "wall_time_s_estimated_total": {name: estimated_wall_time_s(directory)
+                                              for name, directory in directories.items()},
               "summary": summary,
               "plotted_series": write_series(run_root, "mts_stride", numbers)}
     write_figure("mts_stride", args, result, numbers, plot)

@@ -93,6 +93,15 @@ def mean_square_displacement(traj: mdtraj.Trajectory, max_lag_ps: float = 5.0,
     return lag_ps, msd, msd_error, blocks
 
 
+def _lags_inside(lag_ps: np.ndarray, fit_range_ps) -> np.ndarray:
+    """Mask [K] of the lags inside fit_range_ps = (start, stop) (ps); ValueError for fewer
+    than 2."""
+    inside = (lag_ps >= fit_range_ps[0]) & (lag_ps <= fit_range_ps[1])
+    if inside.sum() < 2:
+        raise ValueError(f"fit_range_ps={fit_range_ps} holds fewer than 2 lag times")
+    return inside
+
+
 def diffusion_coefficient(lag_ps: np.ndarray, block_msd_nm2: np.ndarray, fit_range_ps):
     """Self-diffusion coefficient D = slope / 6 of a straight line through MSD(t) (nm^2/ps).
 
@@ -102,9 +111,7 @@ def diffusion_coefficient(lag_ps: np.ndarray, block_msd_nm2: np.ndarray, fit_ran
     system value. Returns (D, D_error) in nm^2/ps (1 nm^2/ps = 1e-6 m^2/s).
     """
     lag_ps, block_msd_nm2 = np.asarray(lag_ps, dtype=float), np.asarray(block_msd_nm2, float)
-    inside = (lag_ps >= fit_range_ps[0]) & (lag_ps <= fit_range_ps[1])
-    if inside.sum() < 2:
-        raise ValueError(f"fit_range_ps={fit_range_ps} holds fewer than 2 lag times")
+    inside = _lags_inside(lag_ps, fit_range_ps)
     slopes = np.polyfit(lag_ps[inside], block_msd_nm2[:, inside].T, 1)[0]
     return block_average(slopes / 6.0, len(slopes))
 
@@ -122,9 +129,7 @@ def msd_exponent(lag_ps: np.ndarray, block_msd_nm2: np.ndarray, fit_range_ps):
     lag_ps, block_msd_nm2 = np.asarray(lag_ps, dtype=float), np.asarray(block_msd_nm2, float)
     if fit_range_ps[0] <= 0:
         raise ValueError(f"fit_range_ps={fit_range_ps}: a log-log fit needs lags above 0")
-    inside = (lag_ps >= fit_range_ps[0]) & (lag_ps <= fit_range_ps[1])
-    if inside.sum() < 2:
-        raise ValueError(f"fit_range_ps={fit_range_ps} holds fewer than 2 lag times")
+    inside = _lags_inside(lag_ps, fit_range_ps)
     if np.any(block_msd_nm2[:, inside] <= 0):
         raise ValueError("a log-log fit needs a positive MSD at every lag of fit_range_ps")
     slopes = np.polyfit(np.log(lag_ps[inside]), np.log(block_msd_nm2[:, inside]).T, 1)[0]
