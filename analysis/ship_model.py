@@ -2,6 +2,7 @@
 
     python analysis/ship_model.py [--model analysis/training/stageN/model.ckpt]
                                   [--grid-structures 5] [--grid-rotations 10]
+                                  [--stability FILE] [--locality FILE] [--card-only]
 
 1. Copies the checkpoint to ``omm_symbreak/models/water-pet.ckpt`` (after loading it with
    ``torch.load(weights_only=True)``).
@@ -18,10 +19,13 @@
    data, and the numbers measured outside it by ``analysis/model_domain.py``: the gas-phase
    monomer and the water dimer against q-TIP4P/F, from ``analysis/results/model_domain.json``
    if that was run with this model), the training stages (settings, epochs, wall time), the
-   hyperparameters, the metrics with the commands that reproduce them, the issue's targets and
-   whether each is met, and the raw-MD stability check of ``--stability`` (default
-   ``analysis/results/raw_md_stability.json``) if that was run with this model (same model
-   fingerprint; otherwise the card says it is still to run).
+   hyperparameters, the metrics with the commands that reproduce them, the targets of the
+   training and long-range issues and whether each is met, and two checks run outside this
+   script, each if it was run with this model (same model fingerprint; otherwise the card says
+   it is still to run): the raw-MD stability check of ``--stability`` (default
+   ``analysis/results/raw_md_stability.json``) and the far-field error of ``--locality``
+   (default ``analysis/results/force_error_locality.json``). The card records the files used,
+   and ``--card-only`` uses them again unless told otherwise.
 
 ``--card-only`` rewrites the card from the metrics JSON already written (after a new
 stability check or domain measurement, say) without copying or evaluating anything; the
@@ -51,6 +55,11 @@ TEST_SET = DATA / "test.extxyz"
 GRIDS = ("1i", "2i", "3i")
 PHASES = {"liquid-64": "liquid", "liquid-256": "liquid", "ice-ih": "ice Ih"}
 DOMAIN_COMMAND = "python analysis/model_domain.py"
+# the checks run outside this script: option name -> (default result file, command)
+CHECK_RESULTS = {
+    "stability": (RESULTS / "raw_md_stability.json", "python analysis/raw_md_stability.py"),
+    "locality": (RESULTS / "force_error_locality.json", "python analysis/force_error_locality.py"),
+}
 
 
 def _relative(path: Path) -> str:
@@ -217,20 +226,55 @@ def training_summary(checkpoint: Path) -> list:
     return stages
 
 
-def targets(raw: dict, stability) -> dict:
-    """The training issue's targets on held-out liquid frames at 300 K, and whether each holds."""
+def targets(raw: dict, stability, locality) -> dict:
+    """The targets on held-out liquid frames at 300 K of the training issue (force RMSE 40) and
+    of the long-range issue (force RMSE 50, the far-field error beyond the 3.5 Angstrom cutoff
+    below 20, from ``locality``, analysis/force_error_locality.py's result), and whether each
+    holds. A check whose result is of another model (None) is left out."""
     accuracy, spread = raw["grids"]["none"]["accuracy"], raw["grids"]["none"]["rotational"]
     force_rmse = accuracy["force_rmse_mev_per_angstrom"]
     checks = {
-        "force_rmse_le_40_mev_per_angstrom": force_rmse <= 40.0,
+        "force_rmse_le_40_mev_per_angstrom (training issue)": force_rmse <= 40.0,
+        "force_rmse_le_50_mev_per_angstrom (long-range issue)": force_rmse <= 50.0,
         "energy_rmse_le_1_mev_per_atom": accuracy["energy_rmse_mev_per_atom"] <= 1.0,
         "raw_rotational_force_std_le_10_percent_of_force_rmse":
             spread["force_std_mev_per_angstrom"] <= 0.1 * force_rmse,
     }
+    if locality is not None:
+        at_cutoff, = (entry["all"] for entry in locality["by_radius"]
+                      if entry["radius_angstrom"] == locality["model_cutoff_angstrom"])
+        checks["far_field_error_beyond_cutoff_lt_20_mev_per_angstrom (long-range issue)"] = (
+            at_cutoff["missed_far_field_rms_mev_per_angstrom"] < 20.0)
     if stability is not None:
         checks["raw_md_liquid64_300k_20ps_no_molecule_lost"] = (
             round(stability["simulated_ps"], 6) >= 20.0 and stability["molecules_lost"] == 0)
     return checks
+
+
+def far_field(locality: dict) -> dict:
+    """The card's digest of analysis/force_error_locality.py's result: the rms of the force
+    from beyond each radius that the model misses (meV/Angstrom, over all atoms)."""
+    return {"what": "rms of the force from molecules beyond R that the model misses "
+                    "(meV/Angstrom, all atoms; the model's cutoff is "
+                    f"{locality['model_cutoff_angstrom']} Angstrom)",
+            "model_force_error_rms_mev_per_angstrom":
+                round(locality["model_force_error_rms_mev_per_angstrom"]["all"], 1),
+            "by_radius_angstrom": {
+                str(entry["radius_angstrom"]):
+                    round(entry["all"]["missed_far_field_rms_mev_per_angstrom"], 1)
+                for entry in locality["by_radius"]}}
+
+
+def description(hyperparameters: dict) -> str:
+    """The card's one-paragraph description of the model."""
+    head = ("Unconstrained PET-style transformer of water (H, O)"
+            + (" with a long-range head (a charge per atom from the network, summed to zero; "
+               "their Ewald energy in a box, the direct Coulomb sum without one)"
+               if hyperparameters.get("long_range") else ""))
+    return (f"{head}, trained on q-TIP4P/F energies and forces of bulk liquid water (270-500 K, "
+            "0.95-1.35 g/cm3) and proton-disordered ice Ih, with a fresh random rotation "
+            "(improper half the time) of every structure at every epoch. No isolated molecules "
+            "in the data: the gas phase is an extrapolation.")
 
 
 def main() -> None:
@@ -242,14 +286,18 @@ def main() -> None:
     parser.add_argument("--card-only", action="store_true",
                         help="rewrite the card of the shipped model from its metrics JSON "
                              "(e.g. after analysis/raw_md_stability.py), evaluating nothing")
-    parser.add_argument("--stability", type=Path, default=RESULTS / "raw_md_stability.json",
-                        help="the model's analysis/raw_md_stability.py result (default: %(default)s)")
+    for name, default in CHECK_RESULTS.items():
+        parser.add_argument(f"--{name}", type=Path,
+                            help=f"the model's {default[1]} result (default: the card's with "
+                                 f"--card-only, else {_relative(default[0])})")
     args = parser.parse_args()
 
     metrics, commands, seconds = {}, {}, {}
     runs = evaluation_runs(args.grid_structures, args.grid_rotations)
+    previous = json.loads(CARD.read_text()) if args.card_only else {}
+    check_results = {name: getattr(args, name) or ROOT / previous.get("check_results", {}).get(
+        name, _relative(default)) for name, (default, _) in CHECK_RESULTS.items()}
     if args.card_only:
-        previous = json.loads(CARD.read_text())
         args.model = ROOT / previous["trained_from"]
         stages = previous["training"]["stages"]
         for name, (options, command) in runs.items():
@@ -270,19 +318,16 @@ def main() -> None:
             print(f"{name}: {seconds[name]:.0f} s", flush=True)
     model = load_model(DEFAULT_MODEL)
 
-    stability = result_of_this_model(args.stability, "python analysis/raw_md_stability.py",
-                                     model_fingerprint(model))
+    stability, locality = (result_of_this_model(check_results[name], command,
+                                                model_fingerprint(model))
+                           for name, (_, command) in CHECK_RESULTS.items())
     metadata = model_metadata(DEFAULT_MODEL)
     # paths as given to the training command, which ran in analysis/training
     train_paths = [ROOT / "analysis" / "training" / path
                    for path in metadata["config"]["sources"]["train"]]
     card = {
         "name": "water-pet",
-        "description": "Unconstrained PET-style transformer of water (H, O), trained on "
-                       "q-TIP4P/F energies and forces of bulk liquid water (270-500 K, "
-                       "0.95-1.35 g/cm3) and proton-disordered ice Ih, with a fresh random "
-                       "rotation (improper half the time) of every structure at every epoch. "
-                       "No isolated molecules in the data: the gas phase is an extrapolation.",
+        "description": description(model.hyperparameters),
         "units": "model side Angstrom and eV; errors meV/atom (energies) and meV/Angstrom "
                  "(force components)",
         "checkpoint": _relative(DEFAULT_MODEL),
@@ -297,16 +342,20 @@ def main() -> None:
         },
         "domain": domain(train_paths, model_fingerprint(model)),
         "training": {
-            "command": "bash analysis/train_water_model.sh",
+            "command": "bash analysis/train_water_model.sh "
+                       + " ".join(Path(stage["checkpoint"]).parent.name for stage in stages),
             "stages": stages,
         },
         "metrics": {
             name: {"command": commands[name], "wall_time_s": seconds[name],
                    "result": metrics[name]} for name in metrics},
-        "targets_met": targets(metrics["raw"], stability),
+        "targets_met": targets(metrics["raw"], stability, locality),
         "model_fingerprint": model_fingerprint(model),
+        "check_results": {name: _relative(path) for name, path in check_results.items()},
         "raw_md_stability": stability or ("not yet run with this model: "
-                                          "python analysis/raw_md_stability.py"),
+                                          f"{CHECK_RESULTS['stability'][1]}"),
+        "far_field_error": far_field(locality) if locality is not None else (
+            f"not yet run with this model: {CHECK_RESULTS['locality'][1]}"),
     }
     card["training"]["wall_time_s_total"] = sum(s["wall_time_s"] for s in card["training"]["stages"])
     CARD.write_text(json.dumps(card, indent=1) + "\n")
