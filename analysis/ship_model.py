@@ -44,6 +44,7 @@ import numpy as np
 
 from omm_symbreak.data import read_frames
 from omm_symbreak.evaluate import evaluate_files
+from omm_symbreak.grids import parse_grid
 from omm_symbreak.model import model_metadata, load_model, model_fingerprint
 from omm_symbreak.model.model_file import DEFAULT_MODEL
 
@@ -75,7 +76,8 @@ def evaluation_runs(grid_structures: int, grid_rotations: int) -> dict:
         "raw": (dict(output=raw_output, n_rotations=100),
                 f"omm-symbreak evaluate {shipped} {test} --rotations 100 "
                 f"-o {_relative(raw_output)} --force"),
-        "grids": (dict(output=grids_output, n_rotations=100, grids=GRIDS,
+        "grids": (dict(output=grids_output, n_rotations=100,
+                       grids=tuple(parse_grid(grid) for grid in GRIDS),
                        max_structures=grid_structures, grid_rotations=grid_rotations),
                   f"omm-symbreak evaluate {shipped} {test} --rotations 100 --grids "
                   f"{' '.join(GRIDS)} --max-structures {grid_structures} "
