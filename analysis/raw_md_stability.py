@@ -3,7 +3,8 @@
     python analysis/raw_md_stability.py [--model NAME=FILE ...] [--time-ps 20]
 
 ``--model``: models of any kind, each with the name of its results file (an empty FILE: the
-shipped model; default ``raw_md_stability=``, the shipped model). The long-range model of
+shipped model; default ``raw_md_stability=``, the shipped model; a name whose results file
+holds another model's result is refused). The long-range model of
 analysis/train_water_model.sh and the metatrain PET of analysis/train_metatrain_pet.sh run side
 by side with ``--model raw_md_stability_long_range=analysis/training/lr/model.ckpt --model
 raw_md_stability_metatrain_pet=analysis/metatrain_pet/model.pt``.
@@ -117,7 +118,13 @@ def main() -> None:
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
                 raise ValueError(f"--model {name}=...: a results file name takes letters, "
                                  "digits and _ . - only")
-            load_energy_model(model_file)
+            fingerprint = load_energy_model(model_file).fingerprint()
+            results_file = RESULTS / f"{name}.json"
+            if results_file.exists() and (json.loads(results_file.read_text())
+                                          .get("model_fingerprint") != fingerprint):
+                raise ValueError(f"{results_file.relative_to(RESULTS.parent.parent)} holds "
+                                 "another model's result: give this model another name "
+                                 "(--model NAME=FILE)")
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     wall = run_as_campaign({name: run_settings(model_file, args.time_ps)
