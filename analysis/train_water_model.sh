@@ -27,16 +27,16 @@
 # Run `bash analysis/train_water_model.sh` again after an interruption: a stage with a resume
 # state continues from its last epoch, a finished one (its checkpoint exists and its log holds
 # the final report) is skipped, and any other starts from scratch with a new log (on a fresh
-# clone: stages 1, 3 and 5; `git diff` then compares their logs with the committed ones). To
-# lengthen a finished stage, run its command with --resume and more --epochs.
+# clone: stages 1 and 5, and lr when named; `git diff` then compares their logs with the
+# committed ones). To lengthen a finished stage, run its command with --resume and more --epochs.
 # On 2 quiet cores about 60 s per epoch in stage 1 (300 structures of 192 atoms, batches of 4)
 # and 105 s in stage 2 (540 structures), 95 s in stage 3: 18 + 57 + 70 minutes in all;
 # stages 4 and 5 take about 4.5 times as long per epoch as stage 3: stage 4 took 6.1 hours (50
 # epochs of 442 s on average, over four sittings), stage 5 about 4.6.
-#   stage lr (the long-range model): fine-tunes stage 3 (the shipped model) with a long-range
-#            head added (--long-range with --init-from: a learned charge per atom and their
-#            Ewald energy, real-space cutoff 6 Angstrom; the short-range weights start as
-#            shipped), on stage 3's data and weights, cosine from lr 3e-4 over 20 epochs. Why
+#   stage lr (the long-range model, shipped): fine-tunes stage 3 (shipped before it) with a
+#            long-range head added (--long-range with --init-from: a learned charge per atom
+#            and their Ewald energy, real-space cutoff 6 Angstrom; the short-range weights
+#            start as stage 3's), on stage 3's data and weights, cosine from lr 3e-4 over 20 epochs. Why
 #            not from scratch: stages 1 to 3 again with the Ewald sum cost about 3 times the
 #            CPU time of fine-tuning, and stage 3 already fits the short range. It runs only
 #            when named: `bash analysis/train_water_model.sh lr`. 20 epochs of 210-285 s on 2
