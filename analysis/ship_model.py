@@ -1,8 +1,9 @@
 """Ship a trained checkpoint as the package's default model, with its model card.
 
-    python analysis/ship_model.py [--model analysis/training/stageN/model.ckpt]
+    python analysis/ship_model.py --model analysis/training/STAGE/model.ckpt
                                   [--grid-structures 5] [--grid-rotations 10]
-                                  [--stability FILE] [--locality FILE] [--card-only]
+                                  [--stability FILE] [--locality FILE]
+    python analysis/ship_model.py --card-only [--stability FILE] [--locality FILE]
 
 1. Copies the checkpoint to ``omm_symbreak/models/water-pet.ckpt`` (after loading it with
    ``torch.load(weights_only=True)``).
@@ -282,7 +283,7 @@ def description(hyperparameters: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path,
-                        default=ROOT / "analysis" / "training" / "stage3" / "model.ckpt")
+                        help="the checkpoint to ship (required unless --card-only)")
     parser.add_argument("--grid-structures", type=int, default=5)
     parser.add_argument("--grid-rotations", type=int, default=10)
     parser.add_argument("--card-only", action="store_true",
@@ -293,6 +294,9 @@ def main() -> None:
                             help=f"the model's {default[1]} result (default: the card's with "
                                  f"--card-only, else {_relative(default[0])})")
     args = parser.parse_args()
+    if (args.model is None) != args.card_only:
+        parser.error("name the checkpoint to ship with --model, or rewrite the shipped model's "
+                     "card with --card-only (not both)")
 
     metrics, commands, seconds = {}, {}, {}
     runs = evaluation_runs(args.grid_structures, args.grid_rotations)
@@ -362,7 +366,7 @@ def main() -> None:
     card["training"]["wall_time_s_total"] = sum(s["wall_time_s"] for s in card["training"]["stages"])
     CARD.write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps(card["targets_met"], indent=1))
-    print(f"wrote {DEFAULT_MODEL} and {CARD}")
+    print(f"wrote {CARD}" if args.card_only else f"wrote {DEFAULT_MODEL} and {CARD}")
 
 
 if __name__ == "__main__":
