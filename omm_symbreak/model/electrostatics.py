@@ -10,7 +10,8 @@ Ewald sum for any (also rotated, not reduced) triclinic cell:
     E_self  = -k alpha / sqrt(pi) sum_i q_i^2
 
 (the prime drops i = j at n = 0; m runs over the reciprocal lattice 2 pi (h b1* + k b2* + l b3*)
-with |m| below the cutoff where exp(-|m|^2 / (4 alpha^2)) falls below ``tolerance``). The
+with |m| below the cutoff where exp(-|m|^2 / (4 alpha^2)) falls below ``tolerance``; the terms
+of m and -m are equal, so half of them are computed, twice weighted). The
 splitting alpha = sqrt(-ln(2 tolerance)) / r_c is OpenMM's. With a cell the charges must sum to
 zero (no neutralising background term). Forces by autograd.
 
@@ -71,12 +72,16 @@ def coulomb_setup(positions: Tensor, cell: Optional[Tensor], cutoff: float = 8.0
     reciprocal = 2 * math.pi * torch.linalg.inv(cell).T  # rows b_i*: a_i . b_j* = 2 pi d_ij
     m_cutoff = 2 * alpha * math.sqrt(-math.log(tolerance))
     counts = torch.ceil(m_cutoff * torch.linalg.vector_norm(cell, dim=1) / (2 * math.pi))
-    m = _lattice_points(cell, counts) @ reciprocal  # [K', 3]
+    # one of each pair m, -m (|S(m)|^2 = |S(-m)|^2 for real charges), counted twice
+    hkl = _lattice_points(cell, counts)
+    upper = (hkl[:, 0] > 0) | ((hkl[:, 0] == 0) & ((hkl[:, 1] > 0)
+                                                    | ((hkl[:, 1] == 0) & (hkl[:, 2] > 0))))
+    m = hkl[upper] @ reciprocal  # [K', 3]
     m2 = (m * m).sum(dim=1)
-    keep = (m2 > 0) & (m2 < m_cutoff * m_cutoff)
+    keep = m2 < m_cutoff * m_cutoff
     m, m2 = m[keep], m2[keep]
     phases = positions @ m.T  # [N, K]
-    weights = 2 * math.pi / volume * torch.exp(-m2 / (4 * alpha * alpha)) / m2
+    weights = 4 * math.pi / volume * torch.exp(-m2 / (4 * alpha * alpha)) / m2
     self_term = torch.full((1,), -alpha / math.sqrt(math.pi), dtype=positions.dtype,
                            device=positions.device)
     return [first, second, kernel, torch.cos(phases), torch.sin(phases), weights, self_term]
