@@ -85,6 +85,22 @@ def test_a_rotated_cell_gives_the_same_energy_and_rotated_forces():
         np.testing.assert_allclose(forces, forces_ref @ matrix.T, atol=1e-8)
 
 
+def test_a_cell_shorter_than_two_cutoffs_sums_every_image():
+    # a triclinic cell of 4 ion pairs, shorter than twice the 0.6 nm cutoff along every axis
+    # (the real-space sum reaches several images of each atom), against its 2 x 2 x 2
+    # supercell, wider than two cutoffs: the Ewald energy of a periodic system is extensive
+    box = np.array([[0.62, 0.0, 0.0], [0.15, 0.60, 0.0], [-0.07, 0.11, 0.64]])
+    rng = np.random.default_rng(7)
+    positions = rng.uniform(0.0, 1.0, (8, 3)) @ box
+    charges = np.tile([0.9, -0.9], 4)
+    translations = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]) @ box
+    supercell = (positions[None] + translations[:, None]).reshape(-1, 3)
+    energy, forces = _ours(charges, positions, box)
+    energy_super, forces_super = _ours(np.tile(charges, 8), supercell, 2 * box)
+    assert energy_super == pytest.approx(8 * energy, rel=1e-6)
+    np.testing.assert_allclose(forces_super[:8], forces, rtol=1e-5, atol=1e-6 * abs(forces).max())
+
+
 class _Module(torch.nn.Module):
     def forward(self, charges: torch.Tensor, positions: torch.Tensor,
                 cell: Optional[torch.Tensor], cutoff: float, tolerance: float) -> torch.Tensor:

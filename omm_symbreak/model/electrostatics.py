@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ..units import COULOMB_EV_ANGSTROM
+from .neighbors import _cell_geometry, _shifts, _times_matrix
 
 
 def _lattice_points(cell: Tensor, counts: Tensor) -> Tensor:
@@ -52,22 +53,26 @@ def coulomb_setup(positions: Tensor, cell: Optional[Tensor], cutoff: float = 8.0
         distances = torch.linalg.vector_norm(positions[second] - positions[first], dim=-1)
         return [first, second, 1.0 / distances]
     alpha = math.sqrt(-math.log(2.0 * tolerance)) / cutoff
-    volume = torch.abs(torch.linalg.det(cell))
-    crosses = torch.stack([torch.linalg.cross(cell[1], cell[2]),
-                           torch.linalg.cross(cell[2], cell[0]),
-                           torch.linalg.cross(cell[0], cell[1])])
-    spacing = volume / torch.linalg.vector_norm(crosses, dim=1)  # between lattice planes
-    translations = _lattice_points(cell, torch.ceil(cutoff / spacing)) @ cell  # [S, 3]
-    # the pairs within the cutoff, searched over every image on detached tensors (no autograd);
-    # only the found pairs' vectors are then differentiated (through a dense [N, N, S] tensor,
-    # the backward pass cost twice the rest of the sum)
-    fixed, shifts = positions.detach(), translations.detach()
-    distances = torch.linalg.vector_norm(fixed[None, :, None, :] - fixed[:, None, None, :]
-                                         + shifts[None, None, :, :], dim=-1)  # |r_j - r_i + n|
+    determinant = torch.linalg.det(cell)
+    volume = torch.abs(determinant)
+    # the pairs within the cutoff, searched on detached tensors (no autograd: through the dense
+    # [N, N, S] tensor the backward pass cost twice the rest of the sum) with the neighbour
+    # search's shifts: pair displacements wrapped to fractional coordinates in [-0.5, 0.5], then
+    # only the images that can reach the cutoff (S = 1 when the cell is wider than 2 cutoffs,
+    # instead of 27 unwrapped); only the found pairs' vectors are then differentiated
+    fixed, fixed_cell = positions.detach(), cell.detach()
+    diff = fixed[None, :, :] - fixed[:, None, :]  # [N, N, 3], r_j - r_i
+    # the image ranges of a cell and of its mirror image (an improperly rotated cell) agree
+    handed = fixed_cell if float(determinant) > 0.0 else -fixed_cell
+    wrap, images = _shifts(diff, fixed_cell, _cell_geometry(handed, cutoff))
+    distances = torch.linalg.vector_norm(
+        (diff + _times_matrix(wrap, fixed_cell))[:, :, None, :]
+        + _times_matrix(images, fixed_cell)[None, None, :, :], dim=-1)  # [N, N, S]
     found = torch.nonzero((distances < cutoff) & (distances > 1e-8))
     first, second, image = found[:, 0], found[:, 1], found[:, 2]
+    shifts = wrap[first, second] + images[image]  # [P, 3] integer multiples of the box vectors
     within = torch.linalg.vector_norm(positions[second] - positions[first]
-                                      + translations[image], dim=-1)
+                                      + _times_matrix(shifts, cell), dim=-1)
     kernel = 0.5 * torch.erfc(alpha * within) / within  # each pair appears as (i, j) and (j, i)
     reciprocal = 2 * math.pi * torch.linalg.inv(cell).T  # rows b_i*: a_i . b_j* = 2 pi d_ij
     m_cutoff = 2 * alpha * math.sqrt(-math.log(tolerance))
