@@ -324,8 +324,8 @@ def main() -> None:
             print(f"{name}: {seconds[name]:.0f} s", flush=True)
     model = load_model(DEFAULT_MODEL)
 
-    stability, locality = (result_of_this_model(check_results[name], command,
-                                                model_fingerprint(model))
+    fingerprint = model_fingerprint(model)
+    stability, locality = (result_of_this_model(check_results[name], command, fingerprint)
                            for name, (_, command) in CHECK_RESULTS.items())
     metadata = model_metadata(DEFAULT_MODEL)
     # paths as given to the training command, which ran in analysis/training
@@ -346,7 +346,7 @@ def main() -> None:
             "valid": dataset_summary(DATA / "valid.extxyz"),
             "test (held out)": dataset_summary(TEST_SET),
         },
-        "domain": domain(train_paths, model_fingerprint(model)),
+        "domain": domain(train_paths, fingerprint),
         "training": {
             "command": "bash analysis/train_water_model.sh "
                        + " ".join(Path(stage["checkpoint"]).parent.name for stage in stages),
@@ -356,10 +356,10 @@ def main() -> None:
             name: {"command": commands[name], "wall_time_s": seconds[name],
                    "result": metrics[name]} for name in metrics},
         "targets_met": targets(metrics["raw"], stability, locality),
-        "model_fingerprint": model_fingerprint(model),
+        "model_fingerprint": fingerprint,
         "check_results": {name: _relative(path) for name, path in check_results.items()},
         "raw_md_stability": stability or ("not yet run with this model: "
-                                          f"{CHECK_RESULTS['stability'][1]}"),
+                                          + CHECK_RESULTS["stability"][1]),
         "far_field_error": far_field(locality) if locality is not None else (
             f"not yet run with this model: {CHECK_RESULTS['locality'][1]}"),
     }
