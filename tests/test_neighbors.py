@@ -14,7 +14,7 @@ import torch
 
 from omm_symbreak import systems
 from omm_symbreak.model import neighbors
-from omm_symbreak.model.neighbors import NeighborList, neighbor_list
+from omm_symbreak.model.neighbors import NeighborList, neighbor_list, neighbor_pairs
 from omm_symbreak.units import as_nm_array, nm_to_angstrom
 
 SCRIPTED = torch.jit.script(neighbor_list)
@@ -522,6 +522,43 @@ def test_switch_is_automatic(monkeypatch):
     calls.clear()
     neighbor_list(small[0], None, 3.5, 64)
     assert calls == ["_dense_search"]
+
+
+@pytest.mark.parametrize("path, kind", [
+    (path, kind) for path in ("dense", "binned") for kind in ("cluster", "orthorhombic", "triclinic")
+] + [("short cell", "orthorhombic"), ("short cell", "triclinic")])
+def test_neighbor_pairs_are_the_reference_edges_as_flat_lists(path, kind):
+    """``neighbor_pairs`` (the Ewald sum's real-space pairs): every edge of the reference once,
+    in both directions, each image its own edge, vectors differentiable."""
+    rng = np.random.default_rng(21)
+    if path == "short cell":  # several images of each atom, and of itself
+        cell = random_cell(rng, kind, 3.0, 3.5)
+        positions = random_positions(rng, 6, cell)
+    else:
+        positions, cell = binned_structure(kind, "random", rng)
+        assert path == "dense" or takes_binned_path(torch.tensor(positions), cell, 3.5)
+    x = torch.tensor(positions, requires_grad=True)
+    first, second, vectors = neighbor_pairs(
+        x, None if cell is None else torch.tensor(cell), 3.5,
+        **(BINNED if path == "binned" else DENSE))
+    expected = {(i, j, shift): vector for i, row in enumerate(reference_edges(positions, cell, 3.5))
+                for j, shift, vector in row}
+    assert len(expected) > 2 * len(positions), "test set-up: too few edges"
+    found = {}
+    for i, j, vector in zip(first.tolist(), second.tolist(), vectors.detach().numpy()):
+        fractional = np.zeros(3) if cell is None else \
+            (vector - (positions[j] - positions[i])) @ np.linalg.inv(cell)
+        assert np.allclose(fractional, np.round(fractional), atol=1e-6)
+        found[(i, j, tuple(int(n) for n in np.round(fractional)))] = vector
+    assert len(found) == len(first) and found.keys() == expected.keys()
+    for key, vector in found.items():
+        np.testing.assert_allclose(vector, expected[key], atol=1e-10)
+    assert bool((first[1:] >= first[:-1]).all()), "edges not ordered by i"
+    # d sum |r_ij| / d r_i = -(number of edges of i, each a unit vector away from i), summed
+    (gradient,) = torch.autograd.grad(torch.linalg.vector_norm(vectors, dim=1).sum(), x)
+    units = (vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True)).detach()
+    expected_gradient = torch.zeros_like(x).index_add_(0, second, units).index_add_(0, first, -units)
+    torch.testing.assert_close(gradient, expected_gradient)
 
 
 class _Search(torch.nn.Module):

@@ -135,6 +135,64 @@ def neighbor_list(
     return _dense_search(positions, cell, cutoff, max_neighbors, geometry)
 
 
+def neighbor_pairs(
+    positions: Tensor, cell: Optional[Tensor], cutoff: float,
+    cell_list_min_atoms: Optional[int] = None,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """All edges ``0 < |r_ij| < cutoff`` as flat lists instead of slots, for sums over pairs
+    with many neighbours per atom (a long real-space cutoff); arguments as ``neighbor_list``.
+
+    Returns:
+      first [E] and second [E] (int64: atoms i and j, every edge in both directions, each
+      periodic image its own edge) and vectors [E, 3] ``r_j + shift - r_i`` (differentiable
+      in ``positions`` and ``cell``), ordered by ``i``.
+    """
+    if positions.dim() != 2 or positions.shape[1] != 3:
+        raise ValueError(
+            "positions must have shape [n_atoms, 3], got " + str(list(positions.shape))
+        )
+    if not cutoff > 0.0:
+        raise ValueError("cutoff must be > 0, got " + str(cutoff))
+    points = positions.detach()
+    geometry: List[float] = []
+    if cell is not None:
+        cell = cell.to(positions.dtype)
+        geometry = _cell_geometry(cell.detach(), cutoff)
+    threshold = _default_min_atoms(cell is not None) if cell_list_min_atoms is None \
+        else cell_list_min_atoms
+    edges: Optional[Tuple[Tensor, Tensor, Optional[Tensor]]] = None
+    if points.shape[0] > 0 and points.shape[0] >= threshold:
+        edges = _binned_edges(points, cell, cutoff, geometry)
+    if edges is None:
+        edges = _dense_edges(points, cell, cutoff, geometry)
+    first, second, shift = edges
+    return first, second, _displacements(positions, first, second, shift, cell)
+
+
+def _dense_edges(points: Tensor, cell: Optional[Tensor], cutoff: float,
+                 geometry: List[float]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """The edges of the O(N^2 x images) search among the [N, 3] ``points`` (no gradient): atoms
+    i and j [E] int64 (by i, then j, then image) and integer shifts [E, 3] (None: no cell)."""
+    diff = points.unsqueeze(0) - points.unsqueeze(1)  # [N, N, 3], r_j - r_i
+    if cell is None:
+        found = torch.nonzero(_within(diff.unsqueeze(2), cutoff))
+        return found[:, 0], found[:, 1], None
+    fixed_cell = cell.detach()
+    wrap, images = _shifts(diff, fixed_cell, geometry)  # [N, N, 3], [S, 3]
+    candidates = (diff + _times_matrix(wrap, fixed_cell)).unsqueeze(2) \
+        + _times_matrix(images, fixed_cell)  # [N, N, S, 3]
+    found = torch.nonzero(_within(candidates, cutoff))
+    first, second = found[:, 0], found[:, 1]
+    shift = (wrap[first, second] + images[found[:, 2]]).to(torch.int64)
+    return first, second, shift
+
+
+def _within(candidates: Tensor, cutoff: float) -> Tensor:
+    """Which displacements [..., 3] lie within ``cutoff`` (and are not zero)."""
+    distance2 = candidates.square().sum(-1)
+    return (distance2 > 0.0) & (distance2 < cutoff * cutoff)
+
+
 def _default_min_atoms(periodic: bool, in_cell: int = CELL_LIST_MIN_ATOMS,
                        in_cluster: int = CELL_LIST_MIN_ATOMS_CLUSTER) -> int:
     """The default switch to the binned search. The module constants enter as default
@@ -159,8 +217,7 @@ def _dense_search(
     n_shifts = candidates.shape[2]
     candidates = candidates.reshape(n_atoms, n_atoms * n_shifts, 3)
 
-    distance2 = candidates.detach().square().sum(-1)  # [N, N * S]
-    selected = (distance2 > 0.0) & (distance2 < cutoff * cutoff)
+    selected = _within(candidates.detach(), cutoff)  # [N, N * S]
     # Running count along the row: a selected candidate sits in slot running - 1.
     running = torch.cumsum(selected.to(torch.int64), dim=1)
     counts = selected.sum(dim=1)
@@ -312,12 +369,23 @@ def _binned_search(
     """The cell-list search (module docstring), or None where the cell is too short for it
     (some face distance below three bin widths). ``positions`` has at least one atom, ``cell``
     is in the positions' dtype and ``geometry`` comes from ``_cell_geometry``."""
-    points = positions.detach()
+    edges = _binned_edges(positions.detach(), cell, cutoff, geometry)
+    if edges is None:
+        return None
+    rows, neighbor, shift = edges
+    return _fill_slots(positions, cell, cutoff, max_neighbors, rows, neighbor, shift)
+
+
+def _binned_edges(
+    points: Tensor, cell: Optional[Tensor], cutoff: float, geometry: List[float],
+) -> Optional[Tuple[Tensor, Tensor, Optional[Tensor]]]:
+    """``_select_edges`` of the [N, 3] ``points`` (no gradient, at least one atom) in their
+    grid of bins, or None where the cell is too short for bins (``_binned_search``)."""
     work = points.to(torch.promote_types(points.dtype, torch.float32))
     bin_width, host = _bin_width(points, cell, cutoff)
     if not bin_width < math.inf:
         return None  # NaN or infinite coordinates: the dense search copes
-    limit = max(2 * positions.shape[0], 27)  # never many more bins than atoms (dilute systems)
+    limit = max(2 * points.shape[0], 27)  # never many more bins than atoms (dilute systems)
     if cell is None:
         grid = _cluster_bins(work, host, bin_width, limit)
     else:
@@ -325,8 +393,7 @@ def _binned_search(
         if min(n_bins) < 3:
             return None
         grid = _periodic_bins(work, cell, _limit_bins(n_bins, limit, 3), bin_width)
-    rows, neighbor, shift = _select_edges(points, cell, cutoff, grid)
-    return _fill_slots(positions, cell, cutoff, max_neighbors, rows, neighbor, shift)
+    return _select_edges(points, cell, cutoff, grid)
 
 
 def _cluster_bins(work: Tensor, host: List[float], bin_width: float, limit: int) -> _Bins:
