@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from .grids import quaternion_to_matrix
-from .model.electrostatics import coulomb_energies, coulomb_setup
+from .model.electrostatics import Coulomb
 from .model.neighbors import neighbor_list, trim_padding
 from .model.pet import UnconstrainedPET
 
@@ -64,11 +64,15 @@ class PETAdapter(nn.Module):
     then the displacement vectors of every copy rotated, r' = R r. A long-range model adds the
     electrostatic energy of each copy's charges at the unrotated positions (the Coulomb sum of
     given charges is exactly invariant when positions and cell rotate together), from one
-    ``coulomb_setup`` per call."""
+    ``Coulomb.setup`` per call."""
 
     def __init__(self, model: UnconstrainedPET):
         super().__init__()
         self.model = model
+        # the Coulomb sum of a long-range model (an unused one otherwise: TorchScript compiles
+        # both branches of ``model.long_range``)
+        self.coulomb = Coulomb(model.ewald_cutoff, model.ewald_tolerance).to(
+            model.energy_scale.dtype)
         hyper = model.hyperparameters
         itemsize = model.energy_scale.element_size()
         # activations kept for the backward pass per (atom, slot), measured on liquid-256 with
@@ -84,15 +88,14 @@ class PETAdapter(nn.Module):
 
     def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
         """[types, index, reverse, mask, vectors] of the neighbour list (Angstrom), then for a
-        long-range model the ``coulomb_setup`` of the positions."""
+        long-range model the ``Coulomb.setup`` of the positions."""
         neighbors = neighbor_list(positions, cell, self.model.cutoff, self.model.max_neighbors)
         # CUDA keeps the static shapes (K slots) that CUDA graphs need.
         if not positions.is_cuda:
             neighbors = trim_padding(neighbors)
         prepared = [types, neighbors.index, neighbors.reverse, neighbors.mask, neighbors.vectors]
         if self.model.long_range:
-            prepared += coulomb_setup(positions, cell, self.model.ewald_cutoff,
-                                      self.model.ewald_tolerance)
+            prepared += self.coulomb.setup(positions, cell)
         return prepared
 
     def copies(self, prepared: List[Tensor], rotations: Tensor) -> Tensor:
@@ -102,7 +105,7 @@ class PETAdapter(nn.Module):
         energies, charges = self.model.energies_and_charges(types, rotated, index, reverse, mask)
         total = energies.sum(dim=1)
         if self.model.long_range:
-            total = total + coulomb_energies(prepared[5:], charges)
+            total = total + self.coulomb.energies(prepared[5:], charges)
         return total
 
     def _bytes(self, n_atoms: int, n_slots: int) -> int:

@@ -1,6 +1,6 @@
-"""The Ewald and direct Coulomb sums of omm_symbreak.model.electrostatics against OpenMM's
-NonbondedForce (Ewald, PME, NoCutoff), for energies and forces, in any rotated cell and through
-TorchScript with freezing (as openmm-torch loads modules)."""
+"""The Coulomb sums of omm_symbreak.model.electrostatics (Ewald, torch-pme's mesh and the direct
+sum) against OpenMM's NonbondedForce (Ewald, PME, NoCutoff), for energies and forces, in any
+rotated cell and through TorchScript with freezing (as openmm-torch loads modules)."""
 
 from typing import Optional
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from openmm import unit
 
-from omm_symbreak.model.electrostatics import coulomb_energies, coulomb_energy, coulomb_setup
+from omm_symbreak.model.electrostatics import Coulomb
 from omm_symbreak.systems import load_structure
 from omm_symbreak.units import KJ_PER_MOL_PER_EV, as_nm_array
 from conftest import random_rotation
@@ -18,6 +18,8 @@ from conftest import random_rotation
 CUTOFF_NM = 0.6  # below half of liquid-64's 1.24 nm box, as OpenMM's minimum image requires
 # q-TIP4P/F-like charges on the atoms themselves (no M site): neutral molecules
 CHARGES = {"O": -1.1128, "H": 0.5564}
+# the two reciprocal routes, forced whatever the number of atoms
+ROUTES = {"ewald": 10**9, "mesh": 0}
 
 
 def _liquid():
@@ -47,11 +49,19 @@ def _openmm(charges, positions_nm, box_nm: Optional[np.ndarray], method, toleran
             state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
 
 
-def _ours(charges, positions_nm, box_nm, energy=coulomb_energy, tolerance=1e-6):
-    """Energy (kJ/mol) and forces (kJ/mol/nm) of ``coulomb_energy`` (Angstrom, eV inside)."""
+def _coulomb_energy(charges, positions, cell, cutoff, tolerance, route=None):
+    """The energy (eV) of one charge set [N] (Angstrom) by ``Coulomb`` on ``route`` (None: the
+    default choice by size)."""
+    coulomb = Coulomb(cutoff, tolerance) if route is None \
+        else Coulomb(cutoff, tolerance, ROUTES[route])
+    return coulomb.to(positions.dtype)(charges[None], positions, cell)[0]
+
+
+def _ours(charges, positions_nm, box_nm, energy=_coulomb_energy, tolerance=1e-6, route="ewald"):
+    """Energy (kJ/mol) and forces (kJ/mol/nm) of ``Coulomb`` (Angstrom, eV inside)."""
     x = torch.tensor(positions_nm * 10, requires_grad=True)
     cell = None if box_nm is None else torch.tensor(box_nm * 10)
-    value = energy(torch.tensor(charges), x, cell, 10 * CUTOFF_NM, tolerance)
+    value = energy(torch.tensor(charges), x, cell, 10 * CUTOFF_NM, tolerance, route)
     (gradient,) = torch.autograd.grad(value, x)
     return float(value.detach()) * KJ_PER_MOL_PER_EV, -gradient.numpy() * KJ_PER_MOL_PER_EV * 10
 
@@ -62,10 +72,26 @@ def _assert_close(ours, reference, rel=1e-5):
     assert np.abs(forces - forces_ref).max() < rel * np.abs(forces_ref).max()
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("method", [openmm.NonbondedForce.Ewald, openmm.NonbondedForce.PME])
-def test_periodic_sum_matches_openmm(method):
+def test_periodic_sum_matches_openmm(method, route):
     charges, positions, box = _liquid()
-    _assert_close(_ours(charges, positions, box), _openmm(charges, positions, box, method))
+    _assert_close(_ours(charges, positions, box, route=route),
+                  _openmm(charges, positions, box, method))
+
+
+def test_the_mesh_takes_over_from_the_default_size_on_and_agrees_with_openmm():
+    # liquid-64 replicated 2 x 2 x 2 (1536 atoms) is past MESH_MIN_ATOMS
+    charges, positions, box = _liquid()
+    translations = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]) @ box
+    positions = (positions[None] + translations[:, None]).reshape(-1, 3)
+    charges, box = np.tile(charges, 8), 2 * box
+    coulomb = Coulomb(10 * CUTOFF_NM)
+    assert coulomb.uses_mesh(len(charges)) and not coulomb.uses_mesh(len(charges) // 8)
+    setup = coulomb.setup(torch.tensor(positions * 10), torch.tensor(box * 10))
+    assert len(setup) == 5  # the pairs, then the positions and cell for the mesh
+    _assert_close(_ours(charges, positions, box, route=None),
+                  _openmm(charges, positions, box, openmm.NonbondedForce.PME))
 
 
 def test_direct_sum_matches_openmm_without_cutoff():
@@ -75,17 +101,19 @@ def test_direct_sum_matches_openmm_without_cutoff():
                   _openmm(charges, positions, None, openmm.NonbondedForce.NoCutoff), rel=1e-10)
 
 
-def test_a_rotated_cell_gives_the_same_energy_and_rotated_forces():
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_rotated_cell_gives_the_same_energy_and_rotated_forces(route):
     charges, positions, box = _liquid()
     rotation = random_rotation(np.random.default_rng(4))
     for matrix in (rotation, -rotation):  # and an improper one
-        energy, forces = _ours(charges, positions @ matrix.T, box @ matrix.T)
-        energy_ref, forces_ref = _ours(charges, positions, box)
+        energy, forces = _ours(charges, positions @ matrix.T, box @ matrix.T, route=route)
+        energy_ref, forces_ref = _ours(charges, positions, box, route=route)
         assert energy == pytest.approx(energy_ref, rel=1e-12)
         np.testing.assert_allclose(forces, forces_ref @ matrix.T, atol=1e-8)
 
 
-def test_a_cell_shorter_than_two_cutoffs_sums_every_image():
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_cell_shorter_than_two_cutoffs_sums_every_image(route):
     # a triclinic cell of 4 ion pairs, shorter than twice the 0.6 nm cutoff along every axis
     # (the real-space sum reaches several images of each atom), against its 2 x 2 x 2
     # supercell, wider than two cutoffs: the Ewald energy of a periodic system is extensive
@@ -95,42 +123,51 @@ def test_a_cell_shorter_than_two_cutoffs_sums_every_image():
     charges = np.tile([0.9, -0.9], 4)
     translations = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]) @ box
     supercell = (positions[None] + translations[:, None]).reshape(-1, 3)
-    energy, forces = _ours(charges, positions, box)
-    energy_super, forces_super = _ours(np.tile(charges, 8), supercell, 2 * box)
+    energy, forces = _ours(charges, positions, box, route=route)
+    energy_super, forces_super = _ours(np.tile(charges, 8), supercell, 2 * box, route=route)
     assert energy_super == pytest.approx(8 * energy, rel=1e-6)
     np.testing.assert_allclose(forces_super[:8], forces, rtol=1e-5, atol=1e-6 * abs(forces).max())
 
 
 class _Module(torch.nn.Module):
+    def __init__(self, route: str):
+        super().__init__()
+        self.coulomb = Coulomb(10 * CUTOFF_NM, 1e-6, ROUTES[route]).double()
+
     def forward(self, charges: torch.Tensor, positions: torch.Tensor,
-                cell: Optional[torch.Tensor], cutoff: float, tolerance: float) -> torch.Tensor:
-        return coulomb_energy(charges, positions, cell, cutoff, tolerance)
+                cell: Optional[torch.Tensor], cutoff: float, tolerance: float,
+                route: Optional[str]) -> torch.Tensor:
+        return self.coulomb(charges[None], positions, cell)[0]
 
 
-def test_scripted_and_frozen_gives_the_same_energy_and_forces():
+@pytest.mark.parametrize("route", ROUTES)
+def test_scripted_and_frozen_gives_the_same_energy_and_forces(route):
     charges, positions, box = _liquid()
-    frozen = torch.jit.freeze(torch.jit.script(_Module()).eval())
-    _assert_close(_ours(charges, positions, box, frozen), _ours(charges, positions, box),
-                  rel=1e-12)
+    frozen = torch.jit.freeze(torch.jit.script(_Module(route)).eval())
+    _assert_close(_ours(charges, positions, box, frozen, route=route),
+                  _ours(charges, positions, box, route=route), rel=1e-12)
 
 
-def test_a_charged_cell_is_refused():
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_charged_cell_is_refused(route):
     charges, positions, box = _liquid()
     with pytest.raises(ValueError, match="neutral"):
-        coulomb_energy(torch.tensor(charges + 0.01), torch.tensor(positions * 10),
-                       torch.tensor(box * 10))
+        _coulomb_energy(torch.tensor(charges + 0.01), torch.tensor(positions * 10),
+                        torch.tensor(box * 10), 6.0, 1e-6, route)
 
 
-def test_a_batch_of_charge_sets_gives_each_sets_energy():
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_batch_of_charge_sets_gives_each_sets_energy(route):
     # the rotated copies of a structure share its positions, each with its own charges
     charges, positions, box = _liquid()
     rng = np.random.default_rng(5)
     batch = charges + rng.normal(0, 0.05, (3, len(charges)))
     batch -= batch.mean(axis=1, keepdims=True)
-    setup = coulomb_setup(torch.tensor(positions * 10), torch.tensor(box * 10), 6.0)
-    energies = coulomb_energies(setup, torch.tensor(batch))
+    coulomb = Coulomb(6.0, 1e-6, ROUTES[route]).double()
+    setup = coulomb.setup(torch.tensor(positions * 10), torch.tensor(box * 10))
+    energies = coulomb.energies(setup, torch.tensor(batch))
     for row, energy in zip(batch, energies):
-        single = _ours(row, positions, box)[0] / KJ_PER_MOL_PER_EV
+        single = _ours(row, positions, box, route=route)[0] / KJ_PER_MOL_PER_EV
         assert float(energy) == pytest.approx(single, rel=1e-12)
     assert len(set(float(energy) for energy in energies)) == 3
 
@@ -145,9 +182,10 @@ def test_float32_charges_neutral_to_rounding_are_accepted_and_summed_as_in_float
     raw = (5.0 + 0.03 * torch.randn(1, 192)).float()
     charges = raw - raw.mean(dim=1, keepdim=True)
     assert float(charges.sum().abs()) > 1e-6 * float(charges.abs().sum())  # the old limit
-    setup64 = coulomb_setup(positions, cell, 5.0, 1e-6)
+    coulomb = Coulomb(5.0, 1e-6)
+    setup64 = coulomb.setup(positions, cell)
     setup32 = [tensor.float() if tensor.is_floating_point() else tensor for tensor in setup64]
-    energy32 = coulomb_energies(setup32, charges)
+    energy32 = coulomb.energies(setup32, charges)
     neutral64 = charges.double() - charges.double().mean()
-    energy64 = coulomb_energies(setup64, neutral64)
+    energy64 = coulomb.energies(setup64, neutral64)
     assert float(energy32) == pytest.approx(float(energy64), rel=1e-3)
