@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data" / "test.extxyz"
 RESULTS = ROOT / "results"
 STABILITY_KEYS = ("simulated_ps", "molecules_lost", "max_oh_angstrom",
-                  "min_intermolecular_oo_angstrom", "ns_per_day_median")
+                  "min_intermolecular_oo_angstrom", "ns_per_day_median", "hoh_range_degrees",
+                  "temperature_mean_k")
 
 
 def evaluation_seconds(model_files: dict, repeats: int) -> dict:
@@ -122,12 +123,14 @@ def main(argv=None) -> None:
     (RESULTS / f"{args.name}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     first = next(iter(rows.values()))["evaluation_s_liquid64"]
     print("| model | energy RMSE (meV/atom) | force RMSE (meV/A) | rotational force std (meV/A) "
-          "| evaluation, liquid-64 (ms) | 20 ps raw MD |")
+          "| evaluation, liquid-64 (ms) | raw NVT MD at 300 K |")
     print("|---|---|---|---|---|---|")
     for label, row in rows.items():
         md = row.get("raw_md")
         md_text = "not run" if md is None else (
-            f"{md['simulated_ps']:.0f} ps, {md['molecules_lost']} molecules lost")
+            f"{md['simulated_ps']:.0f} ps, {md['molecules_lost']} molecules lost, H-O-H "
+            f"{md['hoh_range_degrees'][0]:.0f}-{md['hoh_range_degrees'][1]:.0f} deg, "
+            f"mean {md['temperature_mean_k']:.0f} K")
         print(f"| {label} | {row['energy_rmse_mev_per_atom']:.2f} | "
               f"{row['force_rmse_mev_per_angstrom']:.1f} | "
               f"{row['rotational_force_std_mev_per_angstrom']:.2f} | "

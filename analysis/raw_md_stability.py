@@ -15,7 +15,9 @@ middle, friction 1/ps, dt 0.5 fs, CPU platform, seed 1) from the template, a fra
 analysis/runs/raw-md-stability/NAME and resume from their last checkpoint (run the script again
 after an interruption). Then reads each trajectory with mdtraj and measures, per frame, every
 intramolecular O-H distance (minimum image) and H-O-H angle, and the shortest intermolecular
-O-O distance. A molecule counts as lost when an O-H distance exceeds 1.3 Angstrom.
+O-O distance. A molecule counts as lost when an O-H distance exceeds 1.3 Angstrom. Also the
+mean potential energy of the first and of the last tenth of the run: a model that holds the
+liquid keeps it level, one that falls into a hole of its own loses it while no O-H breaks.
 
 Writes analysis/results/NAME.json per model (distances in Angstrom, angles in degrees,
 temperature in K, speed in ns/day, wall time in s).
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 RUN_ROOT = ROOT / "runs" / "raw-md-stability"
 BROKEN_OH_ANGSTROM = 1.3
+DEFAULT_TIME_PS = 20.0
 
 
 def water_geometry(trajectory: mdtraj.Trajectory) -> dict:
@@ -66,8 +69,8 @@ def run_settings(model_file, time_ps: float) -> RunSettings:
                        diagnostics_interval=4000, diagnostic_grid="2i", checkpoint_interval=2000)
 
 
-def stability(name: str, model_file, wall_s: float) -> dict:
-    """What the run ``name`` (in RUN_ROOT) says of the model's stability."""
+def stability(name: str, model_file, time_ps: float, wall_s: float) -> dict:
+    """What the run ``name`` (in RUN_ROOT, ``time_ps`` long) says of the model's stability."""
     directory = RUN_ROOT / name
     trajectory = read_trajectory(directory)
     geometry = water_geometry(trajectory)
@@ -75,10 +78,13 @@ def stability(name: str, model_file, wall_s: float) -> dict:
     broken = (oh > BROKEN_OH_ANGSTROM).reshape(len(oh), -1, 2).any(axis=2)  # [F, M]
     state = read_state(directory)
     temperature, speed, simulated_ps = state["Temperature"], state["Speed"], state["Time"][-1]
+    potential = state["Potential"]
+    tenth = max(1, len(potential) // 10)
     return {
         "what": "raw-model NVT MD of liquid-64 at 300 K: does any molecule break?",
         "command": "python analysis/raw_md_stability.py"
-                   + (f" --model {name}={model_file}" if model_file else ""),
+                   + (f" --model {name}={model_file}" if model_file else "")
+                   + (f" --time-ps {time_ps:g}" if time_ps != DEFAULT_TIME_PS else ""),
         "model": model_file or "shipped (omm_symbreak/models/water-pet.ckpt)",
         "model_fingerprint": load_energy_model(model_file).fingerprint(),
         "settings": {"ensemble": "NVT, Langevin middle, friction 1/ps", "timestep_fs": 0.5,
@@ -98,6 +104,9 @@ def stability(name: str, model_file, wall_s: float) -> dict:
         "first_frame_with_a_lost_molecule": (int(np.argmax(broken.any(axis=1)))
                                              if broken.any() else None),
         "temperature_mean_k": float(temperature.mean()),
+        # a model that holds the liquid keeps its potential energy level after the first ps
+        "potential_energy_first_and_last_tenth_kj_mol": [float(potential[:tenth].mean()),
+                                                         float(potential[-tenth:].mean())],
         "ns_per_day_median": float(np.median(speed[speed > 0])),  # the first row has none
         "wall_time_s_estimated_total": estimated_wall_time_s(directory),
         "wall_time_s_this_sitting": wall_s,
@@ -108,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", metavar="NAME=FILE",
                         help="results file name and model (an empty FILE: the shipped model)")
-    parser.add_argument("--time-ps", type=float, default=20.0)
+    parser.add_argument("--time-ps", type=float, default=DEFAULT_TIME_PS)
     args = parser.parse_args()
     try:  # bad input fails here, before the long work
         models = {name: file or None
@@ -131,7 +140,7 @@ def main() -> None:
                             for name, model_file in models.items()}, RUN_ROOT)
     RESULTS.mkdir(exist_ok=True)
     for name, model_file in models.items():
-        result = stability(name, model_file, wall[name])
+        result = stability(name, model_file, args.time_ps, wall[name])
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
 
