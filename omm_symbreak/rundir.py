@@ -224,8 +224,9 @@ def truncate_csv(path: Path, last_step: int) -> None:
     path.write_text("".join(kept))
 
 
-# settings that change what a run costs, not what it computes: a resume may change them
-COST_SETTINGS = ("memory_gb", "allow_large_grid")
+# settings that change what a run costs, or how much an interruption loses, not what it
+# computes (a checkpoint leaves the state as it was): a resume may change them
+COST_SETTINGS = ("memory_gb", "allow_large_grid", "checkpoint_interval")
 
 
 def check_directory(directory: Path, settings: RunSettings, resume: bool,
@@ -235,7 +236,8 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
 
     A directory without a checkpoint holds a run that never started (it died before its first
     checkpoint): it is started again, not resumed. On resume, ``steps`` may change (to extend
-    or shorten the run, not below the checkpoint) and nothing else; the model must be the one
+    or shorten the run, not below the checkpoint), and so may the ``COST_SETTINGS``, nothing
+    else; the model must be the one
     the run started with, by its ``model_fingerprint`` in run.json: the same model path, the
     shipped model's say, may hold another model by then, and another path the same model.
     """

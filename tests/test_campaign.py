@@ -176,6 +176,11 @@ def test_dry_run_tells_new_done_and_resume_and_refuses_a_changed_run(
         plan_states(load_campaign(hotter), output)
     assert len(error.value.problems) == 4
     assert "settings differ: --temperature 300.0 in the run, 350.0 now" in str(error.value)
+    # a finished campaign with a new checkpoint interval is still finished
+    denser = tmp_path / "denser.toml"
+    denser.write_text(path.read_text().replace("checkpoint_interval = 20",
+                                               "checkpoint_interval = 40"))
+    assert plan_states(load_campaign(denser), output) == {name: "done" for name in NAMES}
 
 
 def test_every_problem_of_a_campaign_file_is_reported_before_anything_runs(tmp_path, capsys):
@@ -225,7 +230,8 @@ def test_a_reference_run_extended_from_its_checkpoint_matches_an_uninterrupted_o
     assert plan_states([run], tmp_path) == {"part": "resume"}
     with pytest.raises(ValueError, match="temperature_k 300.0 in the run, 350.0 now"):
         run_reference(dataclasses.replace(settings, temperature_k=350.0), tmp_path / "part")
-    run_reference(settings, tmp_path / "part")
+    # the checkpoint interval may change on resume: it changes no frame
+    run_reference(dataclasses.replace(settings, checkpoint_interval=60), tmp_path / "part")
     assert plan_states([run], tmp_path) == {"part": "done"}
 
     a, b = trajectory(tmp_path / "whole"), trajectory(tmp_path / "part")

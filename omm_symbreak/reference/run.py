@@ -30,7 +30,7 @@ import openmm
 from openmm import app, unit
 
 from .. import systems
-from ..rundir import hold_lock, truncate_csv, truncate_dcd
+from ..rundir import COST_SETTINGS, hold_lock, truncate_csv, truncate_dcd
 from .qtip4pf import add_virtual_sites, create_qtip4pf_system
 
 STRATEGY = "reference q-TIP4P/F"
@@ -143,14 +143,16 @@ def _simulation(settings: ReferenceSettings) -> tuple:
 
 def check_reference_directory(directory: Path, settings: ReferenceSettings, step: int) -> None:
     """ValueError unless the checkpointed run in ``directory``, at ``step``, can go on as the
-    run of ``settings``: the same settings in its run.json but ``steps``, not below ``step``."""
+    run of ``settings``: the same settings in its run.json but ``steps``, not below ``step``,
+    and the ``rundir.COST_SETTINGS`` (the checkpoint interval)."""
     if step > settings.steps:
         raise ValueError(f"{directory} is checkpointed at step {step}, beyond the "
                          f"{settings.steps} steps asked for")
     recorded = json.loads((directory / "run.json").read_text())["settings"]
     wanted = dataclasses.asdict(settings)
     changed = sorted(name for name in wanted
-                     if name != "steps" and name in recorded and recorded[name] != wanted[name])
+                     if name != "steps" and name not in COST_SETTINGS and name in recorded
+                     and recorded[name] != wanted[name])
     if changed:
         differences = ", ".join(f"{name} {recorded[name]!r} in the run, {wanted[name]!r} now"
                                 for name in changed)
