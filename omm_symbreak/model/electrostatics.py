@@ -78,6 +78,7 @@ class Coulomb(nn.Module):
                                            interpolation_nodes=MESH_INTERPOLATION_NODES)
 
     def uses_mesh(self, n_atoms: int) -> bool:
+        """Whether a periodic system of ``n_atoms`` takes the mesh route."""
         return n_atoms >= self.mesh_min_atoms
 
     def setup(self, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
