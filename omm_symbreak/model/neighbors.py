@@ -107,28 +107,10 @@ def neighbor_list(
       ValueError: on malformed input, or a cell with volume <= 0.
       RuntimeError: if some atom has more than ``max_neighbors`` neighbours.
     """
-    if positions.dim() != 2 or positions.shape[1] != 3:
-        raise ValueError(
-            "positions must have shape [n_atoms, 3], got " + str(list(positions.shape))
-        )
-    if not positions.is_floating_point():
-        raise ValueError("positions must be floating point, got " + str(positions.dtype))
-    if not cutoff > 0.0:
-        raise ValueError("cutoff must be > 0, got " + str(cutoff))
     if max_neighbors < 1:
         raise ValueError("max_neighbors must be >= 1, got " + str(max_neighbors))
-    n_atoms = positions.shape[0]
-    geometry: List[float] = []
-    if cell is not None:
-        if cell.shape != (3, 3):
-            raise ValueError("cell must have shape [3, 3], got " + str(list(cell.shape)))
-        cell = cell.to(positions.dtype)
-        geometry = _cell_geometry(cell.detach(), cutoff)
-    if cell_list_min_atoms is None:
-        threshold = _default_min_atoms(cell is not None)
-    else:
-        threshold = cell_list_min_atoms
-    if n_atoms > 0 and n_atoms >= threshold:
+    cell, geometry, try_binned = _checked_input(positions, cell, cutoff, cell_list_min_atoms)
+    if try_binned:
         binned = _binned_search(positions, cell, cutoff, max_neighbors, geometry)
         if binned is not None:
             return binned
@@ -147,26 +129,52 @@ def neighbor_pairs(
       periodic image its own edge) and vectors [E, 3] ``r_j + shift - r_i`` (differentiable
       in ``positions`` and ``cell``), ordered by ``i``.
     """
-    if positions.dim() != 2 or positions.shape[1] != 3:
-        raise ValueError(
-            "positions must have shape [n_atoms, 3], got " + str(list(positions.shape))
-        )
-    if not cutoff > 0.0:
-        raise ValueError("cutoff must be > 0, got " + str(cutoff))
+    cell, geometry, try_binned = _checked_input(positions, cell, cutoff, cell_list_min_atoms)
     points = positions.detach()
-    geometry: List[float] = []
-    if cell is not None:
-        cell = cell.to(positions.dtype)
-        geometry = _cell_geometry(cell.detach(), cutoff)
-    threshold = _default_min_atoms(cell is not None) if cell_list_min_atoms is None \
-        else cell_list_min_atoms
     edges: Optional[Tuple[Tensor, Tensor, Optional[Tensor]]] = None
-    if points.shape[0] > 0 and points.shape[0] >= threshold:
+    if try_binned:
         edges = _binned_edges(points, cell, cutoff, geometry)
     if edges is None:
         edges = _dense_edges(points, cell, cutoff, geometry)
     first, second, shift = edges
     return first, second, _displacements(positions, first, second, shift, cell)
+
+
+def _checked_input(positions: Tensor, cell: Optional[Tensor], cutoff: float,
+                   cell_list_min_atoms: Optional[int]
+                   ) -> Tuple[Optional[Tensor], List[float], bool]:
+    """The searches' common start: ValueError on malformed input; the cell in the positions'
+    dtype, its ``_cell_geometry`` (empty without a cell) and whether to try the binned search."""
+    if positions.dim() != 2 or positions.shape[1] != 3:
+        raise ValueError(
+            "positions must have shape [n_atoms, 3], got " + str(list(positions.shape))
+        )
+    if not positions.is_floating_point():
+        raise ValueError("positions must be floating point, got " + str(positions.dtype))
+    if not cutoff > 0.0:
+        raise ValueError("cutoff must be > 0, got " + str(cutoff))
+    geometry: List[float] = []
+    if cell is not None:
+        if cell.shape != (3, 3):
+            raise ValueError("cell must have shape [3, 3], got " + str(list(cell.shape)))
+        cell = cell.to(positions.dtype)
+        geometry = _cell_geometry(cell.detach(), cutoff)
+    if cell_list_min_atoms is None:
+        threshold = _default_min_atoms(cell is not None)
+    else:
+        threshold = cell_list_min_atoms
+    n_atoms = positions.shape[0]
+    return cell, geometry, n_atoms > 0 and n_atoms >= threshold
+
+
+def _image_candidates(diff: Tensor, cell: Tensor,
+                      geometry: List[float]) -> Tuple[Tensor, Tensor, Tensor]:
+    """``_shifts``' wrap [N, N, 3] and images [S, 3] of the pair displacements ``diff``
+    [N, N, 3], and the candidates [N, N, S, 3] ``diff + (wrap + image) @ cell`` (differentiable
+    as ``diff`` and ``cell`` are; the shifts are not)."""
+    wrap, images = _shifts(diff.detach(), cell.detach(), geometry)
+    wrapped = diff + _times_matrix(wrap, cell)
+    return wrap, images, wrapped.unsqueeze(2) + _times_matrix(images, cell)
 
 
 def _dense_edges(points: Tensor, cell: Optional[Tensor], cutoff: float,
@@ -177,10 +185,7 @@ def _dense_edges(points: Tensor, cell: Optional[Tensor], cutoff: float,
     if cell is None:
         found = torch.nonzero(_within(diff.unsqueeze(2), cutoff))
         return found[:, 0], found[:, 1], None
-    fixed_cell = cell.detach()
-    wrap, images = _shifts(diff, fixed_cell, geometry)  # [N, N, 3], [S, 3]
-    candidates = (diff + _times_matrix(wrap, fixed_cell)).unsqueeze(2) \
-        + _times_matrix(images, fixed_cell)  # [N, N, S, 3]
+    wrap, images, candidates = _image_candidates(diff, cell.detach(), geometry)
     found = torch.nonzero(_within(candidates, cutoff))
     first, second = found[:, 0], found[:, 1]
     shift = (wrap[first, second] + images[found[:, 2]]).to(torch.int64)
@@ -211,9 +216,7 @@ def _dense_search(
     if cell is None:
         candidates = diff.unsqueeze(2)  # [N, N, 1, 3]
     else:
-        wrap, images = _shifts(diff.detach(), cell.detach(), geometry)  # [N, N, 3], [S, 3]
-        wrapped = diff + _times_matrix(wrap, cell)
-        candidates = wrapped.unsqueeze(2) + _times_matrix(images, cell)  # [N, N, S, 3]
+        candidates = _image_candidates(diff, cell, geometry)[2]  # [N, N, S, 3]
     n_shifts = candidates.shape[2]
     candidates = candidates.reshape(n_atoms, n_atoms * n_shifts, 3)
 
