@@ -120,7 +120,9 @@ class RunOutputs:
 
     def write(self, state, step: int, delta_kj_mol: float, conserved_kj_mol: float,
               temperature_k: float) -> None:
-        """Append the reports due at ``step`` (in steps of timestep_fs); energies in kJ/mol."""
+        """Append the reports due at ``step`` (in steps of timestep_fs); energies in kJ/mol.
+        The energies of ``state``, the forces, ``delta_kj_mol``, ``conserved_kj_mol`` and
+        ``temperature_k`` are read only where a state or diagnostics row is due."""
         settings = self.settings
         if step % settings.trajectory_interval == 0:
             positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)

@@ -9,7 +9,13 @@ earlier), as long as it is not below the checkpoint's step; every other setting 
 Every state is checked before it is written, from step 0 on (``StateCheck``): a NaN, a
 temperature far above the thermostat's, a potential energy far from its value at step 0 or a
 broken water molecule stops the run with ``SimulationError``, and the outputs end at the last
-state that passed.
+state that passed. The energies are computed only where a state or diagnostics row is due
+(``energy_due``): they cost a model evaluation of every force group, with MTS the whole grid
+and the next outer step's recomputation of the slow force. In between, a state is checked
+without its potential energy, its temperature taken from its velocities. A fetch of the
+energies moves the random-number stream of OpenMM's ``MTSLangevinIntegrator`` (measured: the
+frames change with friction 1/ps, not with 0, nor in NVE, nor when only forces are fetched),
+so the frames of an MTS Langevin run depend on where its rows are; their statistics do not.
 
 Every count of steps (``steps`` and the intervals) is in units of ``timestep_fs``; with multiple
 time stepping (strategy ``mts``) the outer step is ``mts_stride`` of them.
@@ -95,11 +101,15 @@ class StateCheck:
     ``start_potential_kj_mol``; the O-H bond lengths of every water molecule.
 
     The temperature counts 3 degrees of freedom per atom, as ``StateDataReporter`` does for
-    these systems (no constraints, no centre-of-mass motion remover).
+    these systems (no constraints, no centre-of-mass motion remover). A state without energies
+    (``problem(state, with_energy=False)``) is checked against its velocities' temperature,
+    sum m v^2 / (3 N R), and not against the potential-energy limit.
     """
 
-    def __init__(self, settings: RunSettings, topology, start_potential_kj_mol: float):
+    def __init__(self, settings: RunSettings, topology, start_potential_kj_mol: float,
+                 masses_amu: np.ndarray):
         n_atoms = topology.getNumAtoms()
+        self.masses_amu = masses_amu
         self.start_potential_kj_mol = start_potential_kj_mol
         self.max_change_kj_mol = EXPLOSION_KJ_MOL_PER_ATOM * n_atoms
         self.max_temperature_k = max(TEMPERATURE_FACTOR * settings.temperature_k,
@@ -119,21 +129,30 @@ class StateCheck:
         return (2 * kinetic / (self.degrees_of_freedom * unit.MOLAR_GAS_CONSTANT_R)
                 ).value_in_unit(unit.kelvin)
 
-    def problem(self, state) -> Optional[str]:
-        """What makes ``state`` unphysical, in words, or None when it passes every check."""
+    def temperature_from_velocities_k(self, velocities_nm_ps: np.ndarray) -> float:
+        """The temperature (K) of velocities [N, 3] in nm/ps: sum m v^2 / (3 N R)."""
+        twice_kinetic = float(np.sum(self.masses_amu[:, None] * velocities_nm_ps ** 2))  # kJ/mol
+        gas_constant = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
+        return twice_kinetic / (self.degrees_of_freedom * gas_constant)
+
+    def problem(self, state, with_energy: bool = True) -> Optional[str]:
+        """What makes ``state`` unphysical, in words, or None when it passes every check;
+        ``with_energy=False`` for a state fetched without energies."""
         nm, ps = unit.nanometer, unit.picosecond
-        potential = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        potential = (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+                     if with_energy else 0.0)
         positions = state.getPositions(asNumpy=True).value_in_unit(nm)
         velocities = state.getVelocities(asNumpy=True).value_in_unit(nm / ps)
         if not (math.isfinite(potential) and np.isfinite(positions).all()
                 and np.isfinite(velocities).all()):
             return "a position, velocity or the energy is not a finite number"
-        temperature = self.temperature_k(state)
+        temperature = (self.temperature_k(state) if with_energy
+                       else self.temperature_from_velocities_k(velocities))
         if temperature > self.max_temperature_k:
             return (f"temperature {temperature:.0f} K, above the limit "
                     f"{self.max_temperature_k:.0f} K")
         change = potential - self.start_potential_kj_mol
-        if abs(change) > self.max_change_kj_mol:
+        if with_energy and abs(change) > self.max_change_kj_mol:
             return (f"potential energy {potential:.6g} kJ/mol, {change:+.6g} from step 0 (limit "
                     f"{EXPLOSION_KJ_MOL_PER_ATOM:g} kJ/mol per atom)")
         box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(nm) if self.periodic else None
@@ -184,7 +203,8 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
             if resume:
                 step = load_checkpoint(simulation, directory)
                 outputs.truncate(step)
-                check = StateCheck(settings, topology, start_potential_kj_mol(directory))
+                check = StateCheck(settings, topology, start_potential_kj_mol(directory),
+                                   outputs.masses_amu)
                 outputs.open(append=True, step=step)
             else:
                 step = 0
@@ -222,7 +242,8 @@ def _start(simulation, outputs: RunOutputs, model, fingerprint: str, positions,
     _remove_center_of_mass_velocity(simulation, outputs.masses_amu)
     state = _state(simulation)
     check = StateCheck(settings, simulation.topology,
-                       state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+                       state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+                       outputs.masses_amu)
     problem = check.problem(state)
     if problem:
         raise SimulationError(f"the starting state (step 0) fails the checks: {problem}; "
@@ -251,13 +272,14 @@ def _advance(simulation, outputs: RunOutputs, diagnostic, check: StateCheck, ste
     try:
         while step < settings.steps:
             n = min(chunk, settings.steps - step)
+            with_energy = energy_due(settings, step + n)
             try:
                 simulation.step(n // settings.stride)
-                state = _state(simulation)
+                state = _state(simulation, with_energy)
             except openmm.OpenMMException as error:
                 raise SimulationError(f"the force evaluation failed after step {step} "
                                       f"({error}); {_kept(settings, step)}") from error
-            problem = check.problem(state)
+            problem = check.problem(state, with_energy)
             if problem:
                 raise SimulationError(f"the dynamics blew up between steps {step} and "
                                       f"{step + n}: {problem}; {_kept(settings, step)}")
@@ -273,11 +295,20 @@ def _advance(simulation, outputs: RunOutputs, diagnostic, check: StateCheck, ste
         bar.close()
 
 
+def energy_due(settings: RunSettings, step: int) -> bool:
+    """Whether a row that needs the energies (a state or diagnostics row) is due at ``step``."""
+    return step % settings.state_interval == 0 or step % settings.diagnostics_interval == 0
+
+
 def _write_reports(simulation, outputs: RunOutputs, diagnostic, check: StateCheck, state,
                    step: int) -> None:
-    """Append the reports due at ``step``. Delta costs a grid of model evaluations: it is
-    computed only when a diagnostics row is due (NaN otherwise, and not written)."""
+    """Append the reports due at ``step``; ``state`` has energies where ``energy_due``. Delta
+    costs a grid of model evaluations: it is computed only when a diagnostics row is due (NaN
+    otherwise, and not written)."""
     settings = outputs.settings
+    if not energy_due(settings, step):
+        outputs.write(state, step, math.nan, math.nan, math.nan)
+        return
     periodic = simulation.topology.getPeriodicBoxVectors() is not None
     delta = (_delta_kj_mol(diagnostic, state, periodic)
              if step % settings.diagnostics_interval == 0 else math.nan)
@@ -312,9 +343,11 @@ def _kept(settings: RunSettings, step: int) -> str:
             f"(t = {fs_to_ps(step * settings.timestep_fs):g} ps)")
 
 
-def _state(simulation):
-    return simulation.context.getState(positions=True, velocities=True, forces=True,
-                                       energy=True)
+def _state(simulation, with_energy: bool = True):
+    """The context's positions and velocities, with the energies and forces if
+    ``with_energy``."""
+    return simulation.context.getState(positions=True, velocities=True, forces=with_energy,
+                                       energy=with_energy)
 
 
 def _masses_amu(system: openmm.System) -> np.ndarray:

@@ -218,6 +218,60 @@ def test_explosion_stops_with_a_clear_message_and_keeps_good_frames(tmp_path, ch
     assert np.all(np.isfinite(trajectory.xyz))
 
 
+@pytest.mark.parametrize("strategy, ensemble", [("none", "nvt"), ("mts", "nve")])
+def test_energies_fetched_only_for_rows_leave_the_dynamics_unchanged(tmp_path, checkpoint,
+                                                                      strategy, ensemble):
+    """A state is fetched with energies only where a state or diagnostics row needs them (with
+    MTS a fetch costs the whole grid). The frames do not depend on it: a run with rows every
+    frame and one with rows every 10th frame write the same trajectory, bit for bit, and the
+    same rows where both have one. (Not MTS with Langevin: there a fetch of the energies moves
+    OpenMM's random-number stream, the module docstring of ``simulate`` says.)"""
+    base = quick(checkpoint, strategy=strategy, grid=grid_of(strategy, "1i"), mts_stride=2,
+                 ensemble=ensemble, steps=40, trajectory_interval=2, checkpoint_interval=40)
+    every = run(dataclasses.replace(base, state_interval=2, diagnostics_interval=2),
+                tmp_path / "every", progress=False)
+    sparse = run(dataclasses.replace(base, state_interval=20, diagnostics_interval=20),
+                 tmp_path / "sparse", progress=False)
+
+    def frames(directory):
+        return mdtraj.load(str(directory / "trajectory.dcd"),
+                           top=str(directory / "topology.pdb")).xyz
+
+    assert frames(every).shape == (21, 3, 3)
+    np.testing.assert_array_equal(frames(every), frames(sparse))
+    every_rows, sparse_rows = diagnostics_of(every), diagnostics_of(sparse)
+    assert list(sparse_rows["step"]) == [0, 20, 40]
+    for column in ("potential_kj_mol", "kinetic_kj_mol", "delta_kj_mol"):
+        np.testing.assert_array_equal(every_rows[column][::10], sparse_rows[column])
+
+
+def test_the_check_without_energies_takes_openmms_temperature_from_the_velocities():
+    """On a system without forces OpenMM's kinetic energy is sum m v^2 / 2 whatever the
+    integrator: the check's temperature of a state without energies must equal OpenMM's."""
+    from omm_symbreak.simulate import StateCheck
+    from omm_symbreak.systems import load_structure
+
+    topology, positions = load_structure("water-monomer")
+    system = openmm.System()
+    masses = np.array([1.0, 16.0, 2.5])
+    for mass in masses:
+        system.addParticle(mass)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    context.setVelocitiesToTemperature(300.0, 7)
+    with_energy = context.getState(getVelocities=True, getPositions=True, getEnergy=True)
+    check = StateCheck(RunSettings("water-monomer"), topology, 0.0, masses)
+    velocities = with_energy.getVelocities(asNumpy=True).value_in_unit(
+        unit.nanometer / unit.picosecond)
+    assert check.temperature_from_velocities_k(velocities) == pytest.approx(
+        check.temperature_k(with_energy), rel=1e-12)
+    # ten times hotter than the 2000 K floor: caught without the energies too
+    context.setVelocities(with_energy.getVelocities() * 10.0)
+    hot = context.getState(getVelocities=True, getPositions=True)
+    assert "above the limit 2000 K" in check.problem(hot, with_energy=False)
+
+
 def simulate_command(checkpoint, system, output, *extra):
     return [sys.executable, "-m", "omm_symbreak.cli", "simulate", system, "--model",
             checkpoint, "--steps", "1500", "--state-interval", "10", "--trajectory-interval",
