@@ -1,4 +1,4 @@
-"""Ice Ih: proton-arrangement energies (raw model vs 2i vs q-TIP4P/F) and a 250 K run of the crystal.
+"""Ice Ih: proton-arrangement energies (raw model vs Ti vs q-TIP4P/F) and a 250 K run of the crystal.
 
     python analysis/fig4_ice.py [--quick] [--model FILE]
 
@@ -8,12 +8,14 @@ Needs genice2 (``pip install -e '.[analysis]'``).
     the same lattice sites, different hydrogen-bond networks, every one obeying the ice rules),
     relaxed at fixed cell with OpenMM's L-BFGS minimiser to an RMS force of TOLERANCE_KJ_MOL_NM:
     q-TIP4P/F from the GenIce geometry (then further in double precision on the Reference
-    platform; the change is the reference energies' error bar); the raw model from the q-TIP4P/F minimum in several
-    orientations of the crystal (the identity and random O(3) elements; the model evaluated on
-    R x is the one-rotation grid {R}); the ``2i`` average from the raw model's minimum in the
-    identity orientation. The symmetry error of the relaxed energies (their spread over
-    orientations, and raw - 2i) is set against the spread of the energies between proton
-    arrangements, and the ordering of the arrangements is compared (Kendall's tau).
+    platform; the change is the reference energies' error bar); the raw model from the
+    q-TIP4P/F minimum in several orientations of the crystal (the identity and random O(3)
+    elements; the model evaluated on R x is the one-rotation grid {R}); the average over
+    AVERAGE_GRID (the default grid ``Ti``: exact to l = 3 with inversion like the study's ``2i``,
+    at 24 rotations instead of 36) from the raw model's minimum in the identity orientation. The
+    symmetry error of the relaxed energies (their spread over orientations, and raw - average)
+    is set against the spread of the energies between proton arrangements, and the ordering of
+    the arrangements is compared (Kendall's tau).
 (b) Stability. NVT (Langevin middle, friction 1/ps, dt 0.5 fs) of the ``ice-ih`` template at
     250 K with the raw model and with q-TIP4P/F: g_OO(r) and the oxygen MSD (a plateau when the
     crystal holds).
@@ -43,6 +45,7 @@ from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.reference.run import ReferenceSettings
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
+from omm_symbreak.symmetrize import DEFAULT_GRID
 from omm_symbreak.units import KJ_PER_MOL_PER_EV, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent
@@ -55,6 +58,7 @@ ORIENTATION_SEED = 2024
 TEMPERATURE_K = 250.0
 FRAME_STEPS = 40  # 20 fs
 N_BLOCKS = 4
+AVERAGE_GRID = DEFAULT_GRID  # the symmetrized model the raw one is set against
 MEV_PER_KJ_MOL = 1000.0 / KJ_PER_MOL_PER_EV
 
 
@@ -118,7 +122,8 @@ def relax_arrangement(seed: int, model, settings: dict, store: dict, save) -> No
         relax(f"raw {index}", lambda: minimise(
             create_system(topology, model, "full", one_rotation(rotation, index)),
             np.array(done["reference"]["positions_nm"]), iterations, all_atoms))
-    relax("2i", lambda: minimise(create_system(topology, model, "full", parse_grid("2i")),
+    relax(AVERAGE_GRID, lambda: minimise(create_system(topology, model, "full",
+                                                        parse_grid(AVERAGE_GRID)),
                                  np.array(done["raw 0"]["positions_nm"]), iterations, all_atoms))
 
 
@@ -129,35 +134,36 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
     def energies(key):
         return np.array([store[seed][key]["energy_kj_mol"] for seed in seeds]) * MEV_PER_KJ_MOL / n_molecules
 
-    reference, averaged = energies("reference, double precision"), energies("2i")
+    reference, averaged = energies("reference, double precision"), energies(AVERAGE_GRID)
     reference_change = reference - energies("reference")
     raw = np.stack([energies(f"raw {k}") for k in range(settings["orientations"])], axis=1)
     orientation_std = raw.std(axis=1, ddof=1)  # [A]
-    raw_minus_2i = raw - averaged[:, None]  # [A, O]
+    raw_minus_average = raw - averaged[:, None]  # [A, O]
     return {
+        "average_grid": AVERAGE_GRID,
         "arrangements": [int(seed) for seed in seeds],
         "orientations": settings["orientations"],
         "energy_mev_per_molecule": {  # each relative to its own mean over the arrangements
             "reference": (reference - reference.mean()).tolist(),
-            "2i": (averaged - averaged.mean()).tolist(),
+            AVERAGE_GRID: (averaged - averaged.mean()).tolist(),
             "raw": (raw - raw[:, 0].mean()).tolist()},
         "spread_between_arrangements_mev_per_molecule": {
             name: {"std": float(values.std(ddof=1)), "range": float(np.ptp(values))}
-            for name, values in (("reference", reference), ("2i", averaged), ("raw", raw[:, 0]))},
+            for name, values in (("reference", reference), (AVERAGE_GRID, averaged), ("raw", raw[:, 0]))},
         "reference_change_in_double_precision_mev_per_molecule": {
             "max_abs": float(np.abs(reference_change).max()),
             "note": "the q-TIP4P/F minima relaxed further on the Reference platform (double "
                     "precision): an error bar of the reference energies"},
         "raw_orientation_std_mev_per_molecule": [float(orientation_std.mean()),
                                                  float(orientation_std.std(ddof=1) / np.sqrt(len(seeds)))],
-        "raw_minus_2i_mev_per_molecule": {"mean": float(raw_minus_2i.mean()),
-                                          "std": float(raw_minus_2i.std(ddof=1)),
-                                          "max_abs": float(np.abs(raw_minus_2i).max())},
+        "raw_minus_average_mev_per_molecule": {"mean": float(raw_minus_average.mean()),
+                                               "std": float(raw_minus_average.std(ddof=1)),
+                                               "max_abs": float(np.abs(raw_minus_average).max())},
         "kendall_tau": {
-            "2i vs reference": float(kendalltau(averaged, reference).statistic),
+            f"{AVERAGE_GRID} vs reference": float(kendalltau(averaged, reference).statistic),
             "raw vs reference, per orientation": [float(kendalltau(raw[:, k], reference).statistic)
                                                   for k in range(raw.shape[1])],
-            "raw vs 2i, per orientation": [float(kendalltau(raw[:, k], averaged).statistic)
+            f"raw vs {AVERAGE_GRID}, per orientation": [float(kendalltau(raw[:, k], averaged).statistic)
                                            for k in range(raw.shape[1])]},
         "max_rms_force_after_relaxation_kj_mol_nm": {
             key: float(max(store[seed][key]["rms_force_kj_mol_nm"] for seed in seeds))
@@ -179,7 +185,7 @@ def stability_runs(mode: str, settings: dict, model_file) -> tuple:
             "nvt-raw": RunSettings(system="ice-ih", model=model_file, strategy="none",
                                    ensemble="nvt", temperature_k=TEMPERATURE_K,
                                    friction_per_ps=1.0, timestep_fs=0.5, steps=steps,
-                                   diagnostics_interval=2000, diagnostic_grid="2i", **intervals)}
+                                   diagnostics_interval=2000, diagnostic_grid=AVERAGE_GRID, **intervals)}
     wall = run_as_campaign(runs, root)
     return ({"raw": root / "nvt-raw", "reference": root / "nvt-reference"},
             {"raw": wall["nvt-raw"], "reference": wall["nvt-reference"]})
@@ -207,7 +213,7 @@ def plot(numbers: dict):
     energies = numbers["energies"]["energy_mev_per_molecule"]
     x = np.arange(len(energies["reference"]))
     e_axis.plot(x, energies["reference"], "ks-", label="q-TIP4P/F")
-    e_axis.plot(x, energies["2i"], "o-", color="C0", label="2i")
+    e_axis.plot(x, energies[AVERAGE_GRID], "o-", color="C0", label=AVERAGE_GRID)
     raw = np.array(energies["raw"])
     for k in range(raw.shape[1]):
         e_axis.plot(x + 0.08 * (k - raw.shape[1] / 2), raw[:, k], "x", color="C3",
