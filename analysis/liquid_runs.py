@@ -18,9 +18,10 @@ skipped, interrupted ones resumed from their checkpoints) in the campaign's own 
 analysis/campaigns/liquid/, so that ``omm-symbreak campaign analysis/campaigns/liquid.toml``
 (with ``--workers 1`` beside other work, say) and the figures share them; ``--model`` replaces
 the campaign's model (the shipped one), and a run directory of another model is refused.
-``mts-Ti`` costs about 3.5 raw evaluations per step: about 6 h on one core against 1.7 h for
-raw, so the full runs take several sittings; run the script again and every run resumes from
-its last checkpoint. ``--quick`` runs them QUICK_PS long in analysis/runs/liquid-quick/.
+``mts-Ti`` costs about 3 raw evaluations per step (a ``Ti`` evaluation of 24 copies costs about
+19 raw ones, every 10 steps). With the shipped model on one core (the other one busy) it runs
+at 0.059 ns/day, so 32 ps take about 13 h, and raw about a third of that; the full runs take
+several sittings: run the script again and every run resumes from its last checkpoint. ``--quick`` runs them QUICK_PS long in analysis/runs/liquid-quick/.
 
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
 The same weak Langevin friction (1/ps, a relaxation time of 1 ps) is applied to all three runs,
