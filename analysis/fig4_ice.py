@@ -15,7 +15,9 @@ Needs genice2 (``pip install -e '.[analysis]'``).
     at 24 rotations instead of 36) from the raw model's minimum in the identity orientation. The
     symmetry error of the relaxed energies (their spread over orientations, and raw - average)
     is set against the spread of the energies between proton arrangements, and the ordering of
-    the arrangements is compared (Kendall's tau).
+    the arrangements is compared (Kendall's tau). The raw model's energies at the average's
+    minimum in each orientation (single points) give the symmetry error at one structure,
+    without the spread of where each relaxation stopped.
 (b) Stability. NVT (Langevin middle, friction 1/ps, dt 0.5 fs) of the ``ice-ih`` template at
     250 K with the raw model and with q-TIP4P/F: g_OO(r) and the oxygen MSD (a plateau when the
     crystal holds).
@@ -127,8 +129,28 @@ def relax_arrangement(seed: int, model, settings: dict, store: dict, save) -> No
                                  np.array(done["raw 0"]["positions_nm"]), iterations, all_atoms))
 
 
-def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
-    """Relaxed energies per molecule and what they say about symmetry breaking and ordering."""
+def raw_at_average_minima(store: dict, model, settings: dict) -> np.ndarray:
+    """[A, O]: the raw model's energy (kJ/mol) at the averaged model's minimum of each proton
+    arrangement, in each orientation of the crystal. Single points: the symmetry error of the
+    energy at one structure, free of where the minimiser stopped."""
+    energies = np.empty((len(settings["seeds"]), settings["orientations"]))
+    for a, seed in enumerate(settings["seeds"]):
+        topology, _ = systems.proton_disordered_ice_ih(seed)
+        positions_nm = np.array(store[str(seed)][AVERAGE_GRID]["positions_nm"])
+        for index, rotation in enumerate(orientations(settings["orientations"])):
+            context = openmm.Context(
+                create_system(topology, model, "full", one_rotation(rotation, index)),
+                openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
+            context.setPositions(positions_nm)
+            energies[a, index] = context.getState(getEnergy=True).getPotentialEnergy(
+            ).value_in_unit(unit.kilojoule_per_mole)
+    return energies
+
+
+def energy_numbers(store: dict, settings: dict, n_molecules: int,
+                   raw_single_points_kj_mol: np.ndarray) -> dict:
+    """Relaxed energies per molecule and what they say about symmetry breaking and ordering;
+    ``raw_single_points_kj_mol`` [A, O] from ``raw_at_average_minima``."""
     seeds = [str(seed) for seed in settings["seeds"]]
 
     def energies(key):
@@ -139,6 +161,9 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
     raw = np.stack([energies(f"raw {k}") for k in range(settings["orientations"])], axis=1)
     orientation_std = raw.std(axis=1, ddof=1)  # [A]
     raw_minus_average = raw - averaged[:, None]  # [A, O]
+    single_points = raw_single_points_kj_mol * MEV_PER_KJ_MOL / n_molecules  # [A, O]
+    single_point_std = single_points.std(axis=1, ddof=1)  # [A]
+    single_point_minus_average = single_points - averaged[:, None]  # [A, O]
     return {
         "average_grid": AVERAGE_GRID,
         "arrangements": [int(seed) for seed in seeds],
@@ -159,6 +184,15 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int) -> dict:
         "raw_minus_average_mev_per_molecule": {"mean": float(raw_minus_average.mean()),
                                                "std": float(raw_minus_average.std(ddof=1)),
                                                "max_abs": float(np.abs(raw_minus_average).max())},
+        "raw_at_average_minimum_mev_per_molecule": {
+            "orientation_std": [float(single_point_std.mean()),
+                                float(single_point_std.std(ddof=1) / np.sqrt(len(seeds)))],
+            "minus_average": {"mean": float(single_point_minus_average.mean()),
+                              "std": float(single_point_minus_average.std(ddof=1)),
+                              "max_abs": float(np.abs(single_point_minus_average).max())},
+            "note": "single points of the raw model at the average's relaxed structure, in each "
+                    "orientation: the symmetry error at one structure, without the spread of "
+                    "where each relaxation stopped (max_rms_force_after_relaxation)"},
         "kendall_tau": {
             f"{AVERAGE_GRID} vs reference": float(kendalltau(averaged, reference).statistic),
             "raw vs reference, per orientation": [float(kendalltau(raw[:, k], reference).statistic)
@@ -258,7 +292,8 @@ def main() -> None:
         print(f"arrangement {seed} relaxed", flush=True)
     n_molecules = systems.load("ice-ih")[0].getNumResidues()
     directories, wall = stability_runs(mode, settings, args.model)
-    numbers = {"energies": energy_numbers(store, settings, n_molecules),
+    numbers = {"energies": energy_numbers(store, settings, n_molecules,
+                                          raw_at_average_minima(store, model, settings)),
                "stability": {name: stability_numbers(directory)
                              for name, directory in directories.items()}}
     result = {
