@@ -124,9 +124,9 @@ def relax_arrangement(seed: int, model, settings: dict, store: dict, save) -> No
         relax(f"raw {index}", lambda: minimise(
             create_system(topology, model, "full", one_rotation(rotation, index)),
             np.array(done["reference"]["positions_nm"]), iterations, all_atoms))
-    relax(AVERAGE_GRID, lambda: minimise(create_system(topology, model, "full",
-                                                        parse_grid(AVERAGE_GRID)),
-                                 np.array(done["raw 0"]["positions_nm"]), iterations, all_atoms))
+    relax(AVERAGE_GRID, lambda: minimise(
+        create_system(topology, model, "full", parse_grid(AVERAGE_GRID)),
+        np.array(done["raw 0"]["positions_nm"]), iterations, all_atoms))
 
 
 def raw_at_average_minima(store: dict, model, settings: dict) -> np.ndarray:
@@ -174,7 +174,8 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int,
             "raw": (raw - raw[:, 0].mean()).tolist()},
         "spread_between_arrangements_mev_per_molecule": {
             name: {"std": float(values.std(ddof=1)), "range": float(np.ptp(values))}
-            for name, values in (("reference", reference), (AVERAGE_GRID, averaged), ("raw", raw[:, 0]))},
+            for name, values in (("reference", reference), (AVERAGE_GRID, averaged),
+                                 ("raw", raw[:, 0]))},
         "reference_change_in_double_precision_mev_per_molecule": {
             "max_abs": float(np.abs(reference_change).max()),
             "note": "the q-TIP4P/F minima relaxed further on the Reference platform (double "
@@ -197,8 +198,8 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int,
             f"{AVERAGE_GRID} vs reference": float(kendalltau(averaged, reference).statistic),
             "raw vs reference, per orientation": [float(kendalltau(raw[:, k], reference).statistic)
                                                   for k in range(raw.shape[1])],
-            f"raw vs {AVERAGE_GRID}, per orientation": [float(kendalltau(raw[:, k], averaged).statistic)
-                                           for k in range(raw.shape[1])]},
+            f"raw vs {AVERAGE_GRID}, per orientation": [
+                float(kendalltau(raw[:, k], averaged).statistic) for k in range(raw.shape[1])]},
         "max_rms_force_after_relaxation_kj_mol_nm": {
             key: float(max(store[seed][key]["rms_force_kj_mol_nm"] for seed in seeds))
             for key in store[seeds[0]]},
@@ -219,7 +220,8 @@ def stability_runs(mode: str, settings: dict, model_file) -> tuple:
             "nvt-raw": RunSettings(system="ice-ih", model=model_file, strategy="none",
                                    ensemble="nvt", temperature_k=TEMPERATURE_K,
                                    friction_per_ps=1.0, timestep_fs=0.5, steps=steps,
-                                   diagnostics_interval=2000, diagnostic_grid=AVERAGE_GRID, **intervals)}
+                                   diagnostics_interval=2000, diagnostic_grid=AVERAGE_GRID,
+                                   **intervals)}
     wall = run_as_campaign(runs, root)
     return ({"raw": root / "nvt-raw", "reference": root / "nvt-reference"},
             {"raw": wall["nvt-raw"], "reference": wall["nvt-reference"]})

@@ -132,7 +132,8 @@ class StateCheck:
     def temperature_from_velocities_k(self, velocities_nm_ps: np.ndarray) -> float:
         """The temperature (K) of velocities [N, 3] in nm/ps: sum m v^2 / (3 N R)."""
         twice_kinetic = float(np.sum(self.masses_amu[:, None] * velocities_nm_ps ** 2))  # kJ/mol
-        gas_constant = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
+        gas_constant = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(
+            unit.kilojoule_per_mole / unit.kelvin)
         return twice_kinetic / (self.degrees_of_freedom * gas_constant)
 
     def problem(self, state, with_energy: bool = True) -> Optional[str]:
