@@ -76,14 +76,22 @@ def one_rotation(rotation: np.ndarray, index: int) -> RotationGrid:
                         l_exact=0, inversion=False)
 
 
+def context_at(system: openmm.System, positions_nm: np.ndarray,
+               platform: str = "CPU") -> openmm.Context:
+    """A context of ``system`` on ``platform`` at ``positions_nm`` [N, 3] (for energies and
+    minimisation: its integrator never steps)."""
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                             openmm.Platform.getPlatformByName(platform))
+    context.setPositions(positions_nm)
+    return context
+
+
 def minimise(system: openmm.System, positions_nm: np.ndarray, max_iterations: int,
              real_atoms: np.ndarray, platform: str = "CPU") -> dict:
     """Relax at fixed cell (OpenMM L-BFGS). Returns the energy (kJ/mol), the RMS force over
     ``real_atoms`` (kJ/mol/nm), their positions (nm, a JSON-ready [n][3] list) and the wall
     time (s)."""
-    context = openmm.Context(system, openmm.VerletIntegrator(0.001),
-                             openmm.Platform.getPlatformByName(platform))
-    context.setPositions(positions_nm)
+    context = context_at(system, positions_nm, platform)
     started = time.perf_counter()
     openmm.LocalEnergyMinimizer.minimize(context, TOLERANCE_KJ_MOL_NM, max_iterations)
     state = context.getState(getEnergy=True, getPositions=True, getForces=True)
@@ -138,12 +146,9 @@ def raw_at_average_minima(store: dict, model, settings: dict) -> np.ndarray:
         topology, _ = systems.proton_disordered_ice_ih(seed)
         positions_nm = np.array(store[str(seed)][AVERAGE_GRID]["positions_nm"])
         for index, rotation in enumerate(orientations(settings["orientations"])):
-            context = openmm.Context(
-                create_system(topology, model, "full", one_rotation(rotation, index)),
-                openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
-            context.setPositions(positions_nm)
-            energies[a, index] = context.getState(getEnergy=True).getPotentialEnergy(
-            ).value_in_unit(unit.kilojoule_per_mole)
+            system = create_system(topology, model, "full", one_rotation(rotation, index))
+            energies[a, index] = context_at(system, positions_nm).getState(
+                getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
     return energies
 
 

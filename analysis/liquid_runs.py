@@ -21,7 +21,8 @@ the campaign's model (the shipped one), and a run directory of another model is 
 ``mts-Ti`` costs about 3 raw evaluations per step (a ``Ti`` evaluation of 24 copies costs about
 19 raw ones, every 10 steps). With the shipped model on one core (the other one busy) it runs
 at 0.059 ns/day, so 32 ps take about 13 h, and raw about a third of that; the full runs take
-several sittings: run the script again and every run resumes from its last checkpoint. ``--quick`` runs them QUICK_PS long in analysis/runs/liquid-quick/.
+several sittings: run the script again and every run resumes from its last checkpoint.
+``--quick`` runs them QUICK_PS long in analysis/runs/liquid-quick/.
 
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
 The same weak Langevin friction (1/ps, a relaxation time of 1 ps) is applied to all three runs,
