@@ -3,9 +3,11 @@
     python analysis/fig3_liquid_dynamics.py [--quick] [--model FILE]
 
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` (shared with figure 2) and
-plots, with block errors as shaded bands: the oxygen mean-square displacement (to 5 ps, or the
-longest lag that a block of the shortest run holds: every run over the same lags) with the
-diffusion coefficient from a linear fit over its second half, and the reorientation
+plots, with block errors as shaded bands: the oxygen mean-square displacement relative to the
+box's centre of mass (which the Langevin thermostat lets diffuse;
+``observables.mean_square_displacement``), to 5 ps or the longest lag that a block of the
+shortest run holds (every run over the same lags), with the diffusion coefficient from a
+linear fit over its second half, and the reorientation
 correlation c_uu(t) = <u(0).u(t)> (to 10 ps, or as the MSD; first and second Legendre order).
 The JSON also gives the exponent alpha of MSD ~ t^alpha over the fit range (1 where the motion
 is diffusive, ``observables.msd_exponent``) and D with the Yeh-Hummer finite-size correction

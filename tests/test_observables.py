@@ -243,8 +243,9 @@ def test_brownian_particles_diffuse_with_msd_slope_six_d():
     shift = (walk - unwrapped) / box  # a constant whole number of boxes per atom
     np.testing.assert_allclose(shift, np.broadcast_to(np.round(shift[:1]), shift.shape), atol=1e-4)
 
-    lag, msd, msd_error, block_msd = mean_square_displacement(traj, max_lag_ps=5.0,
-                                                               n_blocks=8)
+    # independent particles, not a system whose centre of mass is fixed: the plain MSD
+    lag, msd, msd_error, block_msd = mean_square_displacement(
+        traj, max_lag_ps=5.0, n_blocks=8, subtract_centre_of_mass=False)
     assert len(lag) == 51 and lag[-1] == pytest.approx(5.0) and block_msd.shape == (8, 51)
     assert msd[0] == pytest.approx(0.0, abs=1e-10)
     assert np.all(np.abs(msd[1:] - 6 * diffusion * lag[1:]) < 4 * msd_error[1:])
@@ -253,6 +254,27 @@ def test_brownian_particles_diffuse_with_msd_slope_six_d():
     assert d == pytest.approx(diffusion, rel=0.06)
     alpha, alpha_error = msd_exponent(lag, block_msd, fit_range_ps=(1.0, 5.0))
     assert abs(alpha - 1) < 4 * alpha_error and alpha == pytest.approx(1.0, abs=0.05)
+
+
+def test_msd_relative_to_the_centre_of_mass_drops_the_systems_own_random_walk():
+    # independent walks (D) plus one walk that moves every molecule alike (D_common), as a
+    # Langevin thermostat's kicks move the system's centre of mass: relative to the centre of
+    # mass, the molecules diffuse with D (1 - 1/M) (their mean walk is subtracted too); without
+    # the subtraction, with D + D_common
+    rng = np.random.default_rng(8)
+    n_frames, n_molecules, dt, diffusion, common, box = 2000, 100, 0.1, 0.002, 0.004, 1.5
+    steps = rng.normal(scale=np.sqrt(2 * diffusion * dt), size=(n_frames, n_molecules, 3))
+    drift = np.cumsum(rng.normal(scale=np.sqrt(2 * common * dt), size=(n_frames, 1, 3)), axis=0)
+    walk = rng.uniform(0, box, (1, n_molecules, 3)) + np.cumsum(steps, axis=0) + drift
+    traj = water_trajectory(walk, np.broadcast_to([0.0, 0.0, 1.0], walk.shape),
+                            np.full(3, box), dt_ps=dt)
+    fit_range = (1.0, 5.0)
+    for subtract, expected in ((True, diffusion * (1 - 1 / n_molecules)),
+                               (False, diffusion + common)):
+        lag, _, _, block_msd = mean_square_displacement(traj, 5.0, n_blocks=8,
+                                                        subtract_centre_of_mass=subtract)
+        d, d_error = diffusion_coefficient(lag, block_msd, fit_range)
+        assert abs(d - expected) < 4 * d_error < 0.5 * common, (subtract, d, d_error, expected)
 
 
 def test_msd_exponent_of_ballistic_and_caged_motion():

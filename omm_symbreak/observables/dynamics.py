@@ -11,6 +11,7 @@ import mdtraj
 import numpy as np
 import scipy.constants
 
+from .mechanics import center_of_mass
 from .orientation import _harmonic_components, molecular_direction
 from .statistics import _block_slices, _lagged_products, _origin_counts, block_average
 
@@ -64,20 +65,33 @@ def unwrapped_positions(traj: mdtraj.Trajectory) -> np.ndarray:
 
 
 def mean_square_displacement(traj: mdtraj.Trajectory, max_lag_ps: float = 5.0,
-                             atoms="name O", n_blocks: int = 4):
+                             atoms="name O", n_blocks: int = 4,
+                             subtract_centre_of_mass: bool = True):
     """Mean-square displacement of atoms (default the oxygens) against lag time, with block errors.
 
     MSD(t) = <|r_i(t0 + t) - r_i(t0)|^2>, averaged over the selected atoms (an mdtraj selection
     string or an index array) and over all time origins t0 inside a block of frames, from
     ``unwrapped_positions`` (orthorhombic boxes). The lag times run in whole frames up to
     max_lag_ps, which must fit in a block.
+
+    With ``subtract_centre_of_mass`` (the default), r_i is taken relative to the centre of mass
+    of the whole system (every atom, element masses) in each frame. A Langevin thermostat kicks
+    every atom on its own, so the system's centre of mass diffuses, with D_com = k_B T / (M gamma)
+    at long times: for 64 waters at 300 K and gamma = 1/ps, 2.2e-5 cm^2/s, as large as the
+    molecules' own diffusion; an isolated system (NVE, momentum conserved) and the Yeh-Hummer
+    correction have no such motion.
+
     Returns (lag_ps [K] ps; msd [K] nm^2, the mean over blocks; msd_error [K] nm^2;
     block_msd [n_blocks, K] nm^2, each block's MSD, the input of ``diffusion_coefficient``).
     """
     indices = traj.topology.select(atoms) if isinstance(atoms, str) else np.asarray(atoms)
     lag_ps = _lag_times_ps(traj, max_lag_ps, n_blocks)
     n_lags = len(lag_ps)
-    positions = unwrapped_positions(traj)[:, indices]
+    positions = unwrapped_positions(traj)
+    if subtract_centre_of_mass:
+        masses_amu = [atom.element.mass for atom in traj.topology.atoms]
+        positions = positions - center_of_mass(positions, masses_amu)[:, None, :]
+    positions = positions[:, indices]
     blocks = []
     for block in _block_slices(traj.n_frames, n_blocks):
         x = positions[block] - positions[block].mean(axis=0)  # smaller numbers, same MSD
