@@ -3,8 +3,8 @@ model (MTS) vs reference.
 
 The runs are the campaign ``analysis/campaigns/liquid.toml`` (its header has the settings):
 three NVT runs from the liquid-64 template (Langevin middle, friction 1/ps, dt 0.5 fs, a frame
-every 20 fs), 32 ps each, 30 ps after the EQUILIBRATION_PS that the analysis drops, so that the
-three are compared over the same windows:
+every 20 fs); the analysis drops the first EQUILIBRATION_PS of each and compares the three over
+the same windows and lags (those of the shortest run):
 
 - ``raw``: the raw model (strategy ``none``);
 - ``MTS_RUN`` (``mts-Ti``): the raw model plus the correction E_avg - E_raw of the default grid
@@ -18,10 +18,13 @@ skipped, interrupted ones resumed from their checkpoints) in the campaign's own 
 analysis/campaigns/liquid/, so that ``omm-symbreak campaign analysis/campaigns/liquid.toml``
 (with ``--workers 1`` beside other work, say) and the figures share them; ``--model`` replaces
 the campaign's model (the shipped one), and a run directory of another model is refused.
-``mts-Ti`` costs about 3 raw evaluations per step (a ``Ti`` evaluation of 24 copies costs about
-19 raw ones, every 10 steps). With the shipped model on one core (the other one busy) it runs
-at 0.059 ns/day, so 32 ps take about 13 h, and raw about a third of that; the full runs take
-several sittings: run the script again and every run resumes from its last checkpoint.
+``mts-Ti`` costs about 3.4 raw evaluations per step (a ``Ti`` evaluation of 24 copies costs
+about 19 raw ones, every 10 steps). With the shipped model on one core (the other one busy) it
+runs at 0.06 ns/day (24 minutes per ps), raw at 0.2 ns/day (7 minutes per ps), q-TIP4P/F in
+seconds per ps; the campaign's lengths are what one sitting of 2 cores allows (its header).
+Longer runs take several sittings: raise ``length_ps`` and run the script again, and every run
+resumes from its last checkpoint (run directories are not in git: the sittings must share a
+disk).
 ``--quick`` runs them QUICK_PS long in analysis/runs/liquid-quick/.
 
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
@@ -34,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import estimated_wall_time_s, run_as_campaign
+from figures import estimated_wall_time_s, read_state, run_as_campaign
 from omm_symbreak.campaign import load_campaign
+from omm_symbreak.observables import block_average
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
 from omm_symbreak.symmetrize import DEFAULT_GRID
@@ -98,11 +102,26 @@ def trajectories(directories: dict) -> dict:
     return loaded
 
 
+def mean_temperature_k(directory, n_blocks: int) -> list:
+    """[mean, standard error] of a run's kinetic temperature (K, OpenMM's, from state.csv) over
+    its analysed rows, in up to ``n_blocks`` blocks (error None below 2 rows): the thermostat's
+    300 K unless the dynamics heats (a diffusion coefficient changes by about 2.5 % per K near
+    300 K)."""
+    state = read_state(directory)
+    temperature = state["Temperature"][state["Time"] >= analysed_from_ps(state["Time"][-1])]
+    if len(temperature) < 2:
+        return [float(np.mean(temperature)), None]
+    mean, error = block_average(temperature, min(n_blocks, len(temperature)))
+    return [float(mean), float(error)]
+
+
 def run_record(simulated_ps: dict, wall: dict, directories: dict, n_blocks: int) -> dict:
     """The run facts every liquid figure's JSON states."""
     return {"simulated_ps": simulated_ps,
             "analysed_from_ps": {name: analysed_from_ps(length)
                                  for name, length in simulated_ps.items()},
+            "temperature_k": {name: mean_temperature_k(directory, n_blocks)
+                              for name, directory in directories.items()},
             "wall_time_s_this_sitting": wall,
             "wall_time_s_estimated_total": {name: estimated_wall_time_s(directory)
                                             for name, directory in directories.items()},
