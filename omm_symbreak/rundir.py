@@ -4,17 +4,18 @@ A run directory holds:
 
 - ``run.json``: the settings, the model, the units of every output, versions;
 - ``topology.pdb``: the starting structure (the topology for mdtraj);
-- ``trajectory.dcd``: positions (``mdtraj.load("trajectory.dcd", top="topology.pdb")``, nm);
-- ``velocities.dcd`` (with ``velocities=True``): velocities stored as DCD coordinates, so that
-  the ``xyz`` mdtraj reads from it are velocities in nm/ps;
+- ``trajectory.dcd`` (``trajectory.xtc`` with ``trajectory_format="xtc"``): positions
+  (``read_trajectory``, or ``mdtraj.load("trajectory.dcd", top="topology.pdb")``, nm);
+- ``velocities.dcd`` / ``.xtc`` (with ``velocities=True``): velocities stored as coordinates, so
+  that the ``xyz`` mdtraj reads from it are velocities in nm/ps;
 - ``state.csv``: the columns of ``openmm.app.StateDataReporter`` (kJ/mol, K, ps, ns/day);
 - ``diagnostics.csv``: the symmetry diagnostics (units in its ``#`` header lines): Delta =
   E_raw - E_avg on ``diagnostic_grid``, total angular momentum, net torque about the centre of
   mass, kinetic / potential / conserved energy, and each molecule's angular momentum for
   systems of at most ``PER_MOLECULE_MAX`` molecules;
-- ``checkpoint.chk`` + ``checkpoint.pt``: the OpenMM checkpoint and the step and torch random
-  state it belongs to, written every ``checkpoint_interval`` steps, the first at step 0. Resuming
-  continues from them, dropping whatever was written after the checkpoint
+- ``checkpoint.pt``: the OpenMM checkpoint with its step and torch's random state, one file
+  written atomically (``omm_symbreak.checkpoint``) every ``checkpoint_interval`` steps, the
+  first at step 0. Resuming continues from it, dropping whatever was written after it
   (``RunOutputs.truncate``), so that no frame is lost or duplicated;
 - ``run.lock``: the lock a running process holds (``claim_directory``).
 
@@ -28,7 +29,6 @@ import dataclasses
 import fcntl
 import json
 import os
-import struct
 import time
 from pathlib import Path
 
@@ -38,6 +38,8 @@ import openmm.app as app
 import openmm.unit as unit
 import torch
 
+from .checkpoint import CHECKPOINT_FILE, checkpoint_step, has_checkpoint
+from .frames import TRAJECTORY_FORMATS, FrameWriter, truncate_frames
 from .observables.mechanics import angular_momentum, torque
 from .settings import RunSettings, flag
 from .units import fs_to_ps
@@ -46,9 +48,10 @@ PER_MOLECULE_MAX = 8
 LOCK_FILE = "run.lock"
 # Every file a run writes but its lock: a directory without a checkpoint that holds only these
 # is cleared by the next start.
-RUN_FILES = ("run.json", "run.json.tmp", "topology.pdb", "trajectory.dcd", "velocities.dcd",
-             "state.csv", "diagnostics.csv", "checkpoint.chk", "checkpoint.chk.tmp",
-             "checkpoint.pt", "checkpoint.pt.tmp")
+RUN_FILES = ("run.json", "run.json.tmp", "topology.pdb",
+             *(f"{stem}.{suffix}" for stem in ("trajectory", "velocities")
+               for suffix in TRAJECTORY_FORMATS),
+             "state.csv", "diagnostics.csv", CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp")
 STATE_COLUMNS = ("Time (ps)", "Potential Energy (kJ/mole)", "Kinetic Energy (kJ/mole)",
                  "Total Energy (kJ/mole)", "Temperature (K)", "Speed (ns/day)")
 
@@ -66,23 +69,24 @@ class RunOutputs:
         self.masses_amu = masses_amu
         self.molecules = [[atom.index for atom in residue.atoms()]
                           for residue in topology.residues()]
-        self.files, self.dcd = {}, {}
+        self.files, self.frames = {}, {}
 
     def path(self, name: str) -> Path:
         return self.directory / name
 
-    def _dcd_names(self) -> list:
-        return ["trajectory"] + (["velocities"] if self.settings.velocities else [])
+    def _frame_files(self) -> dict:
+        """{what: file name} of the trajectory files: positions, and velocities if asked."""
+        names = ["trajectory"] + (["velocities"] if self.settings.velocities else [])
+        return {name: f"{name}.{self.settings.trajectory_format}" for name in names}
 
     def open(self, append: bool, step: int) -> None:
         """Open every output, to append to it (resume) or as a new file with its header;
         ``step`` (of timestep_fs) is where this sitting starts, for the speed column."""
         settings = self.settings
-        for name in self._dcd_names():
-            handle = open(self.path(f"{name}.dcd"), "r+b" if append else "wb")
-            self.files[name] = handle
-            self.dcd[name] = app.DCDFile(handle, self.topology, fs_to_ps(settings.timestep_fs), 0,
-                                         settings.trajectory_interval, append=append)
+        for name, file_name in self._frame_files().items():
+            self.frames[name] = FrameWriter(self.path(file_name), self.topology,
+                                            fs_to_ps(settings.timestep_fs),
+                                            settings.trajectory_interval, append)
         for name, header in (("state", self._state_header()),
                              ("diagnostics", self._diagnostics_header())):
             self.files[name] = open(self.path(f"{name}.csv"), "a" if append else "w")
@@ -127,12 +131,11 @@ class RunOutputs:
         if step % settings.trajectory_interval == 0:
             positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
             box = state.getPeriodicBoxVectors() if self.topology.getPeriodicBoxVectors() else None
-            self.dcd["trajectory"].writeModel(positions * unit.nanometer, periodicBoxVectors=box)
+            self.frames["trajectory"].write(positions * unit.nanometer, box)
             if settings.velocities:
                 velocities = state.getVelocities(asNumpy=True).value_in_unit(
                     unit.nanometer / unit.picosecond)
-                self.dcd["velocities"].writeModel(velocities * unit.nanometer,
-                                                  periodicBoxVectors=box)
+                self.frames["velocities"].write(velocities * unit.nanometer, box)
         if step % settings.state_interval == 0:
             self.files["state"].write(self._state_row(state, step, temperature_k))
         if step % settings.diagnostics_interval == 0:
@@ -176,39 +179,14 @@ class RunOutputs:
 
     def truncate(self, step: int) -> None:
         """Drop every report written after ``step`` (steps of timestep_fs), before appending."""
-        for name in self._dcd_names():
-            truncate_dcd(self.path(f"{name}.dcd"), step // self.settings.trajectory_interval + 1)
+        for file_name in self._frame_files().values():
+            truncate_frames(self.path(file_name), step // self.settings.trajectory_interval + 1)
         truncate_csv(self.path("state.csv"), step)
         truncate_csv(self.path("diagnostics.csv"), step)
 
     def close(self) -> None:
-        for handle in self.files.values():
+        for handle in [*self.files.values(), *self.frames.values()]:
             handle.close()
-
-
-def truncate_dcd(path: Path, n_frames: int) -> None:
-    """Keep the first ``n_frames`` frames of a DCD file written by ``openmm.app.DCDFile``.
-
-    Layout (DCDFile): the frame count at byte 8, first step and interval at 12 and 16, the
-    last step at 20, the unit-cell flag at 48, a title block whose size is at 92, then the
-    atom count; every frame has the same size. A frame cut short by a kill is dropped too.
-    """
-    with open(path, "r+b") as handle:
-        header = handle.read(96)
-        written, first_step, interval = struct.unpack("<3i", header[8:20])
-        has_box = struct.unpack("<i", header[48:52])[0]
-        header_bytes = 92 + 4 + struct.unpack("<i", header[92:96])[0] + 4 + 12
-        handle.seek(header_bytes - 8)
-        n_atoms = struct.unpack("<i", handle.read(4))[0]
-        if n_frames > written:
-            raise ValueError(f"{path} has {written} frames, fewer than the {n_frames} of the "
-                             "checkpoint: the run directory is inconsistent")
-        frame_bytes = (56 if has_box else 0) + 3 * (8 + 4 * n_atoms)
-        handle.truncate(header_bytes + n_frames * frame_bytes)
-        handle.seek(8)
-        handle.write(struct.pack("<i", n_frames))
-        handle.seek(20)
-        handle.write(struct.pack("<i", first_step + (n_frames - 1) * interval))
 
 
 def truncate_csv(path: Path, last_step: int) -> None:
@@ -271,11 +249,6 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     if settings.steps < done:
         raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
                          f"{settings.steps} would end the run before it")
-
-
-def has_checkpoint(directory: Path) -> bool:
-    """Whether ``directory`` holds a run that reached its first checkpoint (both files)."""
-    return all((directory / name).is_file() for name in ("checkpoint.chk", "checkpoint.pt"))
 
 
 def _check_unstarted(directory: Path, resume: bool) -> None:
@@ -376,8 +349,8 @@ def create_run_directory(directory: Path, settings: RunSettings, model, fingerpr
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
                      "torch": torch.__version__},
         "units": {
-            "trajectory.dcd": "positions, nm (mdtraj)", "velocities.dcd": "velocities, nm/ps "
-            "(the xyz mdtraj reads)", "state.csv": "OpenMM StateDataReporter columns: kJ/mol, "
+            "trajectory.dcd/.xtc": "positions, nm (mdtraj)", "velocities.dcd/.xtc": "velocities, "
+            "nm/ps (the xyz mdtraj reads)", "state.csv": "OpenMM StateDataReporter columns: kJ/mol, "
             "K, ps, ns/day", "diagnostics.csv": "see its # header lines",
             "step": "every step column counts steps of timestep_fs (an mts integrator step is "
                     "mts_stride of them)",
@@ -388,33 +361,11 @@ def create_run_directory(directory: Path, settings: RunSettings, model, fingerpr
         app.PDBFile.writeFile(topology, positions, handle)
 
 
-def save_checkpoint(simulation, directory: Path, step: int) -> None:
-    """OpenMM checkpoint + step and torch RNG state, each written atomically (temp + rename)."""
-    chk, pt = directory / "checkpoint.chk", directory / "checkpoint.pt"
-    simulation.saveCheckpoint(str(chk) + ".tmp")
-    torch.save({"step": step, "torch_rng_state": torch.get_rng_state()}, str(pt) + ".tmp")
-    Path(str(chk) + ".tmp").replace(chk)
-    Path(str(pt) + ".tmp").replace(pt)
-
-
-def checkpoint_step(directory: Path) -> int:
-    """The step (of timestep_fs) of the run's checkpoint."""
-    return int(torch.load(directory / "checkpoint.pt", weights_only=True)["step"])
-
-
 def start_potential_kj_mol(directory: Path) -> float:
     """The potential energy (kJ/mol) at step 0: the first data row of diagnostics.csv."""
     with open(directory / "diagnostics.csv") as handle:
         names = next(line for line in handle if not line.startswith("#")).strip().split(",")
         return float(next(handle).split(",")[names.index("potential_kj_mol")])
-
-
-def load_checkpoint(simulation, directory: Path) -> int:
-    """Restore the OpenMM checkpoint and the torch RNG state; returns the checkpoint's step."""
-    simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
-    saved = torch.load(directory / "checkpoint.pt", weights_only=True)
-    torch.set_rng_state(saved["torch_rng_state"])
-    return int(saved["step"])
 
 
 def read_settings(run_dir) -> dict:
@@ -434,16 +385,18 @@ def read_diagnostics(path) -> dict:
 
 
 def read_trajectory(run_dir):
-    """The positions of a run as an ``mdtraj.Trajectory`` (nm) with its times in ps.
+    """The positions of a run as an ``mdtraj.Trajectory`` (nm) with its times in ps, from its
+    trajectory.dcd or trajectory.xtc (``trajectory_format``).
 
-    mdtraj numbers DCD frames instead of reading their times; the times are rebuilt from the
-    run's settings (a frame every ``trajectory_interval`` steps of ``timestep_fs``).
+    The times are rebuilt from the run's settings (a frame every ``trajectory_interval`` steps
+    of ``timestep_fs``): mdtraj numbers DCD frames instead of reading their times.
     """
     import mdtraj
 
     run_dir = Path(run_dir)
     settings = read_settings(run_dir)
-    trajectory = mdtraj.load(str(run_dir / "trajectory.dcd"), top=str(run_dir / "topology.pdb"))
+    name = f"trajectory.{settings.get('trajectory_format', 'dcd')}"
+    trajectory = mdtraj.load(str(run_dir / name), top=str(run_dir / "topology.pdb"))
     interval_ps = fs_to_ps(settings["trajectory_interval"] * settings["timestep_fs"])
     trajectory.time = np.arange(trajectory.n_frames) * interval_ps
     return trajectory

@@ -8,6 +8,7 @@ be a multiple of ``mts_stride``.
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from .frames import TRAJECTORY_FORMATS
 from .grids import check_grid_size, parse_grid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
 from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
@@ -29,6 +30,8 @@ class RunSettings:
     attributes ``rotation_grid`` and ``diagnostic_rotation_grid`` (not fields: ``asdict`` and
     run.json hold the notation only). Hence ``dataclasses.replace`` of the strategy to none or
     random needs ``grid=None`` too.
+    ``trajectory_format``: ``"dcd"`` (single precision) or ``"xtc"`` (0.001 nm, compressed:
+    the compact form for durable run state, ``omm_symbreak.archive``).
     ``replicate``: copies of a periodic template along its box vectors a, b, c
     (``systems.load``), a tuple (run.json holds a list). ``memory_gb``: the activation memory
     the rotated copies of one evaluation may hold at once (a cost, not physics: a resume may
@@ -55,6 +58,7 @@ class RunSettings:
     diagnostic_grid: str = DEFAULT_GRID
     checkpoint_interval: int = 1000
     velocities: bool = False
+    trajectory_format: str = "dcd"
     replicate: Tuple[int, int, int] = (1, 1, 1)
     memory_gb: float = DEFAULT_MEMORY_BUDGET_BYTES / 2**30
     allow_large_grid: bool = False
@@ -92,7 +96,8 @@ class RunSettings:
         """ValueError, with what to change (named by its command-line flag), for any inconsistent
         setting."""
         choices = dict(strategy=STRATEGIES, ensemble=ENSEMBLES, thermostat=THERMOSTATS,
-                       platform=PLATFORMS, precision=PRECISIONS)
+                       platform=PLATFORMS, precision=PRECISIONS,
+                       trajectory_format=TRAJECTORY_FORMATS)
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {flag(name)} {getattr(self, name)!r}: choose one of "

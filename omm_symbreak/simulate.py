@@ -24,7 +24,7 @@ time stepping (strategy ``mts``) the outer step is ``mts_stride`` of them.
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import openmm
@@ -32,11 +32,12 @@ import openmm.app as app
 import openmm.unit as unit
 import torch
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .export import openmm_module
 from .model_kinds import load_energy_model
 from .potential import FAST_GROUP, SLOW_GROUP, create_system
 from .rundir import (RunOutputs, check_directory, claim_directory, create_run_directory,
-                     load_checkpoint, save_checkpoint, start_potential_kj_mol)
+                     start_potential_kj_mol)
 from .settings import RunSettings
 from .systems import load_structure
 from .units import fs_to_ps, nm_to_angstrom
@@ -178,8 +179,11 @@ class StateCheck:
                 f"{len(broken)} molecule(s) dissociated or collapsed")
 
 
-def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool = True) -> Path:
-    """Run (or, with ``resume``, continue) the simulation of ``settings`` into ``output_dir``.
+def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool = True,
+        on_checkpoint: Optional[Callable[[int], None]] = None) -> Path:
+    """Run (or, with ``resume``, continue) the simulation of ``settings`` into ``output_dir``;
+    ``on_checkpoint(step)`` is called after every checkpoint is written (a campaign saves the
+    run's durable state there, ``omm_symbreak.archive``).
 
     Raises ValueError / FileNotFoundError for bad input before any simulation starts (another
     process running in ``output_dir`` included), and SimulationError when the dynamics blows
@@ -199,6 +203,12 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
     diagnostic = openmm_module(topology, model, "mts", settings.diagnostic_rotation_grid,
                                memory_budget_bytes=settings.memory_budget_bytes)
     outputs = RunOutputs(directory, settings, topology, _masses_amu(simulation.system))
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(simulation, directory, step)
+        if on_checkpoint is not None:
+            on_checkpoint(step)
+
     with claim_directory(directory, settings, resume, fingerprint):
         try:
             if resume:
@@ -209,8 +219,9 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
                 outputs.open(append=True, step=step)
             else:
                 step = 0
-                check = _start(simulation, outputs, model, fingerprint, positions, diagnostic)
-            _advance(simulation, outputs, diagnostic, check, step, progress)
+                check = _start(simulation, outputs, model, fingerprint, positions, diagnostic,
+                               checkpoint)
+            _advance(simulation, outputs, diagnostic, check, step, progress, checkpoint)
         finally:
             outputs.close()
     return directory
@@ -231,10 +242,11 @@ def _simulation(settings: RunSettings, model, topology, positions,
 
 
 def _start(simulation, outputs: RunOutputs, model, fingerprint: str, positions,
-           diagnostic) -> StateCheck:
+           diagnostic, checkpoint: Callable[[int], None]) -> StateCheck:
     """Set up step 0 (positions, velocities at the temperature without centre-of-mass motion,
     the torch seed), check it, then create the run directory's files, write the reports of
-    step 0 and the first checkpoint; returns the check of the run's later states."""
+    step 0 and the first checkpoint (``checkpoint(0)``); returns the check of the run's later
+    states."""
     settings, directory = outputs.settings, outputs.directory
     torch.manual_seed(settings.seed)
     simulation.context.setPositions(positions)
@@ -253,15 +265,15 @@ def _start(simulation, outputs: RunOutputs, model, fingerprint: str, positions,
     create_run_directory(directory, settings, model, fingerprint, simulation.topology, positions)
     outputs.open(append=False, step=0)
     _write_reports(simulation, outputs, diagnostic, check, state, 0)
-    save_checkpoint(simulation, directory, 0)
+    checkpoint(0)
     return check
 
 
 def _advance(simulation, outputs: RunOutputs, diagnostic, check: StateCheck, step: int,
-             progress: bool) -> None:
+             progress: bool, checkpoint: Callable[[int], None]) -> None:
     """Step from ``step`` to ``settings.steps`` (steps of timestep_fs), in chunks that end at
-    every report and checkpoint due, checking every chunk's state before writing it;
-    SimulationError when the dynamics blows up."""
+    every report and checkpoint due (``checkpoint(step)``), checking every chunk's state before
+    writing it; SimulationError when the dynamics blows up."""
     from tqdm import tqdm
 
     settings = outputs.settings
@@ -287,7 +299,7 @@ def _advance(simulation, outputs: RunOutputs, diagnostic, check: StateCheck, ste
             step += n
             _write_reports(simulation, outputs, diagnostic, check, state, step)
             if step % settings.checkpoint_interval == 0 or step == settings.steps:
-                save_checkpoint(simulation, outputs.directory, step)
+                checkpoint(step)
             elapsed = time.perf_counter() - started
             ns_per_day = (step - started_step) * settings.timestep_fs * 1e-6 / elapsed * 86400
             bar.set_postfix(ns_per_day=f"{ns_per_day:.3g}")

@@ -12,7 +12,8 @@ import torch
 from conftest import tiny_model, water_positions_angstrom, water_topology
 from omm_symbreak.cli import main
 from omm_symbreak.model import save_model
-from omm_symbreak.rundir import read_trajectory, truncate_csv, truncate_dcd
+from omm_symbreak.frames import truncate_dcd
+from omm_symbreak.rundir import read_trajectory, truncate_csv
 from omm_symbreak.settings import RunSettings
 from omm_symbreak.simulate import run
 from omm_symbreak.units import angstrom_to_nm

@@ -19,7 +19,8 @@ from test_simulate import unbound_molecule_pdb
 from omm_symbreak import simulate
 from omm_symbreak.cli import main
 from omm_symbreak.model import save_model
-from omm_symbreak.rundir import checkpoint_step, read_diagnostics
+from omm_symbreak.checkpoint import checkpoint_step
+from omm_symbreak.rundir import read_diagnostics
 from omm_symbreak.settings import PLATFORMS, RunSettings
 from omm_symbreak.simulate import SimulationError, run
 
@@ -109,7 +110,7 @@ def test_a_start_that_dies_before_its_first_checkpoint_can_be_started_again(
         patch.setattr(simulate, "save_checkpoint", die)
         with pytest.raises(RuntimeError, match="killed"):
             run(settings_of(tiny), directory, progress=False)
-    assert (directory / "run.json").exists() and not (directory / "checkpoint.chk").exists()
+    assert (directory / "run.json").exists() and not (directory / "checkpoint.pt").exists()
     with pytest.raises(ValueError, match="never reached its first checkpoint"):
         run(settings_of(tiny), directory, resume=True, progress=False)
     run(settings_of(tiny), directory, progress=False)

@@ -6,13 +6,13 @@ template, resumable, for comparison with the ML runs.
 - ``run.json``: the settings (``ReferenceSettings``, plus ``strategy`` "reference q-TIP4P/F" and
   ``ensemble`` "nvt") and the units of the outputs;
 - ``topology.pdb``: the starting structure, the real atoms O, H1, H2 of every molecule;
-- ``trajectory.dcd``: their positions, nm, a frame every ``trajectory_interval`` steps from step
-  0 on (the M sites are not written: the trajectory reads like an ML run's,
-  ``omm_symbreak.rundir.read_trajectory``);
+- ``trajectory.dcd`` (``trajectory.xtc`` with ``trajectory_format="xtc"``): their positions,
+  nm, a frame every ``trajectory_interval`` steps from step 0 on (the M sites are not written:
+  the trajectory reads like an ML run's, ``omm_symbreak.rundir.read_trajectory``);
 - ``state.csv``: ``openmm.app.StateDataReporter``'s step, time (ps), potential energy (kJ/mol),
   temperature (K) and speed (ns/day), a row every ``state_interval`` steps;
-- ``checkpoint.chk`` and ``progress.json`` (``{"step": N}``, the step of the last checkpoint),
-  written every ``checkpoint_interval`` steps and at the end, each atomically;
+- ``checkpoint.pt``: the checkpoint with its step, one file written atomically
+  (``omm_symbreak.checkpoint``), every ``checkpoint_interval`` steps and at the end;
 - ``run.lock``: the lock of the process running in the directory (``rundir.hold_lock``).
 
 Every count of steps is in units of ``timestep_fs``. A directory with a checkpoint is resumed:
@@ -25,12 +25,15 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import openmm
 from openmm import app, unit
 
 from .. import systems
-from ..rundir import COST_SETTINGS, hold_lock, truncate_csv, truncate_dcd
+from ..checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from ..frames import TRAJECTORY_FORMATS, truncate_frames
+from ..rundir import COST_SETTINGS, hold_lock, truncate_csv
 from .qtip4pf import add_virtual_sites, create_qtip4pf_system
 
 STRATEGY = "reference q-TIP4P/F"
@@ -53,6 +56,7 @@ class ReferenceSettings:
     state_interval: int = 400
     checkpoint_interval: int = 2000
     platform: str = "CPU"
+    trajectory_format: str = "dcd"
 
     def validate(self) -> None:
         """ValueError naming the setting, for an unknown template or platform or a count, time
@@ -64,6 +68,9 @@ class ReferenceSettings:
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name} must be a positive number of steps, not "
                                  f"{getattr(self, name)!r}")
+        if self.trajectory_format not in TRAJECTORY_FORMATS:
+            raise ValueError(f"trajectory_format must be one of {', '.join(TRAJECTORY_FORMATS)}, "
+                             f"not {self.trajectory_format!r}")
         for name in ("temperature_k", "friction_per_ps", "timestep_fs"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
@@ -73,9 +80,11 @@ class ReferenceSettings:
             raise ValueError(f"platform {self.platform!r} is not available here") from None
 
 
-def run_reference(settings: ReferenceSettings, directory) -> Path:
+def run_reference(settings: ReferenceSettings, directory,
+                  on_checkpoint: Optional[Callable[[int], None]] = None) -> Path:
     """Run, or continue from its checkpoint, the q-TIP4P/F run of ``settings`` in
-    ``directory`` (files: the module docstring); returns the directory.
+    ``directory`` (files: the module docstring); returns the directory. ``on_checkpoint(step)``
+    is called after every checkpoint is written.
 
     ValueError before any step for bad settings, a directory that holds a different run or a
     checkpoint beyond ``steps``, or one that another process is running in.
@@ -83,16 +92,15 @@ def run_reference(settings: ReferenceSettings, directory) -> Path:
     settings.validate()
     directory = Path(directory)
     with hold_lock(directory):
-        resume = (directory / "checkpoint.chk").is_file()
+        resume = has_checkpoint(directory)
         simulation, topology, positions, site_positions = _simulation(settings)
         real = [atom.index for atom in simulation.topology.atoms() if atom.element is not None]
+        trajectory = str(directory / f"trajectory.{settings.trajectory_format}")
         if resume:
-            simulation.loadCheckpoint(str(directory / "checkpoint.chk"))
-            step = simulation.currentStep  # the checkpoint's own step
+            step = load_checkpoint(simulation, directory)
             check_reference_directory(directory, settings, step)
-            truncate_dcd(directory / "trajectory.dcd", step // settings.trajectory_interval + 1)
+            truncate_frames(Path(trajectory), step // settings.trajectory_interval + 1)
             truncate_csv(directory / "state.csv", step)
-            _write_atomically(directory / "progress.json", json.dumps({"step": step}))
         else:
             step = 0
             with open(directory / "topology.pdb", "w") as handle:
@@ -101,9 +109,9 @@ def run_reference(settings: ReferenceSettings, directory) -> Path:
             simulation.context.setVelocitiesToTemperature(settings.temperature_k * unit.kelvin,
                                                           settings.seed + 1)
         _write_record(directory, settings)
-        simulation.reporters.append(app.DCDReporter(
-            str(directory / "trajectory.dcd"), settings.trajectory_interval, append=resume,
-            atomSubset=real))
+        reporter = app.XTCReporter if settings.trajectory_format == "xtc" else app.DCDReporter
+        simulation.reporters.append(reporter(trajectory, settings.trajectory_interval,
+                                             append=resume, atomSubset=real))
         simulation.reporters.append(app.StateDataReporter(
             str(directory / "state.csv"), settings.state_interval, step=True, time=True,
             potentialEnergy=True, temperature=True, speed=True, append=resume))
@@ -117,14 +125,10 @@ def run_reference(settings: ReferenceSettings, directory) -> Path:
                         settings.steps - step)
             simulation.step(chunk)
             step += chunk
-            _save_checkpoint(simulation, directory, step)
+            save_checkpoint(simulation, directory, step)
+            if on_checkpoint is not None:
+                on_checkpoint(step)
     return directory
-
-
-def reference_step(directory: Path) -> int:
-    """The step of a reference run's last checkpoint (``progress.json``), 0 without one."""
-    progress = Path(directory) / "progress.json"
-    return json.loads(progress.read_text())["step"] if progress.is_file() else 0
 
 
 def _simulation(settings: ReferenceSettings) -> tuple:
@@ -164,19 +168,10 @@ def _write_record(directory: Path, settings: ReferenceSettings) -> None:
     """run.json: the settings (``steps`` may have changed on resume) and the outputs' units."""
     record = {"settings": {**dataclasses.asdict(settings), "strategy": STRATEGY,
                            "ensemble": "nvt"},
-              "units": {"trajectory.dcd": "positions of O, H1, H2, nm (mdtraj)",
+              "units": {"trajectory.dcd/.xtc": "positions of O, H1, H2, nm (mdtraj)",
                         "state.csv": "OpenMM StateDataReporter: kJ/mol, K, ps",
                         "step": "every step column counts steps of timestep_fs"}}
     _write_atomically(directory / "run.json", json.dumps(record, indent=2))
-
-
-def _save_checkpoint(simulation, directory: Path, step: int) -> None:
-    """checkpoint.chk, then progress.json, each written atomically (temporary file + rename);
-    the checkpoint holds its own step, so a kill between the two loses nothing."""
-    temporary = directory / "checkpoint.chk.tmp"
-    simulation.saveCheckpoint(str(temporary))
-    temporary.replace(directory / "checkpoint.chk")
-    _write_atomically(directory / "progress.json", json.dumps({"step": step}))
 
 
 def _write_atomically(path: Path, text: str) -> None:
