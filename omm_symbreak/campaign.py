@@ -10,7 +10,8 @@ override the shared ones, and ``label`` names a group (a prefix of its run names
 ``"reference"`` runs q-TIP4P/F itself (``omm_symbreak.reference.run``): a Langevin NVT run of a
 template, which takes the system, seed, length, temperature, friction, time step, intervals and
 platform and ignores the settings of the ML model (model, precision, mts_stride, diagnostics).
-Relative paths (``model``, a ``system`` that is a PDB file) are relative to the campaign file.
+Relative paths (``model``, a ``system`` that is a PDB file) are relative to the campaign file;
+``load_campaign`` makes every path absolute before anything is submitted.
 
 Every run gets a directory under the campaign's output directory, named
 ``[label_]system_strategy[-grid]_seedS[_Lps]`` (``_Lps`` only when a group lists several
@@ -23,18 +24,23 @@ another worker (up to ``distributed.scheduler.allowed-failures`` times), which r
 from its last checkpoint: the dead process's lock went with it (``rundir.hold_lock``).
 """
 
+import ctypes
 import dataclasses
 import itertools
+import json
 import os
+import secrets
+import socket
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from .reference.run import (ReferenceSettings, check_reference_directory, reference_step,
-                            run_reference)
-from .rundir import check_directory, checkpoint_step, has_checkpoint, lock_owner
+from .archive import latest_step, restore_durable_state, save_durable_state
+from .checkpoint import checkpoint_step, has_checkpoint
+from .reference.run import ReferenceSettings, check_reference_directory, run_reference
+from .rundir import check_directory, hold_lock, lock_owner
 from .settings import RunSettings
 from .symmetrize import GRID_STRATEGIES
 from .units import FS_PER_PS
@@ -46,8 +52,13 @@ SETTING_KEYS = tuple(field.name for field in dataclasses.fields(RunSettings)
                      if field.name not in PRODUCT_KEYS + ("steps",))
 # the settings a q-TIP4P/F reference run takes from the campaign (besides system, seed, steps)
 REFERENCE_KEYS = ("temperature_k", "friction_per_ps", "timestep_fs", "trajectory_interval",
-                  "state_interval", "checkpoint_interval", "platform")
+                  "state_interval", "checkpoint_interval", "platform", "trajectory_format")
 POLL_S = 2.0
+PROGRESS_TOPIC = "omm-symbreak-progress"
+MARKER_FILE = "campaign.json"  # written by the client in the output directory
+# glibc's mallopt parameters, and the values its dynamic thresholds reach in a plain process
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+TRIM_THRESHOLD_BYTES, MMAP_THRESHOLD_BYTES = 64 << 20, 32 << 20
 
 
 class CampaignError(ValueError):
@@ -83,7 +94,7 @@ def load_campaign(path) -> list:
     """The planned runs of the campaign file ``path``, in the order the file declares them;
     CampaignError listing every problem of the file (unknown keys, bad values, settings that
     ``validate`` refuses, unknown systems, duplicate run names) before anything runs."""
-    path = Path(path)
+    path = Path(path).resolve()
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -240,10 +251,11 @@ def _canonical_grid(strategy: str, grid) -> str:
         return str(grid)
 
 
-def plan_states(runs: list, output_dir) -> dict:
-    """The state of every run's directory under ``output_dir``, {name: "new" | "resume" |
-    "done"}; CampaignError listing every directory that holds another run, a run longer than
-    asked, foreign files, or a run another process is running now."""
+def plan_states(runs: list, output_dir, archive=None) -> dict:
+    """The state of every run under ``output_dir`` (or in ``archive``, where its archive is
+    later than its directory), {name: "new" | "resume" | "done"}; CampaignError listing every
+    directory that holds another run, a run longer than asked, foreign files, or a run another
+    process is running now."""
     from .model_kinds import load_energy_model
 
     fingerprints, states, problems = {}, {}, []
@@ -253,6 +265,8 @@ def plan_states(runs: list, output_dir) -> dict:
             owner = lock_owner(directory)
             if owner is not None:
                 raise ValueError(f"{directory} is in use by another process (pid {owner})")
+            if archive is not None and _archive_is_ahead(Path(archive) / run.name, directory):
+                directory = Path(archive) / run.name
             if isinstance(run.settings, ReferenceSettings):
                 states[run.name] = _reference_state(directory, run.settings)
                 continue
@@ -280,87 +294,194 @@ def _state(directory: Path, settings: RunSettings, fingerprint: str) -> str:
 def _reference_state(directory: Path, settings: ReferenceSettings) -> str:
     """new, resume or done of a q-TIP4P/F run; ValueError
     (``reference.run.check_reference_directory``) for a directory that holds another run."""
-    if not (directory / "checkpoint.chk").is_file():
+    if not has_checkpoint(directory):
         return "new"
-    check_reference_directory(directory, settings, reference_step(directory))
-    return "done" if reference_step(directory) == settings.steps else "resume"
+    check_reference_directory(directory, settings, checkpoint_step(directory))
+    return "done" if checkpoint_step(directory) == settings.steps else "resume"
 
 
-def run_step(run: PlannedRun, directory: Path) -> int:
-    """The step (of timestep_fs) of a run's last checkpoint, 0 without one."""
-    if isinstance(run.settings, ReferenceSettings):
-        return reference_step(directory)
-    try:
-        return checkpoint_step(directory) if has_checkpoint(directory) else 0
-    except (OSError, RuntimeError, EOFError):  # a checkpoint being replaced as we read
-        return 0
+def _archive_is_ahead(archive_dir: Path, directory: Path) -> bool:
+    """Whether a run's archive holds a later checkpoint than its directory."""
+    return has_checkpoint(archive_dir) and (not has_checkpoint(directory) or
+                                            checkpoint_step(archive_dir) >
+                                            checkpoint_step(directory))
 
 
-def execute(run: PlannedRun, directory) -> float:
-    """Run, resume (from its checkpoint) or finish one run in ``directory``: the task of a dask
-    worker, again when a worker died under it. Returns its wall time (s)."""
+def execute(run: PlannedRun, directory, archive_dir=None, token: Optional[str] = None) -> float:
+    """Run, resume (from its checkpoint, or from its archive ``archive_dir`` where that is
+    later) or finish one run in ``directory``: the task of a dask worker, again when a worker
+    died under it. With ``token``, the output directory must hold the client's marker file
+    with that token (a filesystem shared with the client). Returns its wall time (s)."""
     from .simulate import run as simulate
 
     started = time.perf_counter()
     directory = Path(directory)
+    if token is not None and _read_token(directory.parent) != token:
+        raise RuntimeError(f"this worker ({socket.gethostname()}) does not see the campaign's "
+                           f"output directory {directory.parent}: the output directory and the "
+                           f"archive must be on a filesystem the client and every worker share")
+    set_run_environment()
+    if archive_dir is not None:
+        with hold_lock(directory):
+            restore_durable_state(archive_dir, directory)
+
+    def on_checkpoint(step: int) -> None:
+        if archive_dir is not None:
+            save_durable_state(directory, archive_dir)
+        _report_progress(run.name, step)
+
     if isinstance(run.settings, ReferenceSettings):
-        run_reference(run.settings, directory)
+        run_reference(run.settings, directory, on_checkpoint=on_checkpoint)
     else:
-        simulate(run.settings, directory, resume=has_checkpoint(directory), progress=False)
+        simulate(run.settings, directory, resume=has_checkpoint(directory), progress=False,
+                 on_checkpoint=on_checkpoint)
     return time.perf_counter() - started
+
+
+def set_run_environment(threads: int = 1) -> None:
+    """Set the process for a run of a campaign, whatever started it: ``threads`` threads for
+    torch and for OpenMM's CPU platform (its default ``Threads``), and glibc's allocator
+    thresholds at the values a plain process reaches.
+
+    ``dask worker`` (through its nanny) starts workers with MALLOC_TRIM_THRESHOLD_=65536,
+    which fixes glibc's trim threshold and with it the mmap threshold at 128 kB: every tensor
+    above it is mapped and unmapped at each use. Measured here, liquid-64 then spent most of
+    its time in the kernel (page faults) and ran ten times slower than in a plain process.
+    ``mallopt`` sets both thresholds back to the values glibc's dynamic ones reach.
+    """
+    import openmm
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["OPENMM_CPU_THREADS"] = str(threads)
+    openmm.Platform.getPlatformByName("CPU").setPropertyDefaultValue("Threads", str(threads))
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: its variable does not apply
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
+def _report_progress(name: str, step: int) -> None:
+    """Send a run's checkpointed step to the client as a dask event (nothing outside a
+    worker)."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return
+    worker.log_event(PROGRESS_TOPIC, {"run": name, "step": step})
+
+
+def _read_token(output_dir: Path) -> Optional[str]:
+    try:
+        return json.loads((output_dir / MARKER_FILE).read_text())["token"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _missing_directories(paths: list, token: str) -> list:
+    """Which of ``paths`` this worker does not see with the client's token file in it (run on
+    every worker by ``client.run``)."""
+    return [path for path in paths
+            if not (Path(path) / f".omm-symbreak-check-{token}").is_file()]
+
+
+def check_shared_filesystem(client, paths: list) -> None:
+    """CampaignError unless every worker of ``client`` sees each of ``paths`` (directories) as
+    the client does: a token file written here must be there."""
+    token = secrets.token_hex(8)
+    files = [Path(path) / f".omm-symbreak-check-{token}" for path in paths]
+    try:
+        for file in files:
+            file.write_text(token)
+        missing = client.run(_missing_directories, [str(path) for path in paths], token)
+    finally:
+        for file in files:
+            file.unlink(missing_ok=True)
+    problems = [f"worker {worker} does not see {', '.join(paths)}"
+                for worker, paths in missing.items() if paths]
+    if problems:
+        raise CampaignError(problems + [
+            "the output directory and the archive must be on a filesystem that the client and "
+            "every worker share (NFS, Lustre, ...): choose such paths with -o and --archive"])
 
 
 def local_cluster(workers: Optional[int] = None):
     """A ``distributed.LocalCluster`` of ``workers`` (default: ``os.cpu_count()``) worker
-    processes of one thread each, OpenMM's CPU platform on one thread too."""
-    import dask
+    processes of one thread each (each task sets its run's environment,
+    ``set_run_environment``)."""
     from distributed import LocalCluster
 
-    # dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand every
-    # freed tensor back to the OS: measured here, liquid-64 then spent most of its time in the
-    # kernel (page faults) and ran ten times slower than in a plain process. Workers keep
-    # glibc's default instead (None unsets the variable).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        return LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
-                            processes=True, dashboard_address=None,
-                            env={"OPENMM_CPU_THREADS": "1"})
+    return LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
+                        processes=True, dashboard_address=None)
 
 
 def run_campaign(runs: list, output_dir, scheduler: Optional[str] = None,
-                 workers: Optional[int] = None, progress: bool = True) -> list:
+                 workers: Optional[int] = None, progress: bool = True, archive=None) -> list:
     """Run the planned runs in ``output_dir/<name>``, one dask task each, on the scheduler at
-    ``scheduler`` or else on a ``local_cluster(workers)``; returns a ``RunResult`` per run, in
-    the order of ``runs``.
+    ``scheduler`` or else on a ``local_cluster(workers)``; with ``archive``, each run's durable
+    state is kept in ``archive/<name>`` and runs are restored from it (module docstring).
+    Returns a ``RunResult`` per run, in the order of ``runs``.
 
-    Finished runs are skipped; every directory is checked first (``plan_states``:
-    CampaignError before anything runs). A run that fails is reported with its error and does
+    Finished runs are skipped; every directory is checked first (``plan_states``), and that
+    every worker shares the output directory and the archive (``check_shared_filesystem``):
+    CampaignError before anything runs. A run that fails is reported with its error and does
     not stop the others. With ``progress``, bars of finished runs and of checkpointed steps.
     """
     from distributed import Client
 
-    output_dir = Path(output_dir)
-    states = plan_states(runs, output_dir)
+    output_dir = Path(output_dir).resolve()
+    archive = None if archive is None else Path(archive).resolve()
+    states = plan_states(runs, output_dir, archive)
     to_run = [run for run in runs if states[run.name] != "done"]
     results = {run.name: RunResult(run.name, "skipped") for run in runs
                if states[run.name] == "done"}
     if to_run:
+        token = _mark_output_directory(output_dir, archive)
         if scheduler is None:
             with local_cluster(workers) as cluster, Client(cluster) as client:
-                results.update(_submit_and_wait(client, to_run, output_dir, progress))
+                results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
+                                                progress))
         else:
             with Client(scheduler) as client:
-                results.update(_submit_and_wait(client, to_run, output_dir, progress))
+                results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
+                                                progress))
     return [results[run.name] for run in runs]
 
 
-def _submit_and_wait(client, runs: list, output_dir: Path, progress: bool) -> dict:
-    """Submit a task per run and wait for all of them, polling their checkpoints for the
-    progress bars every POLL_S seconds; {name: RunResult}."""
+def _mark_output_directory(output_dir: Path, archive: Optional[Path]) -> str:
+    """Create the output directory and the archive and write the marker file, with a new token,
+    that each task looks for (``execute``); returns the token."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if archive is not None:
+        archive.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(8)
+    marker = {"token": token, "client_host": socket.gethostname(), "started": time.time(),
+              "archive": None if archive is None else str(archive)}
+    (output_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2))
+    return token
+
+
+def _submit_and_wait(client, runs: list, output_dir: Path, archive: Optional[Path], token: str,
+                     progress: bool) -> dict:
+    """Check the workers' view of the directories, submit a task per run and wait for all of
+    them; the progress bars follow the workers' events (``PROGRESS_TOPIC``). {name:
+    RunResult}."""
     from tqdm import tqdm
 
-    futures = {run.name: client.submit(execute, run, output_dir / run.name, pure=False,
+    check_shared_filesystem(client, [str(output_dir)] + ([str(archive)] if archive else []))
+    steps = {}
+    client.subscribe_topic(PROGRESS_TOPIC,
+                           lambda event: steps.__setitem__(event[1]["run"], event[1]["step"]))
+    # the file's order is the order of work: a worker free for one run takes the first waiting
+    futures = {run.name: client.submit(execute, run, output_dir / run.name,
+                                       None if archive is None else archive / run.name, token,
+                                       pure=False, priority=len(runs) - index,
                                        key=f"omm-symbreak-{run.name}-{time.time_ns()}")
-               for run in runs}
+               for index, run in enumerate(runs)}
     total_steps = sum(run.settings.steps for run in runs)
     run_bar = tqdm(total=len(runs), unit="run", desc="campaign", disable=not progress)
     step_bar = tqdm(total=total_steps, unit="step", desc="checkpointed", disable=not progress)
@@ -374,12 +495,13 @@ def _submit_and_wait(client, runs: list, output_dir: Path, progress: bool) -> di
                 if progress:
                     run_bar.write(f"{name}: {results[name].status}"
                                   + (f" ({results[name].error})" if results[name].error else ""))
-            steps = total_steps - sum(run.settings.steps for run in pending.values())
-            steps += sum(run_step(run, output_dir / name) for name, run in pending.items())
-            step_bar.update(steps - step_bar.n)
+            done = total_steps - sum(run.settings.steps for run in pending.values())
+            done += sum(steps.get(name, 0) for name in pending)
+            step_bar.update(done - step_bar.n)
             if pending:
                 time.sleep(POLL_S)
     finally:
+        client.unsubscribe_topic(PROGRESS_TOPIC)
         run_bar.close()
         step_bar.close()
     return results
@@ -405,14 +527,15 @@ def format_summary(results: list) -> str:
     return "\n".join(lines)
 
 
-def format_plan(runs: list, states: dict, output_dir) -> str:
-    """A table of the planned runs: run, state (new, resume, done), steps checkpointed of the
-    steps asked, kind."""
+def format_plan(runs: list, states: dict, output_dir, archive=None) -> str:
+    """A table of the planned runs: run, state (new, resume, done), steps checkpointed (in its
+    directory or its archive) of the steps asked, kind."""
     width = max([len("run")] + [len(run.name) for run in runs])
     lines = [f"{'run':<{width}s}  {'state':<7s} {'steps':>15s}  what"]
     for run in runs:
         settings = run.settings
-        done = run_step(run, Path(output_dir) / run.name) if states[run.name] != "new" else 0
+        places = [Path(output_dir) / run.name] + ([Path(archive) / run.name] if archive else [])
+        done = latest_step(*places) if states[run.name] != "new" else 0
         what = ("q-TIP4P/F reference" if isinstance(settings, ReferenceSettings)
                 else f"{settings.strategy}" + (f" {settings.grid}"
                                                if settings.strategy in GRID_STRATEGIES else ""))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .cli_common import Parser, add_replicate_argument, grid_argument
 from .cli_training import add_evaluate_parser, add_reference_parser, add_train_parser
+from .frames import TRAJECTORY_FORMATS
 from .grids import GRID_FORMS, MAX_GRID_EVALUATIONS, check_grid_size, parse_grid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
 from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
@@ -137,7 +138,7 @@ def run_simulate(args) -> None:
         trajectory_interval=args.trajectory_interval,
         diagnostics_interval=args.diagnostics_interval, diagnostic_grid=args.diagnostic_grid,
         checkpoint_interval=args.checkpoint_interval, velocities=args.velocities,
-        replicate=tuple(args.replicate), memory_gb=args.memory_gb,
+        trajectory_format=args.trajectory_format, replicate=tuple(args.replicate), memory_gb=args.memory_gb,
         allow_large_grid=args.allow_large_grid)
     settings.validate()
     print_cost(settings)
@@ -203,14 +204,18 @@ def add_simulate_parser(commands) -> None:
     p.add_argument("--state-interval", type=int, default=d.state_interval,
                    help="steps of --timestep-fs between rows of state.csv")
     p.add_argument("--trajectory-interval", type=int, default=d.trajectory_interval,
-                   help="steps of --timestep-fs between frames of trajectory.dcd")
+                   help="steps of --timestep-fs between frames of the trajectory")
     p.add_argument("--diagnostics-interval", type=int, default=d.diagnostics_interval,
                    help="steps of --timestep-fs between rows of diagnostics.csv")
     p.add_argument("--diagnostic-grid", default=d.diagnostic_grid,
                    help="grid of Delta = E_raw - E_avg in diagnostics.csv (none: not measured)")
     p.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval,
                    help="steps of --timestep-fs between checkpoints")
-    p.add_argument("--velocities", action="store_true", help="also write velocities.dcd")
+    p.add_argument("--velocities", action="store_true",
+                   help="also write the velocities (velocities.dcd or .xtc)")
+    p.add_argument("--trajectory-format", choices=TRAJECTORY_FORMATS, default="dcd",
+                   help="dcd (single precision) or xtc (0.001 nm, compressed: about a third of "
+                        "the size)")
     add_replicate_argument(p)
     add_cost_arguments(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="run directory")
@@ -224,17 +229,21 @@ def run_campaign(args) -> None:
     from .campaign import run_campaign as campaign
 
     runs = load_campaign(args.file)
-    output_dir = args.output_dir or args.file.with_suffix("")
-    if output_dir == args.file:
+    output_dir = (args.output_dir or args.file.with_suffix("")).resolve()
+    archive = None if args.archive is None else args.archive.resolve()
+    if output_dir == args.file.resolve():
         raise ValueError(f"{args.file} has no suffix such as .toml: pass -o/--output-dir")
+    if archive is not None and archive == output_dir:
+        raise ValueError("--archive must be another directory than the output directory")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be a positive number of processes, not {args.workers}")
     if args.dry_run:
-        print(format_plan(runs, plan_states(runs, output_dir), output_dir))
-        print(f"{len(runs)} runs in {output_dir}")
+        print(format_plan(runs, plan_states(runs, output_dir, archive), output_dir, archive))
+        print(f"{len(runs)} runs in {output_dir}"
+              + (f", durable state in {archive}" if archive else ""))
         return
     results = campaign(runs, output_dir, scheduler=args.scheduler, workers=args.workers,
-                       progress=not args.quiet)
+                       progress=not args.quiet, archive=archive)
     print(format_summary(results))
     failed = [result.name for result in results if result.status == "failed"]
     if failed:
@@ -264,6 +273,11 @@ def add_campaign_parser(commands) -> None:
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="the address of a running dask scheduler (dask-jobqueue, ...) to "
                             "use instead of a local cluster")
+    p.add_argument("--archive", type=Path, default=None, metavar="DIR",
+                   help="keep each run's durable state (settings, checkpoint, rows, frames) in "
+                        "DIR/<run name>, updated after every checkpoint, and extend runs from "
+                        "it on a new machine or checkout (use trajectory_format = \"xtc\" to "
+                        "keep it small)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the planned runs and their state (new, resume, done) and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

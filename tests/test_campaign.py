@@ -1,28 +1,33 @@
-"""Campaigns (issue 21): independent runs from a TOML file through dask.distributed; a worker
-killed mid-run, failed runs, skipped runs, checks before anything runs, --dry-run; the
-q-TIP4P/F reference run resumed."""
+"""Campaigns (issues 21 and 32): independent runs from a TOML file through dask.distributed; a
+worker killed mid-run, failed runs, skipped runs, checks before anything runs, --dry-run; the
+q-TIP4P/F reference run resumed; durable state carried to a fresh directory; the checkpoint
+written atomically; a cluster started with the dask command-line tools."""
 
 import dataclasses
 import os
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
-import mdtraj
 import numpy as np
 import pytest
 
-from omm_symbreak.campaign import (CampaignError, PlannedRun, load_campaign, local_cluster,
-                                   plan_states, run_campaign)
+from omm_symbreak.campaign import (CampaignError, PlannedRun, check_shared_filesystem, execute,
+                                   load_campaign, local_cluster, plan_states, run_campaign)
+from omm_symbreak.model import DEFAULT_MODEL
 from omm_symbreak.cli import main
 from omm_symbreak.reference.run import ReferenceSettings, run_reference
-from omm_symbreak.rundir import checkpoint_step, has_checkpoint, lock_owner, read_diagnostics
+from omm_symbreak.checkpoint import checkpoint_step, has_checkpoint
+from omm_symbreak.rundir import lock_owner, read_diagnostics, read_trajectory
 
 # Four short runs of the water molecule with the shipped model (120 steps of 0.5 fs, a
 # checkpoint every 20 steps): the raw model and a random rotation per step, two seeds each.
 CAMPAIGN = """
 [settings]
 diagnostic_grid = "none"
+trajectory_format = "xtc"
 state_interval = 10
 trajectory_interval = 10
 diagnostics_interval = 10
@@ -35,6 +40,7 @@ seed = [1, 2]
 length_ps = {length_ps}
 """
 STEPS = 120
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "systems"
 NAMES = ["water-monomer_none_seed1", "water-monomer_none_seed2",
          "water-monomer_random_seed1", "water-monomer_random_seed2"]
 # A run that fails at once (SimulationError): at a 50 fs time step the state check finds
@@ -95,7 +101,7 @@ def kill_a_worker_mid_run(output, names, timeout_s=120):
 
 
 def trajectory(directory):
-    return mdtraj.load(str(directory / "trajectory.dcd"), top=str(directory / "topology.pdb"))
+    return read_trajectory(directory)
 
 
 def csv_steps(path):
@@ -150,10 +156,10 @@ def test_a_worker_killed_mid_run_changes_nothing_and_a_failed_run_stops_no_other
 
 def test_a_finished_campaign_run_again_skips_every_run(undisturbed):
     path, output, _ = undisturbed
-    before = {name: (output / name / "trajectory.dcd").stat().st_mtime_ns for name in NAMES}
+    before = {name: (output / name / "trajectory.xtc").stat().st_mtime_ns for name in NAMES}
     results = run_campaign(load_campaign(path), output, progress=False)
     assert [(r.name, r.status) for r in results] == [(name, "skipped") for name in NAMES]
-    assert before == {name: (output / name / "trajectory.dcd").stat().st_mtime_ns
+    assert before == {name: (output / name / "trajectory.xtc").stat().st_mtime_ns
                       for name in NAMES}
 
 
@@ -252,3 +258,71 @@ def test_the_command_on_a_running_scheduler_prints_the_table_and_exits_2_on_a_fa
     assert row.split()[:3] == ["hot_water-monomer_none_seed0", "failed", "-"]
     assert "SimulationError" in row
     assert "1 of 1 runs failed (hot_water-monomer_none_seed0)" in printed.err
+
+
+def test_a_run_extended_on_a_fresh_machine_from_its_durable_state_is_one_continuous_run(
+        tmp_path, cluster, undisturbed):
+    _, continuous, _ = undisturbed
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    half = run_campaign(load_campaign(campaign_file(first, length_ps=0.03)), first / "out",
+                        scheduler=cluster.scheduler_address, progress=False,
+                        archive=first / "archive")
+    assert [r.status for r in half] == ["done"] * len(NAMES)
+    # only the durable state moves (in git, say): the run directories stay behind and go
+    shutil.copytree(first / "archive", second / "archive")
+    shutil.rmtree(first)
+    runs = load_campaign(campaign_file(second))
+    assert plan_states(runs, second / "out", second / "archive") == {n: "resume" for n in NAMES}
+    results = run_campaign(runs, second / "out", scheduler=cluster.scheduler_address,
+                           progress=False, archive=second / "archive")
+    assert [r.status for r in results] == ["done"] * len(NAMES)
+    steps = list(range(0, STEPS + 1, 10))
+    for name in NAMES:
+        durable = second / "archive" / name
+        assert sorted(p.name for p in durable.iterdir()) == [
+            "checkpoint.pt", "diagnostics.csv", "run.json", "state.csv", "topology.pdb",
+            "trajectory.xtc"]
+        assert checkpoint_step(durable) == STEPS
+        np.testing.assert_array_equal(trajectory(durable).xyz, trajectory(continuous / name).xyz,
+                                      err_msg=name)
+        assert csv_steps(durable / "state.csv") == steps
+        assert read_diagnostics(durable / "diagnostics.csv")["step"].tolist() == steps
+
+
+def test_a_campaign_file_read_from_elsewhere_names_every_path_absolutely(tmp_path, monkeypatch):
+    (tmp_path / "c").mkdir()
+    shutil.copy(TEMPLATE_DIR / "water-monomer.pdb", tmp_path / "c" / "mol.pdb")
+    shutil.copy(DEFAULT_MODEL, tmp_path / "c" / "model.ckpt")
+    (tmp_path / "c" / "campaign.toml").write_text(
+        '[[group]]\nsystem = "mol.pdb"\nmodel = "model.ckpt"\nstrategy = "none"\n'
+        'length_ps = 0.01\n')
+    monkeypatch.chdir(tmp_path)
+    (run,) = load_campaign(Path("c") / "campaign.toml")
+    assert run.settings.system == str(tmp_path / "c" / "mol.pdb")
+    assert run.settings.model == str(tmp_path / "c" / "model.ckpt")
+
+
+def test_a_worker_that_does_not_share_the_output_directory_is_refused(tmp_path):
+    class Elsewhere:  # a client whose second worker has its own disk: it sees none of ours
+        def run(self, function, *args):
+            return {"tcp://here:1": function(*args), "tcp://elsewhere:2": list(args[0])}
+
+    output = tmp_path / "out"
+    output.mkdir()
+    check_shared_filesystem(SeesAll(), [str(output)])
+    with pytest.raises(CampaignError, match="worker tcp://elsewhere:2 does not see"):
+        check_shared_filesystem(Elsewhere(), [str(output)])
+    assert list(output.iterdir()) == []  # the token files are gone
+    run = load_campaign(campaign_file(tmp_path))[0]
+    with pytest.raises(RuntimeError, match="does not see the campaign's output directory"):
+        execute(run, output / run.name, token="0123")
+    assert not (output / run.name).exists()
+
+
+class SeesAll:
+    """A client with one worker on the client's own disk."""
+
+    def run(self, function, *args):
+        return {"tcp://here:1": function(*args)}
