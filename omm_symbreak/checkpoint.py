@@ -5,8 +5,10 @@ It holds, in one ``torch.save`` dictionary that ``torch.load(..., weights_only=T
 
 - ``step``: the step (of timestep_fs) the state belongs to;
 - ``openmm_checkpoint``: ``Context.createCheckpoint()``'s bytes (positions, velocities, box,
-  the integrator's random state and step count), as a uint8 tensor;
-- ``torch_rng_state``: torch's random state (the strategy ``random`` draws from it).
+  the integrator's random state and step count), as a uint8 tensor.
+
+Nothing else holds random state: the rotations of strategy ``random`` are a function of the
+configuration (``kernel.random_rotation``).
 
 The file is written to ``checkpoint.pt.tmp``, flushed to disk and renamed over
 ``checkpoint.pt``: a kill at any moment leaves the previous checkpoint or the new one, never a
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT = 2  # 1: checkpoint.chk + checkpoint.pt (the step and torch's state), two renames
+FORMAT = 2  # 1: checkpoint.chk + checkpoint.pt (the step and torch's random state), two renames
 
 
 def save_checkpoint(simulation, directory: Path, step: int) -> None:
@@ -27,8 +29,7 @@ def save_checkpoint(simulation, directory: Path, step: int) -> None:
     ``directory/checkpoint.pt``, atomically."""
     openmm_bytes = bytearray(simulation.context.createCheckpoint())
     payload = {"format": FORMAT, "step": int(step),
-               "openmm_checkpoint": torch.frombuffer(openmm_bytes, dtype=torch.uint8),
-               "torch_rng_state": torch.get_rng_state()}
+               "openmm_checkpoint": torch.frombuffer(openmm_bytes, dtype=torch.uint8)}
     path = Path(directory) / CHECKPOINT_FILE
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as handle:
@@ -63,8 +64,7 @@ def checkpoint_step(directory: Path) -> int:
 
 
 def load_checkpoint(simulation, directory: Path) -> int:
-    """Restore the OpenMM state and torch's random state; returns the checkpoint's step."""
+    """Restore the OpenMM state; returns the checkpoint's step."""
     saved = read_checkpoint(directory)
     simulation.context.loadCheckpoint(saved["openmm_checkpoint"].numpy().tobytes())
-    torch.set_rng_state(saved["torch_rng_state"])
     return int(saved["step"])

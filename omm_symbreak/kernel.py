@@ -34,6 +34,7 @@ model's activations in cache (benchmarks/energy_forces.py). Adapters of the othe
 model live in ``omm_symbreak.model_kinds``.
 """
 
+import math
 from typing import List, Optional
 
 import torch
@@ -47,15 +48,47 @@ from .model.pet import UnconstrainedPET
 DEFAULT_MEMORY_BUDGET_BYTES = 2**30  # 1 GiB of activations at a time: fits a laptop
 
 
-def random_rotation(like: Tensor, inversion: bool = True) -> Tensor:
-    """A Haar-random rotation [1, 3, 3] (normalised Gaussian quaternion), with inversion negated
-    (improper) with probability 1/2, in the dtype and on the device of ``like``; drawn from
-    torch's generator (``torch.manual_seed``)."""
-    q = torch.randn(4, dtype=like.dtype, device=like.device)
-    rotation = quaternion_to_matrix(q / torch.linalg.vector_norm(q)).reshape(1, 3, 3)
+def configuration_uniforms(positions: Tensor, count: int) -> Tensor:
+    """``count`` numbers in (0, 1), float64 [count], a pseudo-random function of the
+    configuration ``positions`` [N, 3] read to 2^-20 of its unit: the same configuration gives
+    the same numbers on any device, in any process and thread, with no state to keep;
+    configurations that differ anywhere give unrelated ones.
+
+    With c_i the 3N coordinates as integers (round(2^20 x_i)) and p = 2^31 - 1 (a prime whose
+    products of two residues fit in int64): h_k = sum_i c_i w_ki mod p with weights
+    w_ki = ((k 3N + i + 1) 48271 mod p)^2 mod p, then mixed three times,
+    h_k -> (h_k^2 + 48271 h_(k+1)) mod p (cyclically in k).
+    """
+    prime, multiplier = 2147483647, 48271
+    coordinates = torch.round(positions.detach().to(torch.float64) * 1048576.0)
+    coordinates = torch.remainder(coordinates.to(torch.int64).reshape(-1), prime)  # [3N]
+    n = coordinates.numel()
+    index = torch.arange(1, count * n + 1, dtype=torch.int64, device=positions.device)
+    weights = torch.remainder(index * multiplier, prime)
+    weights = torch.remainder(weights * weights, prime).reshape(count, n)
+    hashed = torch.remainder(coordinates[None, :] * weights, prime).sum(dim=1)
+    hashed = torch.remainder(hashed, prime)  # [count]
+    for _ in range(3):
+        hashed = torch.remainder(hashed * hashed + multiplier * torch.roll(hashed, -1), prime)
+    return (hashed.to(torch.float64) + 0.5) / prime
+
+
+def random_rotation(positions: Tensor, inversion: bool = True) -> Tensor:
+    """A Haar-distributed rotation [1, 3, 3], negated (improper) with probability 1/2 if
+    ``inversion``, in the dtype and on the device of ``positions`` [N, 3]: a pseudo-random
+    function of the configuration (``configuration_uniforms``), so that a run's rotations
+    follow from its trajectory alone, whatever else runs in the process, and a checkpoint
+    needs no random state. The quaternion is Shoemake's from three uniform numbers u:
+    (sqrt(1 - u0) sin 2 pi u1, sqrt(1 - u0) cos 2 pi u1, sqrt(u0) sin 2 pi u2,
+    sqrt(u0) cos 2 pi u2), uniform on the unit sphere of R^4."""
+    u = configuration_uniforms(positions, 4).to(positions.dtype)
+    a, b = torch.sqrt(1 - u[0]), torch.sqrt(u[0])
+    angles = 2 * math.pi * u[1:3]
+    q = torch.stack([a * torch.sin(angles[0]), a * torch.cos(angles[0]),
+                     b * torch.sin(angles[1]), b * torch.cos(angles[1])])
+    rotation = quaternion_to_matrix(q).reshape(1, 3, 3)
     if inversion:
-        sign = torch.where(torch.rand((), dtype=like.dtype, device=like.device) < 0.5, -1.0, 1.0)
-        rotation = rotation * sign
+        rotation = rotation * (1.0 - 2.0 * (u[3] < 0.5).to(positions.dtype))
     return rotation
 
 

@@ -13,7 +13,7 @@ A run directory holds:
   E_raw - E_avg on ``diagnostic_grid``, total angular momentum, net torque about the centre of
   mass, kinetic / potential / conserved energy, and each molecule's angular momentum for
   systems of at most ``PER_MOLECULE_MAX`` molecules;
-- ``checkpoint.pt``: the OpenMM checkpoint with its step and torch's random state, one file
+- ``checkpoint.pt``: the OpenMM checkpoint with its step, one file
   written atomically (``omm_symbreak.checkpoint``) every ``checkpoint_interval`` steps, the
   first at step 0. Resuming continues from it, dropping whatever was written after it
   (``RunOutputs.truncate``), so that no frame is lost or duplicated;

@@ -243,12 +243,11 @@ def _simulation(settings: RunSettings, model, topology, positions,
 
 def _start(simulation, outputs: RunOutputs, model, fingerprint: str, positions,
            diagnostic, checkpoint: Callable[[int], None]) -> StateCheck:
-    """Set up step 0 (positions, velocities at the temperature without centre-of-mass motion,
-    the torch seed), check it, then create the run directory's files, write the reports of
+    """Set up step 0 (positions, velocities at the temperature without centre-of-mass motion),
+    check it, then create the run directory's files, write the reports of
     step 0 and the first checkpoint (``checkpoint(0)``); returns the check of the run's later
     states."""
     settings, directory = outputs.settings, outputs.directory
-    torch.manual_seed(settings.seed)
     simulation.context.setPositions(positions)
     simulation.context.setVelocitiesToTemperature(settings.temperature_k,
                                                   _openmm_seed(settings.seed))

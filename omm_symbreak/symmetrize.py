@@ -5,13 +5,14 @@
 - ``correction(model, grid)``: E_avg(x) - E_raw(x), the negative of the non-equivariant part
   Delta, in the same batch (the identity is appended with weight -1): the slow force of
   multiple time stepping.
-- ``randomly_rotated(model)``: E(Q x) for a fresh uniformly random rotation Q, proper or
-  improper with probability 1/2, at every call (seeded by ``torch.manual_seed``).
+- ``randomly_rotated(model)``: E(Q x) for a uniformly random rotation Q, proper or improper
+  with probability 1/2, new for every configuration x (``kernel.random_rotation``: a
+  pseudo-random function of x, so that a run's rotations need no random state).
 - ``strategy_energy(model, strategy, grid)``: the module of a strategy of ``STRATEGIES``
   (for ``mts``, the correction; the raw model is the fast force).
 
 A randomized grid (``RotationGrid.randomized``, spec ``G+random``) is turned as a whole by a
-fresh random Q at every call: E_avg = sum_g w_g E(R_g Q x); in the correction only the averaged
+random Q of the configuration: E_avg = sum_g w_g E(R_g Q x); in the correction only the averaged
 term turns, the raw term stays E(x).
 
 Every module maps (types [N], positions [N, 3], cell [3, 3] or None) to a scalar energy in the
@@ -39,7 +40,8 @@ DEFAULT_GRID = "Ti"
 
 class RotationWeightedEnergy(nn.Module):
     """E(x) = sum_g weights[g] * E_model(R_g x) for a set of rotations; with ``turned``, the
-    rows ``turned[g]`` use R_g Q instead, Q a fresh random rotation of O(3) at every call.
+    rows ``turned[g]`` use R_g Q instead, Q a random rotation of O(3) drawn from the
+    configuration (``kernel.random_rotation``).
 
     ``rotations`` [G, 3, 3], ``weights`` [G] and ``turned`` [G] (bool) are registered buffers,
     so they follow the module to any device and dtype.
@@ -57,10 +59,11 @@ class RotationWeightedEnergy(nn.Module):
             np.zeros(len(weights), bool) if turned is None else turned, dtype=torch.bool))
 
     def rotations_now(self, positions: Tensor) -> Tensor:
-        """The rotations [G, 3, 3] of this call: fixed, or the turned rows times a fresh Q."""
+        """The rotations [G, 3, 3] of this call: fixed, or the turned rows times the Q of the
+        configuration ``positions`` [N, 3]."""
         if not self.randomized:
             return self.rotations
-        turned = self.rotations @ random_rotation(self.rotations)
+        turned = self.rotations @ random_rotation(positions)
         return torch.where(self.turned[:, None, None], turned, self.rotations)
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Tensor:
@@ -114,7 +117,8 @@ def correction(model: EnergyModel, grid: RotationGrid,
 def randomly_rotated(model: EnergyModel,
                      memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
                      ) -> RotationWeightedEnergy:
-    """The model evaluated in a fresh random orientation at every call (one copy)."""
+    """The model evaluated in a random orientation, a new one for every configuration (one
+    copy)."""
     return _weighted(model, NO_ROTATION.rotations, NO_ROTATION.weights, "random",
                      np.ones(1, bool), memory_budget_bytes)
 

@@ -80,25 +80,30 @@ def test_mts_groups_sum_to_the_full_average(water_box):
 
 
 @pytest.mark.parametrize("platform", ["Reference", "CPU"])
-def test_turned_grid_draws_a_new_rotation_at_every_evaluation_through_torchforce(platform,
-                                                                                 water_cluster):
-    """OpenMM freezes the module it loads: the fresh random turn must survive that. Two
-    evaluations at the same positions differ for T+random (by the part of degree 3 and above,
-    which T does not average) and agree for the fixed T; both correction terms stay finite."""
+def test_turned_grid_draws_a_new_rotation_for_every_configuration_through_torchforce(
+        platform, water_cluster):
+    """OpenMM freezes the module it loads: the random turn must survive that. Configurations
+    one atom 1e-6 nm apart give correction energies that differ for T+random (by the part of
+    degree 3 and above, which T does not average) by far more than for the fixed T; the same
+    configuration gives the same energy again, in a second context too."""
     topology, positions = water_cluster
     model = tiny_model(dtype=torch.float64)
-    for spec, differ in (("T+random", True), ("T", False)):
+    changes = {}
+    for spec in ("T+random", "T"):
         system = create_system(topology, model, "mts", parse_grid(spec))
-        context = openmm.Context(system, openmm.VerletIntegrator(1e-3),
-                                 openmm.Platform.getPlatformByName(platform))
-        context.setPositions(angstrom_to_nm(positions))
-        energies = [context.getState(energy=True, groups={1}).getPotentialEnergy()
-                    .value_in_unit(unit.kilojoule_per_mole) for _ in range(2)]
-        context.setPositions(angstrom_to_nm(positions))  # invalidates OpenMM's cached forces
-        energies.append(context.getState(energy=True, groups={1}).getPotentialEnergy()
-                        .value_in_unit(unit.kilojoule_per_mole))
+        energies = []
+        for nudge_nm in (0.0, 1e-6, 0.0):
+            context = openmm.Context(system, openmm.VerletIntegrator(1e-3),
+                                     openmm.Platform.getPlatformByName(platform))
+            nudged = angstrom_to_nm(positions).copy()
+            nudged[0, 0] += nudge_nm
+            context.setPositions(nudged)
+            energies.append(context.getState(energy=True, groups={1}).getPotentialEnergy()
+                            .value_in_unit(unit.kilojoule_per_mole))
         assert np.all(np.isfinite(energies))
-        assert (abs(energies[2] - energies[0]) > 1e-9) == differ, spec
+        assert energies[2] == energies[0], spec
+        changes[spec] = abs(energies[1] - energies[0])
+    assert changes["T+random"] > 100 * changes["T"]
 
 
 def test_energy_units_are_kj_per_mol(water_cluster):
