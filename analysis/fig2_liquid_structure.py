@@ -1,6 +1,6 @@
 """Figure 2: structure of liquid water at 300 K, raw model vs symmetrized (MTS) vs q-TIP4P/F.
 
-    python analysis/fig2_liquid_structure.py [--quick] [--model FILE]
+    python analysis/fig2_liquid_structure.py [--quick] [--model FILE] [--analyse-only]
 
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` and plots, with block errors:
 orientational free energy maps F(cos theta, phi) of the molecular direction u in the lab frame
@@ -107,8 +107,9 @@ def plot(numbers: dict):
 
 
 def main() -> None:
-    args = figure_arguments(__doc__.splitlines()[0])
-    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model)
+    args = figure_arguments(__doc__.splitlines()[0], analyse_only=True)
+    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model,
+                                              args.analyse_only)
     loaded = trajectories(directories)
     window_frames = min(t.n_frames for t in loaded.values())
     frame_ps = float(loaded["raw"].time[1] - loaded["raw"].time[0])

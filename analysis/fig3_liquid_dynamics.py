@@ -1,6 +1,6 @@
 """Figure 3: dynamics of liquid water at 300 K, raw model vs symmetrized (MTS) vs q-TIP4P/F.
 
-    python analysis/fig3_liquid_dynamics.py [--quick] [--model FILE]
+    python analysis/fig3_liquid_dynamics.py [--quick] [--model FILE] [--analyse-only]
 
 Runs (or resumes) the three liquid-64 runs of ``liquid_runs.py`` (shared with figure 2) and
 plots, with block errors as shaded bands: the oxygen mean-square displacement relative to the
@@ -89,8 +89,9 @@ def plot(numbers: dict):
 
 
 def main() -> None:
-    args = figure_arguments(__doc__.splitlines()[0])
-    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model)
+    args = figure_arguments(__doc__.splitlines()[0], analyse_only=True)
+    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model,
+                                              args.analyse_only)
     loaded = trajectories(directories)
     msd_lag_ps, c_uu_lag_ps = max_lag_ps(loaded, 5.0), max_lag_ps(loaded, 10.0)
     numbers = {name: dynamics_numbers(t, msd_lag_ps, c_uu_lag_ps) for name, t in loaded.items()}

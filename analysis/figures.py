@@ -18,11 +18,15 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = REPOSITORY / "analysis" / "results"
 
 
-def figure_arguments(description: str) -> argparse.Namespace:
-    """``--quick`` (smoke-test lengths) and ``--model`` (default: the shipped model)."""
+def figure_arguments(description: str, analyse_only: bool = False) -> argparse.Namespace:
+    """``--quick`` (smoke-test lengths), ``--model`` (default: the shipped model) and, for the
+    figures of a campaign with durable state, ``--analyse-only``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
     parser.add_argument("--model", default=None, help="default: the shipped model")
+    if analyse_only:
+        parser.add_argument("--analyse-only", action="store_true",
+                            help="analyse the runs' durable state as it is; run nothing")
     return parser.parse_args()
 
 
@@ -39,15 +43,17 @@ def labelled(pairs, what: str) -> dict:
     return result
 
 
-def run_as_campaign(runs: dict, run_root: Path) -> Dict[str, float]:
+def run_as_campaign(runs: dict, run_root: Path, archive: Optional[Path] = None
+                    ) -> Dict[str, float]:
     """Run the runs of a figure, ``runs`` ({directory name: ``RunSettings``, or
     ``ReferenceSettings`` for q-TIP4P/F}), in ``run_root/<name>`` as a campaign
     (``omm_symbreak.campaign.run_campaign``: one single-threaded worker process per core,
-    finished runs skipped, interrupted ones resumed from their checkpoints, a longer run extended).
+    finished runs skipped, interrupted ones resumed from their checkpoints, a longer run extended;
+    with ``archive``, the durable state kept there and runs restored from it).
     Prints the campaign's summary table; returns the wall time (s) of this sitting by name, 0
     for a run finished before. RuntimeError naming the runs that failed, after the others ran."""
     results = run_campaign([PlannedRun(name, settings) for name, settings in runs.items()],
-                           run_root)
+                           run_root, archive=archive)
     print(format_summary(results), flush=True)
     failed = [result.name for result in results if result.status == "failed"]
     if failed:

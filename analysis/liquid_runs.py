@@ -15,16 +15,18 @@ the same windows and lags (those of the shortest run):
 
 The figure scripts run them (``run_as_campaign``: one worker process per core, finished runs
 skipped, interrupted ones resumed from their checkpoints) in the campaign's own directory,
-analysis/campaigns/liquid/, so that ``omm-symbreak campaign analysis/campaigns/liquid.toml``
-(with ``--workers 1`` beside other work, say) and the figures share them; ``--model`` replaces
-the campaign's model (the shipped one), and a run directory of another model is refused.
+analysis/campaigns/liquid/, with the campaign's durable state in ARCHIVE (in git), so that
+``omm-symbreak campaign analysis/campaigns/liquid.toml --archive
+analysis/campaigns/archive/liquid`` (with ``--workers 1`` beside other work, say) and the
+figures share them, across sittings and machines; the figures analyse the archive.
+``--analyse-only`` analyses the archive as it is, however long its runs have grown, without
+running anything. ``--model`` replaces the campaign's model (the shipped one), and a run of
+another model is refused.
 ``mts-Ti`` costs about 3.4 raw evaluations per step (a ``Ti`` evaluation of 24 copies costs
 about 19 raw ones, every 10 steps). With the shipped model on one core (the other one busy) it
 runs at 0.06 ns/day (24 minutes per ps), raw at 0.2 ns/day (7 minutes per ps), q-TIP4P/F in
 seconds per ps; the campaign's lengths are what one sitting of 2 cores allows (its header).
-Longer runs take several sittings: raise ``length_ps`` and run the script again, and every run
-resumes from its last checkpoint (run directories are not in git: the sittings must share a
-disk).
+Longer runs take several sittings: every sitting extends the runs from the archive.
 ``--quick`` runs them QUICK_PS long in analysis/runs/liquid-quick/.
 
 The study used stochastic velocity rescaling (a global thermostat); OpenMM has none built in.
@@ -39,6 +41,7 @@ import numpy as np
 
 from figures import estimated_wall_time_s, read_state, run_as_campaign
 from omm_symbreak.campaign import load_campaign
+from omm_symbreak.checkpoint import checkpoint_step, has_checkpoint
 from omm_symbreak.observables import block_average
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
@@ -47,6 +50,7 @@ from omm_symbreak.units import FS_PER_PS
 
 ROOT = Path(__file__).resolve().parent
 CAMPAIGN = ROOT / "campaigns" / "liquid.toml"
+ARCHIVE = ROOT / "campaigns" / "archive" / "liquid"
 MTS_RUN = f"mts-{DEFAULT_GRID}"
 # the figures' names of the campaign's runs
 CAMPAIGN_RUNS = {"raw": "liquid-64_none_seed1", MTS_RUN: f"liquid-64_mts-{DEFAULT_GRID}_seed1",
@@ -74,16 +78,26 @@ def planned_runs(mode: str, model_file) -> dict:
     return runs
 
 
-def run_all(mode: str, model_file) -> tuple:
-    """Run (or resume, or extend) the three liquid runs as a campaign (``run_as_campaign``);
-    returns (run directories, wall times of this sitting in s, 0 for a run finished before,
-    simulated ps), each a dict by the figures' run names. RuntimeError if a run failed."""
+def run_all(mode: str, model_file, analyse_only: bool = False) -> tuple:
+    """Run (or resume, or extend) the three liquid runs as a campaign (``run_as_campaign``),
+    in mode "full" with the campaign's durable state in ARCHIVE; with ``analyse_only`` run
+    nothing. Returns (the directories to analyse: ARCHIVE's in mode "full", wall times of this
+    sitting in s, 0 for a run finished before, simulated ps: each run's checkpointed length),
+    each a dict by the figures' run names. RuntimeError if a run failed; FileNotFoundError
+    when there is nothing to analyse."""
     root = CAMPAIGN.with_suffix("") if mode == "full" else ROOT / "runs" / "liquid-quick"
+    archive = ARCHIVE if mode == "full" else None
     runs = planned_runs(mode, model_file)
-    wall = run_as_campaign(runs, root)
-    return ({label: root / name for label, name in CAMPAIGN_RUNS.items()},
+    wall = ({name: 0.0 for name in runs} if analyse_only
+            else run_as_campaign(runs, root, archive=archive))
+    directories = {label: (archive or root) / name for label, name in CAMPAIGN_RUNS.items()}
+    missing = [str(d) for d in directories.values() if not has_checkpoint(d)]
+    if missing:
+        raise FileNotFoundError(f"nothing to analyse in {', '.join(missing)}: run the campaign "
+                                f"(without --analyse-only) first")
+    return (directories,
             {label: wall[name] for label, name in CAMPAIGN_RUNS.items()},
-            {label: runs[name].steps * runs[name].timestep_fs / FS_PER_PS
+            {label: checkpoint_step(directories[label]) * runs[name].timestep_fs / FS_PER_PS
              for label, name in CAMPAIGN_RUNS.items()})
 
 
