@@ -9,6 +9,7 @@ an ``UnconstrainedPET``.
 ``omm_symbreak.potential`` turns the modules made here into OpenMM forces and systems.
 """
 
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -88,6 +89,19 @@ def topology_atomic_numbers(topology) -> List[int]:
     return numbers
 
 
+# TorchScript's compiler keeps one table of compiled classes per process, and two threads that
+# script modules of the same classes at once fail ("Can't redefine method: forward on class
+# ..."), as two runs of a campaign sharing a dask worker process did: every scripting of the
+# package goes through this lock.
+_SCRIPTING = threading.Lock()
+
+
+def script(module: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script(module)``, one thread at a time (``_SCRIPTING``)."""
+    with _SCRIPTING:
+        return torch.jit.script(module)
+
+
 def openmm_module(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> nn.Module:
@@ -113,7 +127,7 @@ def openmm_module(topology, model, strategy: str = "none",
     module = OpenMMEnergy(energy, types, periodic, model.dtype, model.length_per_nm,
                           model.kj_mol_per_energy)
     if model.scriptable:
-        module = torch.jit.script(module)
+        module = script(module)
     if positions is not None:
         _check_positions(topology, module, positions, model)
     return module
@@ -199,5 +213,5 @@ def symmetrized_module(model: TorchForceModel, strategy: str,
                         f"TorchScript file), got a {getattr(model, 'kind', type(model).__name__)}"
                         " model: the built-in model is exported for a system with export()")
     energy = strategy_energy(model, strategy, grid, memory_budget_bytes)
-    return torch.jit.script(OpenMMEnergy(energy, torch.zeros(0, dtype=torch.long), model.periodic,
-                                         None, 1.0, 1.0))
+    return script(OpenMMEnergy(energy, torch.zeros(0, dtype=torch.long), model.periodic, None,
+                               1.0, 1.0))

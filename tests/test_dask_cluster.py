@@ -114,7 +114,7 @@ def test_a_campaign_on_a_hand_made_cluster_survives_a_killed_worker(tmp_path,
                                 stderr=subprocess.PIPE, text=True)
     killed, step = kill_a_worker_mid_run(user / "out")
     out, err = campaign.communicate(timeout=600)
-    assert campaign.returncode == 0, err
+    assert campaign.returncode == 0, out + err
     table = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.startswith("mol_")}
     assert table == {name: "done" for name in NAMES}
@@ -138,20 +138,21 @@ def test_a_campaign_on_a_hand_made_cluster_survives_a_killed_worker(tmp_path,
     for name in ("worker1", "worker2", "scheduler"):
         assert not any(path.name.startswith("mol_") for path in (tmp_path / name).rglob("*"))
     # the run environment in a `dask worker` process, started with MALLOC_TRIM_THRESHOLD_
+    def run_environment() -> tuple:  # local: pickled by value for the workers
+        """The malloc variable the worker started with, then torch's threads and the default
+        threads of OpenMM's CPU platform after ``set_run_environment`` (what every task
+        calls)."""
+        import openmm
+        import torch
+
+        from omm_symbreak.campaign import set_run_environment
+
+        set_run_environment()
+        return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), torch.get_num_threads(),
+                openmm.Platform.getPlatformByName("CPU").getPropertyDefaultValue("Threads"))
+
     with Client(hand_made_cluster) as client:
         seen = client.run(run_environment)
     assert len(seen) == 2
     assert all(environment == ("65536", 1, "1") for environment in seen.values()), seen
 
-
-def run_environment() -> tuple:
-    """The malloc variable the worker started with, then torch's threads and the default
-    threads of OpenMM's CPU platform after ``set_run_environment`` (what every task calls)."""
-    import openmm
-    import torch
-
-    from omm_symbreak.campaign import set_run_environment
-
-    set_run_environment()
-    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), torch.get_num_threads(),
-            openmm.Platform.getPlatformByName("CPU").getPropertyDefaultValue("Threads"))
