@@ -339,11 +339,13 @@ def _record_steps(directory: Path, steps: int) -> None:
 
 def create_run_directory(directory: Path, settings: RunSettings, model, fingerprint: str,
                          topology, positions) -> None:
-    """Write the ``run.json`` and ``topology.pdb`` (positions in nm) of a new run."""
+    """Write the ``run.json`` (with the settings' ``notes`` on rounded defaults) and
+    ``topology.pdb`` (positions in nm) of a new run."""
     from . import __version__
 
     record = {
         "settings": dataclasses.asdict(settings),
+        "notes": list(settings.notes),
         "model_fingerprint": fingerprint,
         "model_description": model.description(),
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,

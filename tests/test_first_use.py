@@ -1,0 +1,61 @@
+"""Issue 34, what a new user hit: default intervals with any mts stride, empty or incomplete
+structures, a misleading hint on rerun, noise on the command line."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_model
+from omm_symbreak.cli import main
+from omm_symbreak.model import save_model
+from omm_symbreak.settings import DEFAULT_STEP_COUNTS, RunSettings
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny test model's file (float32)."""
+    path = tmp_path_factory.mktemp("model") / "tiny.ckpt"
+    save_model(tiny_model(dtype=torch.float32), path)
+    return str(path)
+
+
+def quiet_run_args(model, output, *extra) -> list:
+    """``simulate`` of the water molecule with the tiny model, no Delta, no progress bar."""
+    return ["simulate", "water-monomer", "--model", model, "--diagnostic-grid", "none",
+            "--quiet", "-o", str(output), *extra]
+
+
+# 1. Default intervals with any mts stride
+
+def test_default_counts_become_the_nearest_multiples_of_the_stride_with_a_note():
+    settings = RunSettings(system="water-monomer", strategy="mts", mts_stride=7)
+    settings.validate()
+    # 98 = 14 x 7 is 2 from 100, 1001 = 143 x 7 is 1 from 1000
+    assert {name: getattr(settings, name) for name in DEFAULT_STEP_COUNTS} == dict(
+        steps=1001, state_interval=98, trajectory_interval=98, diagnostics_interval=98,
+        checkpoint_interval=1001)
+    assert len(settings.notes) == 5 and "--state-interval 98" in " ".join(settings.notes)
+    plain = RunSettings(system="water-monomer")
+    assert plain.notes == () and plain.state_interval == 100 and plain.steps == 1000
+
+
+def test_a_count_given_that_is_not_a_multiple_is_refused_in_a_whole_sentence():
+    with pytest.raises(ValueError) as error:
+        RunSettings(system="water-monomer", strategy="mts", mts_stride=8,
+                    state_interval=100).validate()
+    assert str(error.value).startswith("--state-interval 100 is not a multiple of --mts-stride 8")
+    assert str(error.value).endswith("(such as 96)")
+
+
+def test_simulate_with_a_stride_and_default_intervals_runs_and_says_what_it_rounded(
+        tmp_path, tiny, capsys):
+    # --time-ps 0.005 at 0.5 fs is 10 steps; the nearest multiple of 3 is 9
+    assert main(quiet_run_args(tiny, tmp_path / "run", "--strategy", "mts", "--grid", "1i",
+                               "--mts-stride", "3", "--time-ps", "0.005")) == 0
+    out = capsys.readouterr().out
+    assert "--time-ps 0.005 is 10 steps, rounded to 9" in out
+    assert "note: --state-interval 99: the default 100 rounded" in out
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["settings"]["steps"] == 9 and record["settings"]["state_interval"] == 99
+    assert any("--state-interval 99" in note for note in record["notes"])
