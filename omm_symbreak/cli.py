@@ -49,8 +49,8 @@ def run_export(args) -> None:
     from .export import evaluation_cost, export
     from .systems import load_structure
 
-    grid, budget, model = _file_to_write(args, args.model)
     topology, positions = load_structure(args.system, tuple(args.replicate))
+    grid, budget, model = _file_to_write(args, args.model)
     print(evaluation_cost(model, topology.getNumAtoms(), args.strategy, grid, budget), flush=True)
     path = export(topology, model, args.output, args.strategy, grid, positions, budget)
     periodic = topology.getPeriodicBoxVectors() is not None

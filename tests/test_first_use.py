@@ -59,3 +59,22 @@ def test_simulate_with_a_stride_and_default_intervals_runs_and_says_what_it_roun
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["settings"]["steps"] == 9 and record["settings"]["state_interval"] == 99
     assert any("--state-interval 99" in note for note in record["notes"])
+
+
+# 4. An empty PDB file
+
+@pytest.mark.parametrize("content", ["", "CRYST1   20.000   20.000   20.000  90.00  90.00  90.00 "
+                                         "P 1           1\nEND\n"])
+@pytest.mark.parametrize("command", ["simulate", "export"])
+def test_a_pdb_file_without_atoms_is_refused_in_one_line_before_any_work(
+        tmp_path, capsys, command, content):
+    (tmp_path / "empty.pdb").write_text(content)
+    output = tmp_path / ("run" if command == "simulate" else "module.pt")
+    arguments = {"simulate": [str(tmp_path / "empty.pdb"), "--steps", "4"],
+                 "export": ["--system", str(tmp_path / "empty.pdb")]}[command]
+    assert main([command, *arguments, "-o", str(output)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"omm-symbreak {command}: error: the PDB file {tmp_path / 'empty.pdb'} holds no atoms "
+        f"(no ATOM or HETATM records)"]
+    assert captured.out == "" and not output.exists()
