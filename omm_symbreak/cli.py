@@ -52,7 +52,8 @@ def run_export(args) -> None:
     topology, positions = load_structure(args.system, tuple(args.replicate))
     grid, budget, model = _file_to_write(args, args.model)
     print(evaluation_cost(model, topology.getNumAtoms(), args.strategy, grid, budget), flush=True)
-    path = export(topology, model, args.output, args.strategy, grid, positions, budget)
+    path = export(topology, model, args.output, args.strategy, grid, positions, budget,
+                  args.allow_incomplete_water)
     periodic = topology.getPeriodicBoxVectors() is not None
     print(f"wrote {path}: {args.system}, {topology.getNumAtoms()} atoms, strategy "
           f"{args.strategy}" + (f", grid {grid.spec}" if grid else "") + f", periodic {periodic}")
@@ -115,6 +116,14 @@ def add_cost_arguments(parser) -> None:
                         help=f"accept grids of more than {MAX_GRID_EVALUATIONS} rotations")
 
 
+def add_incomplete_water_argument(parser) -> None:
+    """``--allow-incomplete-water``: a water model runs residues that are not whole molecules."""
+    parser.add_argument("--allow-incomplete-water", action="store_true",
+                        help="let a water model (the shipped one) run residues that are not one "
+                             "O and two H, such as a bare oxygen or an OH fragment, far from "
+                             "its training data (refused otherwise)")
+
+
 def run_simulate(args) -> None:
     from .settings import RunSettings
     from .simulate import SimulationError, run
@@ -130,7 +139,8 @@ def run_simulate(args) -> None:
         diagnostics_interval=args.diagnostics_interval, diagnostic_grid=args.diagnostic_grid,
         checkpoint_interval=args.checkpoint_interval, velocities=args.velocities,
         trajectory_format=args.trajectory_format, replicate=tuple(args.replicate),
-        memory_gb=args.memory_gb, allow_large_grid=args.allow_large_grid)
+        memory_gb=args.memory_gb, allow_large_grid=args.allow_large_grid,
+        allow_incomplete_water=args.allow_incomplete_water)
     settings.validate()
     for note in settings.notes:
         print(f"note: {note}", flush=True)
@@ -242,6 +252,7 @@ def add_simulate_parser(commands) -> None:
                         "the size)")
     add_replicate_argument(p)
     add_cost_arguments(p)
+    add_incomplete_water_argument(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -391,6 +402,7 @@ def add_export_parser(commands) -> None:
                    help=f"rotation grid of full and mts (default {DEFAULT_GRID}): {GRID_FORMS}")
     add_replicate_argument(p)
     add_cost_arguments(p)
+    add_incomplete_water_argument(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="output .pt file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(run=run_export)

@@ -204,9 +204,10 @@ def truncate_csv(path: Path, last_step: int) -> None:
     path.write_text("".join(kept))
 
 
-# settings that change what a run costs, or how much an interruption loses, not what it
-# computes (a checkpoint leaves the state as it was): a resume may change them
-COST_SETTINGS = ("memory_gb", "allow_large_grid", "checkpoint_interval")
+# settings that change what a run costs, what it accepts, or how much an interruption loses,
+# not what it computes (a checkpoint leaves the state as it was): a resume may change them
+COST_SETTINGS = ("memory_gb", "allow_large_grid", "allow_incomplete_water",
+                 "checkpoint_interval")
 
 
 def check_directory(directory: Path, settings: RunSettings, resume: bool,

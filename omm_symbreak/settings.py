@@ -39,7 +39,8 @@ class RunSettings:
     ``replicate``: copies of a periodic template along its box vectors a, b, c
     (``systems.load``), a tuple (run.json holds a list). ``memory_gb``: the activation memory
     the rotated copies of one evaluation may hold at once (a cost, not physics: a resume may
-    change it); ``allow_large_grid``: accept grids of more than ``MAX_GRID_EVALUATIONS``.
+    change it); ``allow_large_grid``: accept grids of more than ``MAX_GRID_EVALUATIONS``;
+    ``allow_incomplete_water``: let a water model run residues that are not whole molecules.
     """
 
     system: str
@@ -66,6 +67,7 @@ class RunSettings:
     replicate: Tuple[int, int, int] = (1, 1, 1)
     memory_gb: float = DEFAULT_MEMORY_BUDGET_BYTES / 2**30
     allow_large_grid: bool = False
+    allow_incomplete_water: bool = False
 
     def __post_init__(self) -> None:
         uses_grid = self.strategy in GRID_STRATEGIES

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from openmm import app, unit
 
 from conftest import tiny_model
 from omm_symbreak.cli import main
@@ -78,3 +79,68 @@ def test_a_pdb_file_without_atoms_is_refused_in_one_line_before_any_work(
         f"omm-symbreak {command}: error: the PDB file {tmp_path / 'empty.pdb'} holds no atoms "
         f"(no ATOM or HETATM records)"]
     assert captured.out == "" and not output.exists()
+
+
+# 3. Incomplete water molecules; elements the model does not know
+
+def write_pdb(path, residues) -> str:
+    """A PDB file of ``residues`` [(name, [(atom name, element symbol, (x, y, z) nm)])], one
+    chain, no box; its path as a string."""
+    topology, positions = app.Topology(), []
+    chain = topology.addChain()
+    for name, atoms in residues:
+        residue = topology.addResidue(name, chain)
+        for atom_name, symbol, xyz in atoms:
+            topology.addAtom(atom_name, app.Element.getBySymbol(symbol), residue)
+            positions.append(xyz)
+    with open(path, "w") as handle:
+        app.PDBFile.writeFile(topology, positions * unit.nanometer, handle)
+    return str(path)
+
+
+WATER = [("O", "O", (0.0, 0.0, 0.0)), ("H1", "H", (0.0942, 0.0, 0.0)),
+         ("H2", "H", (-0.028, 0.0899, 0.0))]
+
+
+def shifted(atoms, dx_nm: float) -> list:
+    return [(name, symbol, (x + dx_nm, y, z)) for name, symbol, (x, y, z) in atoms]
+
+
+@pytest.mark.parametrize("command", ["simulate", "export"])
+def test_residues_that_are_not_whole_water_molecules_are_refused_by_name(
+        tmp_path, tiny, capsys, command):
+    pdb = write_pdb(tmp_path / "broken.pdb", [("HOH", WATER), ("HOH", shifted(WATER[:1], 0.5)),
+                                              ("HOH", shifted(WATER[:2], 1.0))])
+    output = tmp_path / ("run" if command == "simulate" else "module.pt")
+    arguments = {"simulate": [pdb, "--steps", "4", "--diagnostic-grid", "none", "--quiet"],
+                 "export": ["--system", pdb]}[command]
+    assert main([command, *arguments, "--model", tiny, "-o", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert "residues HOH 2 (O), HOH 3 (O H) are not" in error
+    assert "--allow-incomplete-water" in error and "Traceback" not in error
+    assert not output.exists()
+    assert main([command, *arguments, "--model", tiny, "-o", str(output),
+                 "--allow-incomplete-water"]) == 0
+    assert output.exists()
+
+
+def test_the_python_api_refuses_a_bare_oxygen_unless_allowed(tmp_path):
+    from omm_symbreak.potential import create_system
+
+    pdb = app.PDBFile(write_pdb(tmp_path / "oxygen.pdb", [("HOH", WATER[:1])]))
+    model = tiny_model(dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"residue HOH 1 \(O\) is not"):
+        create_system(pdb.topology, model, positions=pdb.positions)
+    system = create_system(pdb.topology, model, positions=pdb.positions,
+                           allow_incomplete_water=True)
+    assert system.getNumParticles() == 1
+
+
+def test_an_element_the_model_does_not_know_is_named_not_numbered(tmp_path, tiny, capsys):
+    pdb = write_pdb(tmp_path / "methanol.pdb",
+                    [("MOH", [("C", "C", (0.0, 0.0, 0.0)), ("O", "O", (0.143, 0.0, 0.0)),
+                              ("H", "H", (0.18, 0.09, 0.0))])])
+    assert main(["simulate", pdb, "--model", tiny, "--steps", "4", "-o",
+                 str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert "knows the elements H (hydrogen), O (oxygen), not C (carbon)" in error
