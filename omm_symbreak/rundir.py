@@ -42,6 +42,7 @@ from .checkpoint import CHECKPOINT_FILE, checkpoint_step, has_checkpoint
 from .frames import TRAJECTORY_FORMATS, FrameWriter, truncate_frames
 from .observables.mechanics import angular_momentum, torque
 from .settings import RunSettings, flag
+from .symmetrize import DEFAULT_GRID
 from .units import fs_to_ps
 
 PER_MOLECULE_MAX = 8
@@ -233,13 +234,13 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     if record.get("model_fingerprint") == fingerprint and "model" in changed:
         changed.remove("model")  # the same model under another path (a copy, say)
     changed = [name for name in changed if name not in COST_SETTINGS]
+    if changed == ["steps"] and not resume:
+        steps = record["settings"]["steps"]
+        change = "extend it to" if settings.steps > steps else "end it at"
+        raise ValueError(f"{directory} holds this run with --steps {steps}: pass --resume to "
+                         f"{change} --steps {settings.steps}, or choose another output directory")
     if changed and not (resume and changed == ["steps"]):
-        differences = ", ".join(f"{flag(name)} {record['settings'][name]} in the run, "
-                                f"{wanted.get(name)} now" for name in changed)
-        raise ValueError(f"{directory} holds a different run (settings differ: {differences}; "
-                         "a default may have changed since it started, such as --grid and "
-                         "--diagnostic-grid from 2i to Ti: pass the run's values to resume "
-                         "it); or choose another output directory")
+        raise ValueError(_different_run(directory, record["settings"], wanted, changed))
     if not resume:
         raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
     if record.get("model_fingerprint", fingerprint) != fingerprint:
@@ -250,6 +251,26 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     if settings.steps < done:
         raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
                          f"{settings.steps} would end the run before it")
+
+
+# the defaults of an earlier version, {setting: (then, now)}: a run started then differs in them
+CHANGED_DEFAULTS = {"grid": ("2i", DEFAULT_GRID), "diagnostic_grid": ("2i", DEFAULT_GRID)}
+
+
+def _different_run(directory: Path, recorded: dict, wanted: dict, changed: list) -> str:
+    """The message for a directory whose run differs from the settings in ``changed``
+    (``recorded``: run.json's settings, ``wanted``: the new ones, as JSON)."""
+    differences = ", ".join(f"{flag(name)} {recorded[name]} in the run, {wanted.get(name)} now"
+                            for name in changed)
+    defaults = [name for name in changed if name in CHANGED_DEFAULTS
+                and (recorded[name], wanted.get(name)) == CHANGED_DEFAULTS[name]]
+    hint = ""
+    if defaults:
+        then, now = CHANGED_DEFAULTS[defaults[0]]
+        hint = (f"; the default of {' and '.join(flag(name) for name in defaults)} changed from "
+                f"{then} to {now} since it started")
+    return (f"{directory} holds a different run (settings differ: {differences}{hint}): pass "
+            f"the run's values to resume it, or choose another output directory")
 
 
 def _check_unstarted(directory: Path, resume: bool) -> None:

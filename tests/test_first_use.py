@@ -144,3 +144,28 @@ def test_an_element_the_model_does_not_know_is_named_not_numbered(tmp_path, tiny
                  str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
     assert "knows the elements H (hydrogen), O (oxygen), not C (carbon)" in error
+
+
+# 5. The hint of a rerun in a finished run's directory
+
+def test_a_rerun_with_other_steps_is_told_to_resume_and_nothing_of_grids(tmp_path, tiny, capsys):
+    assert main(quiet_run_args(tiny, tmp_path / "run", "--steps", "4")) == 0
+    capsys.readouterr()
+    assert main(quiet_run_args(tiny, tmp_path / "run", "--steps", "8")) == 2
+    error = capsys.readouterr().err
+    assert "pass --resume to extend it to --steps 8" in error
+    assert "grid" not in error
+    assert main(quiet_run_args(tiny, tmp_path / "run", "--steps", "8", "--seed", "3")) == 2
+    error = capsys.readouterr().err
+    assert "--seed 0 in the run, 3 now" in error and "grid" not in error
+
+
+def test_a_run_started_on_the_old_default_grid_is_told_that_the_default_changed(
+        tmp_path, tiny, capsys):
+    old = quiet_run_args(tiny, tmp_path / "run", "--steps", "4", "--strategy", "full")
+    assert main(old + ["--grid", "2i"]) == 0
+    capsys.readouterr()
+    assert main(old + ["--resume"]) == 2
+    error = capsys.readouterr().err
+    assert "--grid 2i in the run, Ti now" in error
+    assert "the default of --grid changed from 2i to Ti" in error
