@@ -18,14 +18,17 @@ from typing import List, Optional, Union
 import numpy as np
 import torch  # must be imported before openmmtorch: it loads the CUDA runtime
 import openmm
-import openmmtorch
 from openmm import unit
 from torch import nn
 
 from .export import openmm_module
 from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
+from .quiet import simtk_warning_dropped
 from .symmetrize import check_strategy
+
+with simtk_warning_dropped():
+    import openmmtorch
 
 
 def _load_torch_plugin_if_it_failed() -> None:

@@ -41,6 +41,7 @@ import torch
 from .checkpoint import CHECKPOINT_FILE, checkpoint_step, has_checkpoint
 from .frames import TRAJECTORY_FORMATS, FrameWriter, truncate_frames
 from .observables.mechanics import angular_momentum, torque
+from .quiet import c_stdout_dropped
 from .settings import RunSettings, flag
 from .symmetrize import DEFAULT_GRID
 from .units import fs_to_ps
@@ -420,7 +421,8 @@ def read_trajectory(run_dir):
     run_dir = Path(run_dir)
     settings = read_settings(run_dir)
     name = f"trajectory.{settings.get('trajectory_format', 'dcd')}"
-    trajectory = mdtraj.load(str(run_dir / name), top=str(run_dir / "topology.pdb"))
+    with c_stdout_dropped():  # the "dcdplugin) ..." lines of mdtraj's DCD reader
+        trajectory = mdtraj.load(str(run_dir / name), top=str(run_dir / "topology.pdb"))
     interval_ps = fs_to_ps(settings["trajectory_interval"] * settings["timestep_fs"])
     trajectory.time = np.arange(trajectory.n_frames) * interval_ps
     return trajectory

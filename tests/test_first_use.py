@@ -2,6 +2,9 @@
 structures, a misleading hint on rerun, noise on the command line."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -169,3 +172,39 @@ def test_a_run_started_on_the_old_default_grid_is_told_that_the_default_changed(
     error = capsys.readouterr().err
     assert "--grid 2i in the run, Ti now" in error
     assert "the default of --grid changed from 2i to Ti" in error
+
+
+# 9. No noise from libraries on the command line
+
+def test_commands_print_neither_the_simtk_warning_nor_dcdplugin_lines(tmp_path, tiny):
+    """simulate, analyze and export in fresh processes (the simtk warning comes once per
+    process, at openmmtorch's import; the dcdplugin lines when mdtraj reads a DCD file)."""
+    commands = [quiet_run_args(tiny, tmp_path / "run", "--steps", "40", "--state-interval",
+                               "10", "--trajectory-interval", "10", "--diagnostics-interval",
+                               "10"),
+                ["analyze", str(tmp_path / "run")],
+                ["export", "--model", tiny, "--system", "water-monomer", "-o",
+                 str(tmp_path / "module.pt")]]
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "omm_symbreak.cli", *command],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        for line in ("simtk", "dcdplugin)"):
+            assert line not in result.stdout + result.stderr, command[0]
+
+
+def test_only_the_library_lines_are_dropped_not_other_warnings(capfd, caplog):
+    import logging
+
+    from omm_symbreak.quiet import SIMTK_WARNING, c_stdout_dropped, simtk_warning_dropped
+
+    with simtk_warning_dropped():
+        logging.getLogger().warning(SIMTK_WARNING + ".  Import 'openmm' instead.")
+        logging.getLogger().warning("a warning of our own")
+    assert [record.getMessage() for record in caplog.records] == ["a warning of our own"]
+    with c_stdout_dropped():
+        os.write(1, b"dcdplugin) from C\n")
+        os.write(2, b"a warning on the standard error\n")
+    print("after")
+    captured = capfd.readouterr()
+    assert captured.err == "a warning on the standard error\n" and captured.out == "after\n"
