@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,3 +209,18 @@ def test_only_the_library_lines_are_dropped_not_other_warnings(capfd, caplog):
     print("after")
     captured = capfd.readouterr()
     assert captured.err == "a warning on the standard error\n" and captured.out == "after\n"
+
+
+# 10. Python versions
+
+def test_python_3_12_and_3_13_are_admitted_and_the_readme_says_what_is_tested():
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    root = Path(__file__).resolve().parent.parent
+    with open(root / "pyproject.toml", "rb") as handle:
+        requires = SpecifierSet(tomllib.load(handle)["project"]["requires-python"])
+    assert [version for version in ("3.10", "3.11", "3.12", "3.13") if version in requires] == [
+        "3.11", "3.12", "3.13"]
+    assert "Python 3.11 or later (tested on 3.11 only)" in (root / "README.md").read_text()
