@@ -179,3 +179,16 @@ def test_readme_python_api(tmp_path):
     write_tiny_model(tmp_path / "model.ckpt")
     run_script(python_blocks("Python API")[0], tmp_path)
     assert (tmp_path / "runs" / "x" / "diagnostics.csv").is_file()
+
+
+def test_readme_set_up_says_how_to_reach_the_command_and_how_long_things_take():
+    setup = section("Set-up")
+    assert "make install" in bash_commands(setup)
+    assert "source .venv/bin/activate" in setup and ".venv/bin/omm-symbreak" in setup
+    prose = re.sub(r"\s+", " ", setup)
+    for task in ("install", "the demo", "5 ps monomer run", "`make test`"):
+        assert re.search(rf"{re.escape(task)} \d+ min", prose), task
+
+
+def test_readme_stays_under_200_lines():
+    assert len(README.splitlines()) < 200
