@@ -236,15 +236,19 @@ def add_simulate_parser(commands) -> None:
     p.add_argument("--seed", type=int, default=d.seed,
                    help="random seed (velocities, Langevin noise, random rotations)")
     p.add_argument("--state-interval", type=int, default=None,
-                   help="steps of --timestep-fs between rows of state.csv" + stride_default("state_interval"))
+                   help="steps of --timestep-fs between rows of state.csv"
+                        + stride_default("state_interval"))
     p.add_argument("--trajectory-interval", type=int, default=None,
-                   help="steps of --timestep-fs between frames of the trajectory" + stride_default("trajectory_interval"))
+                   help="steps of --timestep-fs between frames of the trajectory"
+                        + stride_default("trajectory_interval"))
     p.add_argument("--diagnostics-interval", type=int, default=None,
-                   help="steps of --timestep-fs between rows of diagnostics.csv" + stride_default("diagnostics_interval"))
+                   help="steps of --timestep-fs between rows of diagnostics.csv"
+                        + stride_default("diagnostics_interval"))
     p.add_argument("--diagnostic-grid", default=d.diagnostic_grid,
                    help="grid of Delta = E_raw - E_avg in diagnostics.csv (none: not measured)")
     p.add_argument("--checkpoint-interval", type=int, default=None,
-                   help="steps of --timestep-fs between checkpoints" + stride_default("checkpoint_interval"))
+                   help="steps of --timestep-fs between checkpoints"
+                        + stride_default("checkpoint_interval"))
     p.add_argument("--velocities", action="store_true",
                    help="also write the velocities (velocities.dcd or .xtc)")
     p.add_argument("--trajectory-format", choices=TRAJECTORY_FORMATS, default="dcd",

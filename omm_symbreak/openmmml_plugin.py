@@ -10,8 +10,8 @@ omm-symbreak model, a TorchForce module or an exported metatomic model; required
 ``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``Ti`` for
 ``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError) and
 ``allow_incomplete_water`` (default False: a water model refuses residues that are not whole
-water molecules); any other keyword is a TypeError. The forces are those of ``omm_symbreak.potential``; with ``mts`` the correction
-goes in force group ``forceGroup + 1``.
+water molecules); any other keyword is a TypeError. The forces are those of
+``omm_symbreak.potential``; with ``mts`` the correction goes in force group ``forceGroup + 1``.
 
 ``createSystem(topology, precision=...)``: ``"single"`` or ``"double"`` runs the built-in model
 in float32 or float64 (default: the model file's precision, float32; a model of another kind
