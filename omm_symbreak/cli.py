@@ -49,10 +49,11 @@ def run_export(args) -> None:
     from .export import evaluation_cost, export
     from .systems import load_structure
 
-    grid, budget, model = _file_to_write(args, args.model)
     topology, positions = load_structure(args.system, tuple(args.replicate))
+    grid, budget, model = _file_to_write(args, args.model)
     print(evaluation_cost(model, topology.getNumAtoms(), args.strategy, grid, budget), flush=True)
-    path = export(topology, model, args.output, args.strategy, grid, positions, budget)
+    path = export(topology, model, args.output, args.strategy, grid, positions, budget,
+                  args.allow_incomplete_water)
     periodic = topology.getPeriodicBoxVectors() is not None
     print(f"wrote {path}: {args.system}, {topology.getNumAtoms()} atoms, strategy "
           f"{args.strategy}" + (f", grid {grid.spec}" if grid else "") + f", periodic {periodic}")
@@ -115,20 +116,19 @@ def add_cost_arguments(parser) -> None:
                         help=f"accept grids of more than {MAX_GRID_EVALUATIONS} rotations")
 
 
+def add_incomplete_water_argument(parser) -> None:
+    """``--allow-incomplete-water``: a water model runs residues that are not whole molecules."""
+    parser.add_argument("--allow-incomplete-water", action="store_true",
+                        help="let a water model (the shipped one) run residues that are not one "
+                             "O and two H, such as a bare oxygen or an OH fragment, far from "
+                             "its training data (refused otherwise)")
+
+
 def run_simulate(args) -> None:
     from .settings import RunSettings
     from .simulate import SimulationError, run
-    from .units import FS_PER_PS
 
-    steps = args.steps
-    if args.time_ps is not None:
-        if not (args.time_ps > 0 and args.timestep_fs > 0):
-            raise ValueError(f"--time-ps {args.time_ps} and --timestep-fs {args.timestep_fs} "
-                             f"must be positive")
-        steps = round(args.time_ps * FS_PER_PS / args.timestep_fs)
-        if steps == 0:
-            raise ValueError(f"--time-ps {args.time_ps} is shorter than one step of "
-                             f"--timestep-fs {args.timestep_fs}: ask for a longer time")
+    steps = args.steps if args.time_ps is None else steps_of_time(args)
     settings = RunSettings(
         system=args.system, model=args.model, strategy=args.strategy, grid=args.grid,
         mts_stride=args.mts_stride, ensemble=args.ensemble, thermostat=args.thermostat,
@@ -138,15 +138,40 @@ def run_simulate(args) -> None:
         trajectory_interval=args.trajectory_interval,
         diagnostics_interval=args.diagnostics_interval, diagnostic_grid=args.diagnostic_grid,
         checkpoint_interval=args.checkpoint_interval, velocities=args.velocities,
-        trajectory_format=args.trajectory_format, replicate=tuple(args.replicate), memory_gb=args.memory_gb,
-        allow_large_grid=args.allow_large_grid)
+        trajectory_format=args.trajectory_format, replicate=tuple(args.replicate),
+        memory_gb=args.memory_gb, allow_large_grid=args.allow_large_grid,
+        allow_incomplete_water=args.allow_incomplete_water)
     settings.validate()
+    for note in settings.notes:
+        print(f"note: {note}", flush=True)
     print_cost(settings)
     try:
         directory = run(settings, args.output, resume=args.resume, progress=not args.quiet)
     except SimulationError as error:
         raise ValueError(str(error)) from error
     print(f"finished {settings.steps} steps; outputs in {directory}")
+
+
+def steps_of_time(args) -> int:
+    """The steps of --timestep-fs in --time-ps, a multiple of --mts-stride with --strategy mts
+    (the nearest, noted when it is not the exact count); ValueError unless both are positive and
+    the time holds a step."""
+    from .settings import round_to_stride
+    from .units import FS_PER_PS
+
+    if not (args.time_ps > 0 and args.timestep_fs > 0):
+        raise ValueError(f"--time-ps {args.time_ps} and --timestep-fs {args.timestep_fs} "
+                         f"must be positive")
+    steps = round(args.time_ps * FS_PER_PS / args.timestep_fs)
+    if steps == 0:
+        raise ValueError(f"--time-ps {args.time_ps} is shorter than one step of "
+                         f"--timestep-fs {args.timestep_fs}: ask for a longer time")
+    if args.strategy != "mts" or args.mts_stride < 1 or steps % args.mts_stride == 0:
+        return steps
+    rounded = round_to_stride(steps, args.mts_stride)
+    print(f"note: --time-ps {args.time_ps} is {steps} steps, rounded to {rounded}, a multiple "
+          f"of --mts-stride {args.mts_stride}", flush=True)
+    return rounded
 
 
 def print_cost(settings) -> None:
@@ -159,6 +184,14 @@ def print_cost(settings) -> None:
     grid = settings.rotation_grid if settings.strategy in GRID_STRATEGIES else None
     print(evaluation_cost(load_energy_model(settings.model), topology.getNumAtoms(), settings.strategy,
                           grid, settings.memory_budget_bytes), flush=True)
+
+
+def stride_default(name: str) -> str:
+    """The help text's end of a count of steps whose default is rounded to the mts stride."""
+    from .settings import DEFAULT_STEP_COUNTS
+
+    return (f" (default: {DEFAULT_STEP_COUNTS[name]}); a default becomes the nearest multiple "
+            f"of --mts-stride with --strategy mts")
 
 
 def add_simulate_parser(commands) -> None:
@@ -190,10 +223,11 @@ def add_simulate_parser(commands) -> None:
     p.add_argument("--timestep-fs", type=float, default=d.timestep_fs,
                    help="MD time step (the inner one with mts), fs")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=d.steps,
-                        help="run length, steps of --timestep-fs")
+    length.add_argument("--steps", type=int, default=None,
+                        help="run length, steps of --timestep-fs" + stride_default("steps"))
     length.add_argument("--time-ps", type=float, default=None,
-                        help="run length, ps (instead of --steps)")
+                        help="run length, ps (instead of --steps; with --strategy mts the "
+                             "nearest whole number of outer steps)")
     p.add_argument("--platform", default=d.platform, choices=PLATFORMS,
                    help="OpenMM platform")
     p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
@@ -201,16 +235,20 @@ def add_simulate_parser(commands) -> None:
                         "a TorchForce module or metatomic model runs in its own")
     p.add_argument("--seed", type=int, default=d.seed,
                    help="random seed (velocities, Langevin noise, random rotations)")
-    p.add_argument("--state-interval", type=int, default=d.state_interval,
-                   help="steps of --timestep-fs between rows of state.csv")
-    p.add_argument("--trajectory-interval", type=int, default=d.trajectory_interval,
-                   help="steps of --timestep-fs between frames of the trajectory")
-    p.add_argument("--diagnostics-interval", type=int, default=d.diagnostics_interval,
-                   help="steps of --timestep-fs between rows of diagnostics.csv")
+    p.add_argument("--state-interval", type=int, default=None,
+                   help="steps of --timestep-fs between rows of state.csv"
+                        + stride_default("state_interval"))
+    p.add_argument("--trajectory-interval", type=int, default=None,
+                   help="steps of --timestep-fs between frames of the trajectory"
+                        + stride_default("trajectory_interval"))
+    p.add_argument("--diagnostics-interval", type=int, default=None,
+                   help="steps of --timestep-fs between rows of diagnostics.csv"
+                        + stride_default("diagnostics_interval"))
     p.add_argument("--diagnostic-grid", default=d.diagnostic_grid,
                    help="grid of Delta = E_raw - E_avg in diagnostics.csv (none: not measured)")
-    p.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval,
-                   help="steps of --timestep-fs between checkpoints")
+    p.add_argument("--checkpoint-interval", type=int, default=None,
+                   help="steps of --timestep-fs between checkpoints"
+                        + stride_default("checkpoint_interval"))
     p.add_argument("--velocities", action="store_true",
                    help="also write the velocities (velocities.dcd or .xtc)")
     p.add_argument("--trajectory-format", choices=TRAJECTORY_FORMATS, default="dcd",
@@ -218,6 +256,7 @@ def add_simulate_parser(commands) -> None:
                         "the size)")
     add_replicate_argument(p)
     add_cost_arguments(p)
+    add_incomplete_water_argument(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -367,6 +406,7 @@ def add_export_parser(commands) -> None:
                    help=f"rotation grid of full and mts (default {DEFAULT_GRID}): {GRID_FORMS}")
     add_replicate_argument(p)
     add_cost_arguments(p)
+    add_incomplete_water_argument(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="output .pt file")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(run=run_export)

@@ -178,7 +178,8 @@ def run_evaluate(args) -> None:
     result = evaluate_files(args.model, args.dataset, args.output, args.grids,
                             args.rotations, args.max_structures, args.seed, args.float64,
                             args.force, progress=not args.quiet,
-                            grid_rotations=args.grid_rotations)
+                            grid_rotations=args.grid_rotations,
+                            report=lambda text: print(text, flush=True))
     summary = {spec: {**entry["accuracy"], **entry["rotational"]}
                for spec, entry in result["grids"].items()}
     print(json.dumps(summary, indent=1))
@@ -187,7 +188,7 @@ def run_evaluate(args) -> None:
 
 
 def add_evaluate_parser(commands) -> None:
-    from .evaluate import DEFAULT_ROTATIONS
+    from .evaluate import DEFAULT_GRID_ROTATIONS, DEFAULT_ROTATIONS
 
     p = commands.add_parser(
         "evaluate", help="test-set errors and rotational symmetry breaking of a model",
@@ -204,8 +205,9 @@ def add_evaluate_parser(commands) -> None:
                    help="grids to compare with the raw model (default: none, the raw "
                         "model only)")
     p.add_argument("--grid-rotations", type=int, default=None,
-                   help="evaluate the grids at only the first of the random rotations "
-                        "(default: all; a grid of G rotations costs G raw evaluations)")
+                   help=f"evaluate the grids at only the first of the random rotations "
+                        f"(default: {DEFAULT_GRID_ROTATIONS}, at most --rotations; a grid of G "
+                        f"rotations costs G raw evaluations)")
     p.add_argument("--max-structures", type=int, default=None,
                    help="use only the first structures of the file (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the rotations")

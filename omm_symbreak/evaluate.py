@@ -25,8 +25,9 @@ positions, which is already R_m^T F(R_m x).
 """
 
 import json
+import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -38,18 +39,26 @@ from .model_kinds import BuiltinModel, EnergyModel, as_energy_model, load_energy
 from .predict import error_metrics, rotated_predictions
 from .units import MEV_PER_EV
 
-DEFAULT_ROTATIONS = 100
+# Random rotations per structure, and how many of them the grids are evaluated at (a grid
+# rotation costs G raw evaluations): the README's `evaluate test.extxyz --grids 1i Ti I` of 2
+# frames of liquid-64 with the shipped model, 790 model evaluations, took 64-76 s on one thread
+# of a busy 2-core CPU (raw model alone: about 14 s); 100 rotations at every grid took 7 min
+DEFAULT_ROTATIONS = 50
+DEFAULT_GRID_ROTATIONS = 3
 
 
 def evaluate(model: EnergyModel, frames: Sequence[Frame], grids: Sequence[RotationGrid] = (),
              n_rotations: int = DEFAULT_ROTATIONS, seed: int = 0,
-             grid_rotations: Optional[int] = None, progress: bool = False) -> dict:
+             grid_rotations: Optional[int] = None, progress: bool = False,
+             report: Optional[Callable[[str], None]] = None) -> dict:
     """Metrics (see the module docstring) of ``model`` (any kind, ``model_kinds``, or an
     ``UnconstrainedPET``) on labelled ``frames``.
 
     ``grids``: grids besides ``none`` (always evaluated first). ``grid_rotations``: how many of
     the ``n_rotations`` random rotations (the first ones) the grids are evaluated at (default
-    all; a grid of G rotations costs G times the raw model).
+    ``DEFAULT_GRID_ROTATIONS``, at most ``n_rotations``; a grid of G rotations costs G times the
+    raw model). ``report(text)`` gets the cost estimate (``cost_estimate``) before the work;
+    ``progress``: a progress bar counting model evaluations.
     """
     for grid in grids:
         if grid.randomized:
@@ -58,7 +67,8 @@ def evaluate(model: EnergyModel, frames: Sequence[Frame], grids: Sequence[Rotati
                              f"one; use {grid.spec.removesuffix('+random')}")
     grids_by_spec: Dict[str, RotationGrid] = {"none": NO_ROTATION}
     grids_by_spec.update((grid.spec, grid) for grid in grids)
-    grid_rotations = n_rotations if grid_rotations is None else grid_rotations
+    if grid_rotations is None:
+        grid_rotations = min(DEFAULT_GRID_ROTATIONS, n_rotations)
     if not 2 <= grid_rotations <= n_rotations:
         raise ValueError(f"need 2 <= grid rotations <= rotations for a spread, got "
                          f"{grid_rotations} and {n_rotations}")
@@ -68,6 +78,8 @@ def evaluate(model: EnergyModel, frames: Sequence[Frame], grids: Sequence[Rotati
     model = as_energy_model(model)
     if isinstance(model, BuiltinModel):
         model.network.eval().requires_grad_(False)
+    if report is not None:
+        report(cost_estimate(model, frames, grids_by_spec, n_rotations, grid_rotations))
     results = _predictions(model, frames, grids_by_spec, n_rotations, grid_rotations, seed,
                            progress)
     n_atoms = np.array([frame.n_atoms for frame in frames], dtype=float)
@@ -85,22 +97,60 @@ def evaluate(model: EnergyModel, frames: Sequence[Frame], grids: Sequence[Rotati
     }
 
 
+def evaluations_per_structure(grids_by_spec: Dict[str, RotationGrid], n_rotations: int,
+                              grid_rotations: int) -> int:
+    """The model evaluations (with forces) of one structure: 1 + n_rotations of the raw model,
+    (1 + grid_rotations) x G for each other grid of G rotations."""
+    return sum((1 + (n_rotations if spec == "none" else grid_rotations)) * grid.size
+               for spec, grid in grids_by_spec.items())
+
+
+def cost_estimate(model, frames, grids_by_spec: Dict[str, RotationGrid], n_rotations: int,
+                  grid_rotations: int) -> str:
+    """The model evaluations of ``evaluate`` and its time, extrapolated from one timed raw
+    evaluation of the first structure (in proportion to the atoms; the copies of a grid go
+    through the model together and cost less each, so the time is an upper estimate)."""
+    per_structure = evaluations_per_structure(grids_by_spec, n_rotations, grid_rotations)
+    start = time.perf_counter()
+    rotated_predictions(model, frames[0], NO_ROTATION.rotations, NO_ROTATION.weights,
+                        np.eye(3)[None])
+    seconds_per_atom = (time.perf_counter() - start) / frames[0].n_atoms
+    seconds = seconds_per_atom * per_structure * sum(frame.n_atoms for frame in frames)
+    grids = [spec for spec in grids_by_spec if spec != "none"]
+    return (f"{len(frames)} structures x {per_structure} model evaluations (the raw model at "
+            f"1 + {n_rotations} rotations" + (f", grids {' '.join(grids)} at 1 + "
+                                                f"{grid_rotations}" if grids else "")
+            + f"): at most about {_duration(seconds)} here, from one timed evaluation")
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` in words: "40 s", "12 min", "3.5 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _predictions(model, frames, grids_by_spec: Dict[str, RotationGrid], n_rotations: int,
                  grid_rotations: int, seed: int, progress: bool) -> Dict[str, dict]:
     """{spec: {"energies": [per frame [1 + M]], "forces": [per frame [1 + M, N, 3]]}}, the
-    first rotation of every frame the identity (the orientation of the file)."""
+    first rotation of every frame the identity (the orientation of the file); ``progress``: a
+    bar counting the model evaluations."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
     results: Dict[str, dict] = {spec: {"energies": [], "forces": []} for spec in grids_by_spec}
-    for frame in tqdm(frames, desc="structures", disable=not progress):
-        rotations = np.concatenate([np.eye(3)[None], random_rotations(n_rotations, rng)])
-        for spec, grid in grids_by_spec.items():
-            used = rotations if spec == "none" else rotations[:grid_rotations + 1]
-            energies, forces = rotated_predictions(model, frame, grid.rotations, grid.weights,
-                                                   used)
-            results[spec]["energies"].append(energies)
-            results[spec]["forces"].append(forces)
+    total = len(frames) * evaluations_per_structure(grids_by_spec, n_rotations, grid_rotations)
+    with tqdm(total=total, desc="model evaluations", unit="eval", disable=not progress) as bar:
+        for frame in frames:
+            rotations = np.concatenate([np.eye(3)[None], random_rotations(n_rotations, rng)])
+            for spec, grid in grids_by_spec.items():
+                used = rotations if spec == "none" else rotations[:grid_rotations + 1]
+                energies, forces = rotated_predictions(model, frame, grid.rotations,
+                                                       grid.weights, used, bar.update)
+                results[spec]["energies"].append(energies)
+                results[spec]["forces"].append(forces)
     return results
 
 
@@ -140,7 +190,8 @@ def _grid_metrics(frames, n_atoms: np.ndarray, result: dict, raw: dict,
 def evaluate_files(model_file, dataset, output=None, grids: Sequence[RotationGrid] = (),
                    n_rotations: int = DEFAULT_ROTATIONS, max_structures: Optional[int] = None,
                    seed: int = 0, float64: bool = False, force: bool = False,
-                   progress: bool = False, grid_rotations: Optional[int] = None) -> dict:
+                   progress: bool = False, grid_rotations: Optional[int] = None,
+                   report: Optional[Callable[[str], None]] = None) -> dict:
     """``evaluate`` a model file of any kind (None: the shipped model) on an extended XYZ file;
     writes JSON to ``output`` if given."""
     if output is not None and Path(output).exists() and not force:
@@ -154,7 +205,8 @@ def evaluate_files(model_file, dataset, output=None, grids: Sequence[RotationGri
         if max_structures < 1:
             raise ValueError(f"--max-structures must be >= 1, got {max_structures}")
         frames = frames[:max_structures]
-    result = evaluate(model, frames, grids, n_rotations, seed, grid_rotations, progress=progress)
+    result = evaluate(model, frames, grids, n_rotations, seed, grid_rotations, progress=progress,
+                      report=report)
     result = {"model": str(model_file or DEFAULT_MODEL), "model_fingerprint": fingerprint,
               "dataset": str(dataset), **result}
     if output is not None:

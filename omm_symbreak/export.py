@@ -21,7 +21,7 @@ from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
 from .model_kinds import EnergyModel, as_energy_model
 from .model_kinds.torchforce import TorchForceModel
-from .structure_checks import check_no_overlaps
+from .structure_checks import check_no_overlaps, check_whole_water
 from .symmetrize import copies_per_evaluation, strategy_energy
 from .units import as_nm_array, nm_to_angstrom
 
@@ -104,7 +104,8 @@ def script(module: nn.Module) -> torch.jit.ScriptModule:
 
 def openmm_module(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
-                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> nn.Module:
+                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+                  allow_incomplete_water: bool = False) -> nn.Module:
     """The module (nm in, kJ/mol out) of ``strategy`` for ``topology``: TorchScript for the
     built-in model and TorchForce modules, an eager module for a metatomic model
     (``EnergyModel.scriptable``).
@@ -115,13 +116,17 @@ def openmm_module(topology, model, strategy: str = "none",
     the model in chunks of at most ``memory_budget_bytes`` of activations (where the kind of
     model tells its memory; ``model_kinds``).
 
-    Raises ValueError, before any simulation, for elements the model does not know and, when
+    Raises ValueError, before any simulation, for elements the model does not know, for
+    residues that are not whole water molecules with a water model (unless
+    ``allow_incomplete_water``) and, when
     ``positions`` are given, for positions that do not match the topology or that put atoms on
     top of each other; with positions, the module is also evaluated once (without gradients) so
     that a structure the model cannot handle (more neighbours than its slots) fails here.
     """
     model = as_energy_model(model)
     types = model.types_of(topology_atomic_numbers(topology))
+    if model.is_water_model() and not allow_incomplete_water:
+        check_whole_water(topology)
     periodic = topology.getPeriodicBoxVectors() is not None
     energy = strategy_energy(model, strategy, grid, memory_budget_bytes)
     module = OpenMMEnergy(energy, types, periodic, model.dtype, model.length_per_nm,
@@ -188,12 +193,14 @@ def check_exportable(model: EnergyModel) -> None:
 
 def export(topology, model, path, strategy: str = "none",
            grid: Optional[RotationGrid] = None, positions=None,
-           memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> Path:
+           memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+           allow_incomplete_water: bool = False) -> Path:
     """Write the TorchScript file of ``openmm_module`` to ``path`` and return the path."""
     model = as_energy_model(model)
     check_exportable(model)
     path = Path(path)
-    module = openmm_module(topology, model, strategy, grid, positions, memory_budget_bytes)
+    module = openmm_module(topology, model, strategy, grid, positions, memory_budget_bytes,
+                           allow_incomplete_water)
     path.parent.mkdir(parents=True, exist_ok=True)
     module.save(str(path))
     return path

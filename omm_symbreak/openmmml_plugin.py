@@ -8,9 +8,10 @@ omm-symbreak model, a TorchForce module or an exported metatomic model; required
 ``symbreak``, default the shipped model for ``symbreak-water``), ``strategy`` (``none``,
 ``full``, ``mts``, ``random``; default ``full`` when a grid other than ``none`` is given, else
 ``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``Ti`` for
-``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError); any other keyword
-is a TypeError. The forces are those of ``omm_symbreak.potential``; with ``mts`` the correction
-goes in force group ``forceGroup + 1``.
+``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError) and
+``allow_incomplete_water`` (default False: a water model refuses residues that are not whole
+water molecules); any other keyword is a TypeError. The forces are those of
+``omm_symbreak.potential``; with ``mts`` the correction goes in force group ``forceGroup + 1``.
 
 ``createSystem(topology, precision=...)``: ``"single"`` or ``"double"`` runs the built-in model
 in float32 or float64 (default: the model file's precision, float32; a model of another kind
@@ -39,7 +40,7 @@ from .model_kinds import load_energy_model
 from .potential import create_forces
 from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, check_strategy
 
-POTENTIAL_ARGUMENTS = ("model", "grid", "strategy")
+POTENTIAL_ARGUMENTS = ("model", "grid", "strategy", "allow_incomplete_water")
 PRECISIONS = {"single": torch.float32, "double": torch.float64}
 
 
@@ -69,14 +70,17 @@ class SymbreakPotentialImplFactory(MLPotentialImplFactory):
             spec = DEFAULT_GRID if strategy in GRID_STRATEGIES else "none"
         grid = parse_grid(spec)
         check_strategy(strategy, grid)
-        return SymbreakPotentialImpl(name, args.get("model"), grid, strategy)
+        return SymbreakPotentialImpl(name, args.get("model"), grid, strategy,
+                                     bool(args.get("allow_incomplete_water", False)))
 
 
 class SymbreakPotentialImpl(MLPotentialImpl):
     """Adds the TorchForce(s) of an omm-symbreak model to a System."""
 
-    def __init__(self, name: str, model_file: Optional[str], grid, strategy: str):
+    def __init__(self, name: str, model_file: Optional[str], grid, strategy: str,
+                 allow_incomplete_water: bool = False):
         self.name = name
+        self.allow_incomplete_water = allow_incomplete_water
         self.model = load_energy_model(model_file)
         self.grid = grid if strategy in GRID_STRATEGIES else None
         self.strategy = strategy
@@ -101,6 +105,7 @@ class SymbreakPotentialImpl(MLPotentialImpl):
             raise ValueError(f"{self.name} models whole systems; a subset of atoms "
                              "(mixed ML/MM systems) is not supported")
         model = self._model_in(args.get("precision"))
-        for force in create_forces(topology, model, self.strategy, self.grid):
+        for force in create_forces(topology, model, self.strategy, self.grid,
+                                   allow_incomplete_water=self.allow_incomplete_water):
             force.setForceGroup(forceGroup + force.getForceGroup())
             system.addForce(force)

@@ -18,14 +18,17 @@ from typing import List, Optional, Union
 import numpy as np
 import torch  # must be imported before openmmtorch: it loads the CUDA runtime
 import openmm
-import openmmtorch
 from openmm import unit
 from torch import nn
 
 from .export import openmm_module
 from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
+from .quiet import simtk_warning_dropped
 from .symmetrize import check_strategy
+
+with simtk_warning_dropped():
+    import openmmtorch
 
 
 def _load_torch_plugin_if_it_failed() -> None:
@@ -95,31 +98,33 @@ def force_of(module: nn.Module, force_group: int = FAST_GROUP):
 
 def create_forces(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
-                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> List:
+                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+                  allow_incomplete_water: bool = False) -> List:
     """The force(s) of a strategy of ``STRATEGIES`` for a model of any kind (``force_of``; two
     forces for ``mts``: the raw model in ``FAST_GROUP``, the correction over ``grid`` in
     ``SLOW_GROUP``); the rotated copies of an evaluation go through the model within
-    ``memory_budget_bytes``."""
+    ``memory_budget_bytes``; a water model refuses residues that are not whole water
+    molecules unless ``allow_incomplete_water`` (``export.openmm_module``)."""
     check_strategy(strategy, grid)
+    checks = dict(positions=positions, memory_budget_bytes=memory_budget_bytes,
+                  allow_incomplete_water=allow_incomplete_water)
     if strategy != "mts":
-        return [force_of(openmm_module(topology, model, strategy, grid, positions,
-                                       memory_budget_bytes))]
-    return [
-        force_of(openmm_module(topology, model, "none", None, positions, memory_budget_bytes),
-                 FAST_GROUP),
-        force_of(openmm_module(topology, model, "mts", grid, positions, memory_budget_bytes),
-                 SLOW_GROUP),
-    ]
+        return [force_of(openmm_module(topology, model, strategy, grid, **checks))]
+    return [force_of(openmm_module(topology, model, "none", None, **checks), FAST_GROUP),
+            force_of(openmm_module(topology, model, "mts", grid, **checks), SLOW_GROUP)]
 
 
 def create_system(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
-                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> openmm.System:
+                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+                  allow_incomplete_water: bool = False) -> openmm.System:
     """An ``openmm.System`` with the topology's masses and box and the model's force(s).
 
     No centre-of-mass motion remover is added: total momentum and angular momentum are
     observables here. ``positions`` (optional) are checked against the topology, and the
-    model is evaluated once on them, so that bad input fails now rather than during MD.
+    model is evaluated once on them, so that bad input fails now rather than during MD; a
+    water model refuses residues that are not whole water molecules unless
+    ``allow_incomplete_water``.
     """
     system = openmm.System()
     for atom in topology.atoms():
@@ -129,6 +134,7 @@ def create_system(topology, model, strategy: str = "none",
     box = topology.getPeriodicBoxVectors()
     if box is not None:
         system.setDefaultPeriodicBoxVectors(*box)
-    for force in create_forces(topology, model, strategy, grid, positions, memory_budget_bytes):
+    for force in create_forces(topology, model, strategy, grid, positions, memory_budget_bytes,
+                               allow_incomplete_water):
         system.addForce(force)
     return system

@@ -6,7 +6,7 @@ meV/atom (energies) and meV/Angstrom (force components). ``rotated_predictions``
 from its units; the others, used by training, the built-in model.
 """
 
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -67,10 +67,12 @@ def predict(model: UnconstrainedPET, frames: Sequence[Frame]):
 
 
 def rotated_predictions(model, frame: Frame, grid_rotations: np.ndarray,
-                        grid_weights: np.ndarray, rotations: np.ndarray):
+                        grid_weights: np.ndarray, rotations: np.ndarray,
+                        done: Optional[Callable[[int], None]] = None):
     """Grid-averaged energies [M] (eV) and rotated-back forces [M, N, 3] (eV/Angstrom) of
     ``frame`` rotated by each of ``rotations`` [M, 3, 3]: E_m = sum_g w_g E(R_g R_m x) and
-    F_m = R_m^T F_avg(R_m x) = -dE_m/dx; ``model`` of any kind, in its own units and dtype."""
+    F_m = R_m^T F_avg(R_m x) = -dE_m/dx; ``model`` of any kind, in its own units and dtype.
+    ``done(G)`` is called after each rotation's G = len(grid_rotations) model evaluations."""
     model = as_energy_model(model)
     kernel = RotatedCopies(model.adapter(), cpu_batch_atoms=model.cpu_batch_atoms)
     types = model.types_of(frame.atomic_numbers.tolist())
@@ -89,6 +91,8 @@ def rotated_predictions(model, frame: Frame, grid_rotations: np.ndarray,
         (gradient,) = torch.autograd.grad(energy, x)
         energies.append(float(energy.detach()))
         forces.append(-gradient.cpu().double().numpy())
+        if done is not None:
+            done(len(grid_rotations))
     return np.array(energies), np.stack(forces)
 
 

@@ -41,7 +41,9 @@ import torch
 from .checkpoint import CHECKPOINT_FILE, checkpoint_step, has_checkpoint
 from .frames import TRAJECTORY_FORMATS, FrameWriter, truncate_frames
 from .observables.mechanics import angular_momentum, torque
+from .quiet import c_stdout_dropped
 from .settings import RunSettings, flag
+from .symmetrize import DEFAULT_GRID
 from .units import fs_to_ps
 
 PER_MOLECULE_MAX = 8
@@ -204,9 +206,10 @@ def truncate_csv(path: Path, last_step: int) -> None:
     path.write_text("".join(kept))
 
 
-# settings that change what a run costs, or how much an interruption loses, not what it
-# computes (a checkpoint leaves the state as it was): a resume may change them
-COST_SETTINGS = ("memory_gb", "allow_large_grid", "checkpoint_interval")
+# settings that change what a run costs, what it accepts, or how much an interruption loses,
+# not what it computes (a checkpoint leaves the state as it was): a resume may change them
+COST_SETTINGS = ("memory_gb", "allow_large_grid", "allow_incomplete_water",
+                 "checkpoint_interval")
 
 
 def check_directory(directory: Path, settings: RunSettings, resume: bool,
@@ -232,13 +235,13 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     if record.get("model_fingerprint") == fingerprint and "model" in changed:
         changed.remove("model")  # the same model under another path (a copy, say)
     changed = [name for name in changed if name not in COST_SETTINGS]
+    if changed == ["steps"] and not resume:
+        steps = record["settings"]["steps"]
+        change = "extend it to" if settings.steps > steps else "end it at"
+        raise ValueError(f"{directory} holds this run with --steps {steps}: pass --resume to "
+                         f"{change} --steps {settings.steps}, or choose another output directory")
     if changed and not (resume and changed == ["steps"]):
-        differences = ", ".join(f"{flag(name)} {record['settings'][name]} in the run, "
-                                f"{wanted.get(name)} now" for name in changed)
-        raise ValueError(f"{directory} holds a different run (settings differ: {differences}; "
-                         "a default may have changed since it started, such as --grid and "
-                         "--diagnostic-grid from 2i to Ti: pass the run's values to resume "
-                         "it); or choose another output directory")
+        raise ValueError(_different_run(directory, record["settings"], wanted, changed))
     if not resume:
         raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
     if record.get("model_fingerprint", fingerprint) != fingerprint:
@@ -249,6 +252,26 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     if settings.steps < done:
         raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
                          f"{settings.steps} would end the run before it")
+
+
+# the defaults of an earlier version, {setting: (then, now)}: a run started then differs in them
+CHANGED_DEFAULTS = {"grid": ("2i", DEFAULT_GRID), "diagnostic_grid": ("2i", DEFAULT_GRID)}
+
+
+def _different_run(directory: Path, recorded: dict, wanted: dict, changed: list) -> str:
+    """The message for a directory whose run differs from the settings in ``changed``
+    (``recorded``: run.json's settings, ``wanted``: the new ones, as JSON)."""
+    differences = ", ".join(f"{flag(name)} {recorded[name]} in the run, {wanted.get(name)} now"
+                            for name in changed)
+    defaults = [name for name in changed if name in CHANGED_DEFAULTS
+                and (recorded[name], wanted.get(name)) == CHANGED_DEFAULTS[name]]
+    hint = ""
+    if defaults:
+        then, now = CHANGED_DEFAULTS[defaults[0]]
+        hint = (f"; the default of {' and '.join(flag(name) for name in defaults)} changed from "
+                f"{then} to {now} since it started")
+    return (f"{directory} holds a different run (settings differ: {differences}{hint}): pass "
+            f"the run's values to resume it, or choose another output directory")
 
 
 def _check_unstarted(directory: Path, resume: bool) -> None:
@@ -339,11 +362,13 @@ def _record_steps(directory: Path, steps: int) -> None:
 
 def create_run_directory(directory: Path, settings: RunSettings, model, fingerprint: str,
                          topology, positions) -> None:
-    """Write the ``run.json`` and ``topology.pdb`` (positions in nm) of a new run."""
+    """Write the ``run.json`` (with the settings' ``notes`` on rounded defaults) and
+    ``topology.pdb`` (positions in nm) of a new run."""
     from . import __version__
 
     record = {
         "settings": dataclasses.asdict(settings),
+        "notes": list(settings.notes),
         "model_fingerprint": fingerprint,
         "model_description": model.description(),
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
@@ -396,7 +421,8 @@ def read_trajectory(run_dir):
     run_dir = Path(run_dir)
     settings = read_settings(run_dir)
     name = f"trajectory.{settings.get('trajectory_format', 'dcd')}"
-    trajectory = mdtraj.load(str(run_dir / name), top=str(run_dir / "topology.pdb"))
+    with c_stdout_dropped():  # the "dcdplugin) ..." lines of mdtraj's DCD reader
+        trajectory = mdtraj.load(str(run_dir / name), top=str(run_dir / "topology.pdb"))
     interval_ps = fs_to_ps(settings["trajectory_interval"] * settings["timestep_fs"])
     trajectory.time = np.arange(trajectory.n_frames) * interval_ps
     return trajectory

@@ -2,7 +2,8 @@
 
 Every count of steps (``steps`` and the intervals) is in units of ``timestep_fs``; with multiple
 time stepping (strategy ``mts``) the outer step is ``mts_stride`` of them and every count must
-be a multiple of ``mts_stride``.
+be a multiple of ``mts_stride``: a count left at its default (None) becomes the multiple nearest
+to ``DEFAULT_STEP_COUNTS``, a count given that is not one is refused.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ ENSEMBLES = ("nve", "nvt")
 THERMOSTATS = ("langevin", "nose-hoover")
 PLATFORMS = ("Reference", "CPU", "CUDA", "OpenCL")
 PRECISIONS = ("single", "double")
+# The defaults of the counts of steps (of timestep_fs), before rounding to the mts stride.
+DEFAULT_STEP_COUNTS = dict(steps=1000, state_interval=100, trajectory_interval=100,
+                           diagnostics_interval=100, checkpoint_interval=1000)
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class RunSettings:
     ``replicate``: copies of a periodic template along its box vectors a, b, c
     (``systems.load``), a tuple (run.json holds a list). ``memory_gb``: the activation memory
     the rotated copies of one evaluation may hold at once (a cost, not physics: a resume may
-    change it); ``allow_large_grid``: accept grids of more than ``MAX_GRID_EVALUATIONS``.
+    change it); ``allow_large_grid``: accept grids of more than ``MAX_GRID_EVALUATIONS``;
+    ``allow_incomplete_water``: let a water model run residues that are not whole molecules.
     """
 
     system: str
@@ -48,20 +53,21 @@ class RunSettings:
     temperature_k: float = 300.0
     friction_per_ps: float = 1.0
     timestep_fs: float = 0.5
-    steps: int = 1000
+    steps: Optional[int] = None
     platform: str = "CPU"
     precision: str = "single"
     seed: int = 0
-    state_interval: int = 100
-    trajectory_interval: int = 100
-    diagnostics_interval: int = 100
+    state_interval: Optional[int] = None
+    trajectory_interval: Optional[int] = None
+    diagnostics_interval: Optional[int] = None
     diagnostic_grid: str = DEFAULT_GRID
-    checkpoint_interval: int = 1000
+    checkpoint_interval: Optional[int] = None
     velocities: bool = False
     trajectory_format: str = "dcd"
     replicate: Tuple[int, int, int] = (1, 1, 1)
     memory_gb: float = DEFAULT_MEMORY_BUDGET_BYTES / 2**30
     allow_large_grid: bool = False
+    allow_incomplete_water: bool = False
 
     def __post_init__(self) -> None:
         uses_grid = self.strategy in GRID_STRATEGIES
@@ -81,6 +87,21 @@ class RunSettings:
         object.__setattr__(self, "rotation_grid", rotation_grid)
         object.__setattr__(self, "diagnostic_rotation_grid", diagnostic_rotation_grid)
         object.__setattr__(self, "replicate", tuple(self.replicate))
+        self._resolve_default_step_counts()
+
+    def _resolve_default_step_counts(self) -> None:
+        """Set every count of steps left at None to its default rounded to the stride, with a
+        note for each default that changed."""
+        stride = self.stride if isinstance(self.stride, int) and self.stride >= 1 else 1
+        notes = []
+        for name, default in DEFAULT_STEP_COUNTS.items():
+            if getattr(self, name) is None:
+                count = round_to_stride(default, stride)
+                object.__setattr__(self, name, count)
+                if count != default:
+                    notes.append(f"{flag(name)} {count}: the default {default} rounded to a "
+                                 f"multiple of --mts-stride {stride}")
+        object.__setattr__(self, "notes", tuple(notes))
 
     @property
     def memory_budget_bytes(self) -> int:
@@ -119,9 +140,11 @@ class RunSettings:
                 raise ValueError(f"{flag(name)} must be a positive number of steps, not "
                                  f"{getattr(self, name)}")
             if name != "mts_stride" and getattr(self, name) % self.stride:
-                raise ValueError(f"{flag(name)} {getattr(self, name)} is not a multiple of "
-                                 f"--mts-stride {self.stride}: with --strategy mts every count "
-                                 f"of steps must be")
+                count = getattr(self, name)
+                raise ValueError(f"{flag(name)} {count} is not a multiple of --mts-stride "
+                                 f"{self.stride}: with --strategy mts every count of steps is "
+                                 f"a whole number of outer steps (such as "
+                                 f"{round_to_stride(count, self.stride)})")
         if len(self.replicate) != 3 or not all(isinstance(count, int) and count >= 1
                                                for count in self.replicate):
             raise ValueError(f"--replicate takes three positive integers (copies of the periodic "
@@ -133,6 +156,11 @@ class RunSettings:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{flag(name)} must be positive ({unit}), not "
                                  f"{getattr(self, name)}")
+
+
+def round_to_stride(count: int, stride: int) -> int:
+    """The multiple of ``stride`` nearest to ``count`` (steps), at least ``stride``."""
+    return max(stride, stride * round(count / stride))
 
 
 # The command-line flag of each setting whose flag is not its name with dashes.

@@ -201,7 +201,8 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
     simulation = _simulation(settings, model, topology, positions, platform)
     # E_avg - E_raw on the diagnostic grid: Delta = E_raw - E_avg is its negative
     diagnostic = openmm_module(topology, model, "mts", settings.diagnostic_rotation_grid,
-                               memory_budget_bytes=settings.memory_budget_bytes)
+                               memory_budget_bytes=settings.memory_budget_bytes,
+                               allow_incomplete_water=settings.allow_incomplete_water)
     outputs = RunOutputs(directory, settings, topology, _masses_amu(simulation.system))
 
     def checkpoint(step: int) -> None:
@@ -231,7 +232,7 @@ def _simulation(settings: RunSettings, model, topology, positions,
                 platform: openmm.Platform) -> app.Simulation:
     """The ``app.Simulation`` of the settings' strategy, integrator and platform."""
     system = create_system(topology, model, settings.strategy, settings.rotation_grid, positions,
-                           settings.memory_budget_bytes)
+                           settings.memory_budget_bytes, settings.allow_incomplete_water)
     double_on_device = settings.platform in ("CUDA", "OpenCL") and settings.precision == "double"
     properties = {"Precision": "double"} if double_on_device else {}
     try:

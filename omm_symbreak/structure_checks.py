@@ -1,14 +1,22 @@
-"""Checks of an input structure before any model evaluation: overlapping atoms.
+"""Checks of an input structure before any model evaluation: overlapping atoms, water
+molecules that are not whole, elements named for messages.
 
 The neighbour search drops pairs at distance 0, so an atom placed on another would otherwise be
-seen as a different, physically impossible structure with a finite (and wrong) energy.
+seen as a different, physically impossible structure with a finite (and wrong) energy. A water
+model evaluates a bare oxygen or an OH fragment as readily as a molecule, far outside what it
+was trained on, and the dynamics runs on without a sign of it.
 """
 
 import itertools
-from typing import List, Optional, Tuple
+from collections import Counter
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
+from openmm.app import Element
 from scipy.spatial import cKDTree
+
+# the atoms of one water molecule, by element symbol
+WATER_COMPOSITION = Counter({"O": 1, "H": 2})
 
 MIN_DISTANCE_ANGSTROM = 0.5  # far below any bond (O-H: 0.96 Angstrom) or contact distance
 
@@ -63,3 +71,41 @@ def check_no_overlaps(topology, positions_angstrom: np.ndarray,
     raise ValueError(f"overlapping atoms, closer than {threshold_angstrom} Angstrom: {listed}"
                      f"{more}. Fix the structure (duplicated or misplaced atoms, or positions "
                      "in the wrong unit: OpenMM positions are in nm)")
+
+
+def element_names(atomic_numbers: Iterable[int]) -> str:
+    """The elements of ``atomic_numbers``, sorted, as "H (hydrogen), O (oxygen)" (an unknown
+    number as "atomic number Z")."""
+    names = []
+    for number in sorted(set(atomic_numbers)):
+        try:
+            element = Element.getByAtomicNumber(number)
+            names.append(f"{element.symbol} ({element.name})")
+        except KeyError:
+            names.append(f"atomic number {number}")
+    return ", ".join(names)
+
+
+def incomplete_water_residues(topology) -> List[str]:
+    """The residues of ``topology`` that are not one whole water molecule (one O, two H), each
+    as "NAME NUMBER (its element symbols)", in topology order."""
+    found = []
+    for residue in topology.residues():
+        symbols = [atom.element.symbol if atom.element else "?" for atom in residue.atoms()]
+        if Counter(symbols) != WATER_COMPOSITION:
+            found.append(f"{residue.name} {residue.id} ({' '.join(symbols)})")
+    return found
+
+
+def check_whole_water(topology) -> None:
+    """ValueError naming (at most five of) the residues that are not whole water molecules."""
+    residues = incomplete_water_residues(topology)
+    if not residues:
+        return
+    more = f" and {len(residues) - 5} more" if len(residues) > 5 else ""
+    raise ValueError(f"the water model takes whole water molecules, one O and two H per "
+                     f"residue: residue{'s' if len(residues) > 1 else ''} "
+                     f"{', '.join(residues[:5])}{more} "
+                     f"{'are' if len(residues) > 1 else 'is'} not. Complete the structure, or "
+                     f"pass --allow-incomplete-water (allow_incomplete_water=True in Python) to "
+                     f"run it as it is")

@@ -142,9 +142,22 @@ def load_structure(name_or_pdb: str, replicate: tuple[int, int, int] = (1, 1, 1)
         if tuple(replicate) != (1, 1, 1):
             raise ValueError(f"replicate (--replicate) applies to the periodic templates of "
                              f"systems/, not to the PDB file {name_or_pdb}")
-        if not Path(name_or_pdb).is_file():
-            raise FileNotFoundError(f"no PDB file {name_or_pdb}")
-        pdb = app.PDBFile(name_or_pdb)
+        pdb = read_pdb_file(name_or_pdb)
         return pdb.topology, pdb.positions
     topology, positions, _ = load(name_or_pdb, replicate)
     return topology, positions
+
+
+def read_pdb_file(path: str) -> app.PDBFile:
+    """The ``app.PDBFile`` of ``path``; FileNotFoundError if there is none, ValueError naming
+    the file if it holds no atoms or OpenMM cannot read it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no PDB file {path}")
+    with open(path, errors="replace") as handle:
+        if not any(line.startswith(("ATOM", "HETATM")) for line in handle):
+            raise ValueError(f"the PDB file {path} holds no atoms (no ATOM or HETATM records)")
+    try:
+        return app.PDBFile(path)
+    except (IndexError, KeyError, ValueError) as error:
+        raise ValueError(f"OpenMM cannot read the PDB file {path} "
+                         f"({type(error).__name__}: {error})") from None

@@ -106,3 +106,27 @@ def test_cli(water_box, water_cluster, tmp_path, capsys):
     assert "use Ti" in capsys.readouterr().err and not (tmp_path / "turned.json").exists()
     assert main(["evaluate", "--model", str(tmp_path / "none.ckpt"),
                  str(tmp_path / "test.extxyz")]) == 2
+
+
+def test_cli_prints_the_cost_first_and_counts_model_evaluations(water_box, water_cluster,
+                                                                 tmp_path, capsys):
+    model = tiny_model(dtype=torch.float32)
+    write_frames(tmp_path / "test.extxyz", _self_labelled(model, water_box, water_cluster))
+    save_model(model, tmp_path / "m.ckpt")
+    assert main(["evaluate", "--model", str(tmp_path / "m.ckpt"), str(tmp_path / "test.extxyz"),
+                 "--rotations", "4", "--grids", "1i", "--grid-rotations", "2"]) == 0
+    captured = capsys.readouterr()
+    # per structure: the raw model at the file's orientation and 4 rotations, 5 evaluations;
+    # grid 1i (2 copies) at the file's orientation and 2 rotations, 6
+    assert captured.out.startswith("2 structures x 11 model evaluations")
+    assert "model evaluations: 100%" in captured.err and "22/22" in captured.err
+
+
+def test_the_grids_default_to_a_few_rotations_and_never_more_than_given(water_box,
+                                                                          water_cluster):
+    model = tiny_model()
+    frames = _self_labelled(model, water_box, water_cluster)[:1]
+    for n_rotations, expected in ((5, 3), (2, 2)):
+        result = evaluate(model, frames, [parse_grid("1")], n_rotations=n_rotations)
+        assert result["grids"]["none"]["n_rotations"] == n_rotations
+        assert result["grids"]["1"]["n_rotations"] == expected

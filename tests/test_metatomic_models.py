@@ -168,7 +168,7 @@ def test_bad_models_are_refused_before_any_md(tmp_path, capsys):
         load_energy_model(write_model_without_energy(tmp_path / "features.pt"))
     oxygen_only = load_energy_model(write_model_without_hydrogen(tmp_path / "oxygen.pt"))
     topology, positions, _, _ = _structure("water-monomer")
-    with pytest.raises(ValueError, match="knows the elements O, not H"):
+    with pytest.raises(ValueError, match=r"knows the elements O \(oxygen\), not H \(hydrogen\)"):
         create_system(topology, oxygen_only, "none", None, positions)
     handwritten = write_handwritten_model(tmp_path / "handwritten.pt")
     for command in (["export", "--model", str(handwritten), "--system", "water-monomer"],

@@ -202,5 +202,6 @@ def test_too_many_neighbours_is_a_clear_error(water_box):
 
 
 def test_unknown_species_is_an_error(model):
-    with pytest.raises(ValueError, match=r"not \[11\]"):
+    with pytest.raises(ValueError, match=r"elements H \(hydrogen\), O \(oxygen\), not "
+                                         r"Na \(sodium\)$"):
         model.species_of([8, 1, 1, 11])

@@ -158,7 +158,7 @@ def test_bad_inputs_fail_when_the_system_is_built(tmp_path, water_cluster, capsy
     model = tiny_model()
     sodium = water_topology(1)
     sodium.addAtom("NA", app.element.sodium, sodium.addResidue("NA", next(sodium.chains())))
-    with pytest.raises(ValueError, match=r"not \[11\]"):
+    with pytest.raises(ValueError, match=r"not Na \(sodium\)"):
         create_system(sodium, model)
     with pytest.raises(ValueError, match="positions for a topology of 24 atoms"):
         create_system(topology, model, positions=angstrom_to_nm(positions[:-3]))

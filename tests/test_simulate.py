@@ -197,7 +197,7 @@ def test_bad_inputs_fail_before_any_simulation(tmp_path, checkpoint):
     sodium.addAtom("NA", app.element.sodium, residue)
     with open(tmp_path / "sodium.pdb", "w") as handle:
         app.PDBFile.writeFile(sodium, [[0.0, 0.0, 0.0]] * unit.nanometer, handle)
-    with pytest.raises(ValueError, match=r"not \[11\]"):
+    with pytest.raises(ValueError, match=r"not Na \(sodium\)"):
         run(quick(checkpoint, system=str(tmp_path / "sodium.pdb")), tmp_path / "na", progress=False)
 
 

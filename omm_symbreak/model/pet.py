@@ -201,9 +201,10 @@ class UnconstrainedPET(nn.Module):
         known = self.atomic_numbers.tolist()
         unknown = sorted(set(atomic_numbers) - set(known))
         if unknown:
-            raise ValueError(
-                f"the model knows the atomic numbers {known}, not {unknown}"
-            )
+            from ..structure_checks import element_names
+
+            raise ValueError(f"the model knows the elements {element_names(known)}, not "
+                             f"{element_names(unknown)}")
         return torch.tensor([known.index(z) for z in atomic_numbers], dtype=torch.long,
                             device=self.atomic_numbers.device)
 

@@ -54,6 +54,11 @@ class EnergyModel:
         """What run.json records of the model (JSON)."""
         return {"kind": self.kind, "file": str(self.path)}
 
+    def is_water_model(self) -> bool:
+        """Whether the model knows water only (the built-in model of H and O): its structures
+        must then be whole water molecules (``structure_checks.check_whole_water``)."""
+        return False
+
     def estimated_bytes_per_copy(self, n_atoms: int) -> Optional[int]:
         """An upper bound of one rotated copy's activation memory, or None when unknown."""
         return None

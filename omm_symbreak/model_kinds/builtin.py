@@ -36,6 +36,9 @@ class BuiltinModel(EnergyModel):
     def types_of(self, atomic_numbers: List[int]) -> Tensor:
         return self.network.species_of(atomic_numbers)
 
+    def is_water_model(self) -> bool:
+        return sorted(self.network.atomic_numbers.tolist()) == [1, 8]
+
     def in_precision(self, dtype: torch.dtype) -> "BuiltinModel":
         if dtype == self.dtype:
             return self

@@ -141,13 +141,11 @@ class MetatomicModel(EnergyModel):
         was not trained for."""
         missing = sorted(set(atomic_numbers) - set(self.atomic_types))
         if missing:
-            from openmm.app import Element
+            from ..structure_checks import element_names
 
-            names = ", ".join(Element.getByAtomicNumber(number).symbol for number in missing)
-            known = ", ".join(Element.getByAtomicNumber(number).symbol
-                              for number in self.atomic_types)
             raise ValueError(f"the metatomic model {self.path or ''} knows the elements "
-                             f"{known}, not {names} of this system")
+                             f"{element_names(self.atomic_types)}, not "
+                             f"{element_names(missing)} of this system")
         return torch.tensor(atomic_numbers, dtype=torch.int32)
 
     def description(self) -> dict:
