@@ -140,8 +140,3 @@ def _call_of(module: torch.jit.ScriptModule, path: Optional[Path]) -> nn.Module:
     raise ValueError(f"{where}the module's {signature} is not in the TorchForce contract "
                      f"symmetrize takes: {CONTRACT}; global parameters are not supported")
 
-
-def load_torchforce_model(path) -> TorchForceModel:
-    """The TorchScript file at ``path`` as a ``TorchForceModel`` (CPU)."""
-    path = Path(path)
-    return TorchForceModel(torch.jit.load(str(path), map_location="cpu"), path)
