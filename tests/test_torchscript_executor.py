@@ -49,8 +49,8 @@ def executor_settings():
             "fusion_group_inlining": torch._C._debug_get_fusion_group_inlining()}
 """
 
-# forces through openmmtorch.TorchForce and, as an openmm.PythonForce computes them, by autograd
-# of the loaded module; written as [2, N, 3] kJ/mol/nm to the file in argv[4]
+# a module's forces through openmmtorch.TorchForce (Reference platform) and, as an
+# openmm.PythonForce computes them, by autograd; save_forces writes both, [2, N, 3] kJ/mol/nm
 FORCES = """
 import numpy as np
 import openmm
@@ -97,7 +97,7 @@ save_forces(module, positions, output)
 
 # the old scenario, in a process that imports omm_symbreak and sets no flag: a module of the
 # built-in model scripted and evaluated for its energy in grad mode (as export's check of the
-# positions once did), then another module of the same class scripted, saved and run
+# positions once did), then another module of the same class scripted and run
 SCRIPTED_SCRIPT = READ_SETTINGS + FORCES + """
 import sys
 
@@ -106,12 +106,11 @@ from omm_symbreak.export import openmm_module
 from omm_symbreak.grids import parse_grid
 from omm_symbreak.model import load_model
 
-model_file, positions_file, exported, output = sys.argv[1:]
+model_file, positions_file, output = sys.argv[1:]
 model = load_model(model_file)
 positions = np.load(positions_file)
 openmm_module(water_topology(1), model)(torch.tensor(positions[:3]), None)
 module = openmm_module(water_topology(len(positions) // 3), model, "full", parse_grid("2i"))
-module.save(exported)
 assert executor_settings()["profiling_executor"]  # omm_symbreak set no flag
 save_forces(module, positions, output)
 """
@@ -171,7 +170,7 @@ def test_a_module_scripted_after_another_of_its_class_gives_the_right_forces(tmp
     save_model(model, tmp_path / "tiny.ckpt")
     np.save(tmp_path / "positions.npy", positions)
     _run(SCRIPTED_SCRIPT, tmp_path / "tiny.ckpt", tmp_path / "positions.npy",
-         tmp_path / "cluster-2i.pt", tmp_path / "forces.npy", cwd=tmp_path)
+         tmp_path / "forces.npy", cwd=tmp_path)
     _assert_forces(tmp_path / "forces.npy", _eager_forces(model, topology, positions))
 
 
