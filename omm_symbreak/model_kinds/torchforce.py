@@ -17,6 +17,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
+from ..kernel import rotated_cell
 from .base import EnergyModel
 
 # what bytes_per_copy answers: more than any memory budget, so one copy per call
@@ -86,7 +87,7 @@ class TorchForceAdapter(nn.Module):
             rotation = rotations[number]
             box: Optional[Tensor] = None
             if len(prepared) > 1:
-                box = torch.linalg.det(rotation) * (prepared[1] @ rotation.T)
+                box = rotated_cell(prepared[1], rotation)
             energies.append(self.call(positions @ rotation.T, box).reshape(()))
         return torch.stack(energies)
 
