@@ -183,11 +183,12 @@ def evaluation_cost(model, n_atoms: int, strategy: str, grid: Optional[RotationG
 def check_exportable(model: EnergyModel) -> None:
     """ValueError for a kind of model that has no TorchScript file to write."""
     if not model.scriptable:
-        raise ValueError(f"{model.path}: a {model.kind} model cannot be written as a TorchForce "
-                         "file (openmmtorch freezes every module it loads, and metatomic models "
-                         "do not survive freezing); it runs through openmm.PythonForce: use "
-                         "omm-symbreak simulate --model FILE, omm_symbreak.potential."
-                         "create_system, or MLPotential('symbreak', model=FILE)")
+        raise ValueError(f"{model.name()}: a model of kind {model.kind} cannot be written as "
+                         "a TorchForce file (openmmtorch freezes every module it loads; metatomic "
+                         "models do not survive freezing, ASE calculators are Python); it runs "
+                         "through openmm.PythonForce: use omm-symbreak simulate --model FILE, "
+                         "omm_symbreak.potential.create_system, or MLPotential('symbreak', "
+                         "model=...)")
 
 
 def export(topology, model, path, strategy: str = "none",

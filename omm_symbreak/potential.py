@@ -9,7 +9,8 @@ Strategies (how the symmetry breaking of the raw model is handled, ``STRATEGIES`
   - ``random``: the model in a fresh random orientation at every evaluation.
 
 A module in TorchScript (the built-in model, a TorchForce module) becomes an
-``openmmtorch.TorchForce``; an eager one (a metatomic model) an ``openmm.PythonForce``
+``openmmtorch.TorchForce``; an eager one (a metatomic model, an ASE calculator) an
+``openmm.PythonForce``
 (``python_force``), which calls Python at every evaluation.
 """
 
@@ -25,6 +26,7 @@ from torch import nn
 from .export import openmm_module
 from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
+from .model_kinds import energy_model_of
 from .symmetrize import check_strategy
 
 
@@ -99,8 +101,10 @@ def create_forces(topology, model, strategy: str = "none",
     """The force(s) of a strategy of ``STRATEGIES`` for a model of any kind (``force_of``; two
     forces for ``mts``: the raw model in ``FAST_GROUP``, the correction over ``grid`` in
     ``SLOW_GROUP``); the rotated copies of an evaluation go through the model within
-    ``memory_budget_bytes``."""
+    ``memory_budget_bytes``. ``model``: a model file, an ``EnergyModel``, an
+    ``UnconstrainedPET`` or an ASE calculator (``model_kinds.energy_model_of``)."""
     check_strategy(strategy, grid)
+    model = energy_model_of(model)
     if strategy != "mts":
         return [force_of(openmm_module(topology, model, strategy, grid, positions,
                                        memory_budget_bytes))]

@@ -1,11 +1,13 @@
-"""The three kinds of model omm-symbreak symmetrizes, behind one interface (``EnergyModel``):
+"""The four kinds of model omm-symbreak symmetrizes, behind one interface (``EnergyModel``):
 
 - ``built-in``: a model file of the package's ``UnconstrainedPET`` (``omm-symbreak train``, the
   shipped model);
 - ``torchforce``: a TorchScript file of the ``openmmtorch.TorchForce`` contract (positions nm,
   box nm -> kJ/mol);
 - ``metatomic``: an exported metatomic ``AtomisticModel`` (metatrain's PET, ...), run through
-  ``openmm.PythonForce``.
+  ``openmm.PythonForce``;
+- ``ase``: an ASE calculator object (Orb-v3, UMA, UPET, ...; ``ase_calculator``), run through
+  ``openmm.PythonForce``: it has no file, so it is passed as an object (``energy_model_of``).
 
 ``load_energy_model(path)`` reads the file by its content (``detect_kind``), never by its name,
 and never unpickles Python objects: torch's archive reader tells a TorchScript archive (what
@@ -17,6 +19,7 @@ and never unpickles Python objects: torch's archive reader tells a TorchScript a
 
 import zipfile
 from pathlib import Path
+from os import PathLike
 from typing import Optional, Tuple, Union
 
 import torch
@@ -25,10 +28,11 @@ from torch.serialization import _is_torchscript_zip
 from ..model import load_model
 from ..model.model_file import DEFAULT_MODEL
 from ..model.pet import UnconstrainedPET
+from .ase_calculator import ASEModel, is_calculator
 from .base import EnergyModel
 from .builtin import BuiltinModel
 
-KINDS = ("built-in", "torchforce", "metatomic")
+KINDS = ("built-in", "torchforce", "metatomic", "ase")
 KINDS_IN_WORDS = ("an omm-symbreak model file (.ckpt, from omm-symbreak train), a TorchScript "
                   "module of the openmmtorch.TorchForce contract, or an exported metatomic model")
 # the record metatomic's export adds to a TorchScript archive (an extra file)
@@ -103,15 +107,28 @@ def _load_torchscript(path: Path) -> torch.jit.ScriptModule:
                          "otherwise the file is damaged") from None
 
 
-def as_energy_model(model: Union[EnergyModel, UnconstrainedPET]) -> EnergyModel:
-    """``model`` as an ``EnergyModel`` (an ``UnconstrainedPET`` is wrapped)."""
+def as_energy_model(model) -> EnergyModel:
+    """``model`` (an ``EnergyModel``, an ``UnconstrainedPET`` or an ASE calculator) as an
+    ``EnergyModel``; TypeError for anything else."""
     if isinstance(model, EnergyModel):
         return model
     if isinstance(model, UnconstrainedPET):
         return BuiltinModel(model)
-    raise TypeError(f"expected an EnergyModel or an UnconstrainedPET, got {type(model).__name__}:"
-                    " load a model file with omm_symbreak.load_energy_model")
+    if is_calculator(model):
+        return ASEModel(model)
+    raise TypeError(f"expected an EnergyModel, an UnconstrainedPET or an ASE calculator "
+                    f"(ase.calculators.calculator.Calculator), got {type(model).__name__}: "
+                    "load a model file with omm_symbreak.load_energy_model")
 
 
-__all__ = ["KINDS", "EnergyModel", "BuiltinModel", "detect_kind", "load_energy_model",
-           "as_energy_model"]
+def energy_model_of(model: Union[None, str, PathLike, EnergyModel, UnconstrainedPET]
+                    ) -> EnergyModel:
+    """The ``EnergyModel`` of what a user passes as a model: a file of any kind (a path),
+    None (the shipped model), or an object (``as_energy_model``: an ASE calculator, say)."""
+    if model is None or isinstance(model, (str, PathLike)):
+        return load_energy_model(model)
+    return as_energy_model(model)
+
+
+__all__ = ["KINDS", "EnergyModel", "BuiltinModel", "ASEModel", "detect_kind",
+           "load_energy_model", "as_energy_model", "energy_model_of"]
