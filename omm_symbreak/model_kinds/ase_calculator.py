@@ -49,16 +49,16 @@ def declares_direct_forces(calculator) -> bool:
 
 
 def calculate(calculator, atoms, properties: List[str]) -> dict:
-    """The calculator's results for ``atoms``, every property of ``properties`` from one
-    ``calculate`` call (``get_property`` asks for one property per call, and calculators that
-    compute only what is asked would run twice); the cached results when ``atoms`` is what the
-    calculator last saw (the raw copy of ``mts``'s two forces, say)."""
-    from ase.calculators.calculator import all_changes
-
-    missing = [name for name in properties if name not in calculator.results]
-    if missing or calculator.check_state(atoms):
-        calculator.atoms, calculator.results = None, {}  # what get_property does on a change
-        calculator.calculate(atoms, properties, all_changes)
+    """The calculator's results for ``atoms``, as ``get_property`` gets them (the changes since
+    the atoms it last saw passed on, so that it updates rather than rebuilds its neighbour
+    list; its cached results when nothing changed: the raw copy of ``mts``'s two forces, say),
+    but every property of ``properties`` from one ``calculate`` call (``get_property`` asks for
+    one per call, and a calculator that computes only what is asked would run twice)."""
+    changes = calculator.check_state(atoms)
+    if changes:
+        calculator.atoms, calculator.results = None, {}
+    if changes or any(name not in calculator.results for name in properties):
+        calculator.calculate(atoms, properties, changes)
         calculator.atoms = atoms.copy()
     return calculator.results
 
