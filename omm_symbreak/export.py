@@ -60,6 +60,7 @@ class OpenMMEnergy(nn.Module):
         # of the system, not of its distance from the origin (a gas-phase molecule diffuses
         # nanometres away in NVT, and the rounding then breaks rotational symmetry itself).
         # The rotations of a grid turn the system about this centroid.
+        positions = _requiring_gradient(positions)
         centroid = positions.detach().mean(dim=0)
         positions_model = positions - centroid
         if self.cast:
@@ -75,6 +76,23 @@ class OpenMMEnergy(nn.Module):
             raise ValueError("this module was exported for a periodic topology: "
                              "call setUsesPeriodicBoundaryConditions(True) on the TorchForce")
         return self.energy(self.types, positions_model, cell) * self.kj_mol_per_energy
+
+
+def _requiring_gradient(positions: Tensor) -> Tensor:
+    """``positions`` [N, 3] (nm), or, when grad mode is on and they do not require a gradient, a
+    copy that does: every call in grad mode runs the graph with the requires_grad flags of a
+    force evaluation.
+
+    TorchScript's profiling executor (torch's default) specialises a graph on the flags of its
+    first call and checks them later on the tensor inputs of its differentiable subgraphs, not
+    on tensors inside lists (pytorch issue 55609; ``torch.cat([vectors, distances])`` in the
+    model). Without the copy, an energy call in grad mode on positions that need no gradient,
+    made first, left every later force evaluation without the gradient through such lists, in
+    this module and in every module of its class scripted in the process (docs/design.md,
+    "Runtime workarounds, and why")."""
+    if torch.is_grad_enabled() and not positions.requires_grad:
+        return positions.clone().requires_grad_()
+    return positions
 
 
 def topology_atomic_numbers(topology) -> List[int]:
@@ -184,11 +202,12 @@ def evaluation_cost(model, n_atoms: int, strategy: str, grid: Optional[RotationG
 def check_exportable(model: EnergyModel) -> None:
     """ValueError for a kind of model that has no TorchScript file to write."""
     if not model.scriptable:
-        raise ValueError(f"{model.path}: a {model.kind} model cannot be written as a TorchForce "
-                         "file (openmmtorch freezes every module it loads, and metatomic models "
-                         "do not survive freezing); it runs through openmm.PythonForce: use "
-                         "omm-symbreak simulate --model FILE, omm_symbreak.potential."
-                         "create_system, or MLPotential('symbreak', model=FILE)")
+        raise ValueError(f"{model.name()}: a model of kind {model.kind} cannot be written as "
+                         "a TorchForce file (openmmtorch freezes every module it loads; metatomic "
+                         "models do not survive freezing, ASE calculators are Python); it runs "
+                         "through openmm.PythonForce: use omm-symbreak simulate --model FILE, "
+                         "omm_symbreak.potential.create_system, or MLPotential('symbreak', "
+                         "model=...)")
 
 
 def export(topology, model, path, strategy: str = "none",

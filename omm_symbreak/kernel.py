@@ -92,6 +92,12 @@ def random_rotation(positions: Tensor, inversion: bool = True) -> Tensor:
     return rotation
 
 
+def rotated_cell(cell: Tensor, rotation: Tensor) -> Tensor:
+    """The box vectors [3, 3] (rows) of a copy rotated by ``rotation`` [3, 3]: det(R) b R^T, an
+    improper R negated, which spans the same lattice with a right-handed basis."""
+    return torch.linalg.det(rotation) * (cell @ rotation.T)
+
+
 class PETAdapter(nn.Module):
     """The built-in ``UnconstrainedPET`` in the kernel's contract: one neighbour search per call,
     then the displacement vectors of every copy rotated, r' = R r. A long-range model adds the

@@ -4,8 +4,9 @@ shipped model, ``MLPotential("symbreak", model=FILE, grid="Ti")`` for a model of
 Registered through the entry point group ``openmmml.potentials`` (see pyproject.toml), so that
 with the ``openmmml`` package installed both potentials are available by name. Arguments of
 ``MLPotential``: ``model`` (a model file of any kind, ``omm_symbreak.model_kinds``: an
-omm-symbreak model, a TorchForce module or an exported metatomic model; required by
-``symbreak``, default the shipped model for ``symbreak-water``), ``strategy`` (``none``,
+omm-symbreak model, a TorchForce module or an exported metatomic model; or an ASE calculator
+object, or an ``EnergyModel``; required by ``symbreak``, default the shipped model for
+``symbreak-water``), ``strategy`` (``none``,
 ``full``, ``mts``, ``random``; default ``full`` when a grid other than ``none`` is given, else
 ``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``Ti`` for
 ``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError) and
@@ -36,7 +37,7 @@ import torch
 from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
 
 from .grids import parse_grid
-from .model_kinds import load_energy_model
+from .model_kinds import energy_model_of
 from .potential import create_forces
 from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, check_strategy
 
@@ -60,8 +61,9 @@ class SymbreakPotentialImplFactory(MLPotentialImplFactory):
         _refuse_unknown(set(args) - set(POTENTIAL_ARGUMENTS), f"MLPotential({name!r})",
                         POTENTIAL_ARGUMENTS)
         if name == "symbreak" and args.get("model") is None:
-            raise ValueError("MLPotential('symbreak') needs model=FILE: an omm-symbreak model, "
-                             "a TorchForce module or an exported metatomic model "
+            raise ValueError("MLPotential('symbreak') needs model=FILE (an omm-symbreak model, "
+                             "a TorchForce module or an exported metatomic model) or "
+                             "model=CALCULATOR (an ASE calculator object) "
                              "(MLPotential('symbreak-water') runs the shipped model)")
         spec, strategy = args.get("grid"), args.get("strategy")
         if strategy is None:
@@ -77,11 +79,11 @@ class SymbreakPotentialImplFactory(MLPotentialImplFactory):
 class SymbreakPotentialImpl(MLPotentialImpl):
     """Adds the TorchForce(s) of an omm-symbreak model to a System."""
 
-    def __init__(self, name: str, model_file: Optional[str], grid, strategy: str,
+    def __init__(self, name: str, model, grid, strategy: str,
                  allow_incomplete_water: bool = False):
         self.name = name
         self.allow_incomplete_water = allow_incomplete_water
-        self.model = load_energy_model(model_file)
+        self.model = energy_model_of(model)
         self.grid = grid if strategy in GRID_STRATEGIES else None
         self.strategy = strategy
 

@@ -9,7 +9,8 @@ Strategies (how the symmetry breaking of the raw model is handled, ``STRATEGIES`
   - ``random``: the model in a fresh random orientation at every evaluation.
 
 A module in TorchScript (the built-in model, a TorchForce module) becomes an
-``openmmtorch.TorchForce``; an eager one (a metatomic model) an ``openmm.PythonForce``
+``openmmtorch.TorchForce``; an eager one (a metatomic model, an ASE calculator) an
+``openmm.PythonForce``
 (``python_force``), which calls Python at every evaluation.
 """
 
@@ -25,6 +26,7 @@ from .export import openmm_module
 from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
 from .quiet import simtk_warning_dropped
+from .model_kinds import energy_model_of
 from .symmetrize import check_strategy
 
 with simtk_warning_dropped():
@@ -104,8 +106,11 @@ def create_forces(topology, model, strategy: str = "none",
     forces for ``mts``: the raw model in ``FAST_GROUP``, the correction over ``grid`` in
     ``SLOW_GROUP``); the rotated copies of an evaluation go through the model within
     ``memory_budget_bytes``; a water model refuses residues that are not whole water
-    molecules unless ``allow_incomplete_water`` (``export.openmm_module``)."""
+    molecules unless ``allow_incomplete_water`` (``export.openmm_module``). ``model``: a model
+    file, an ``EnergyModel``, an ``UnconstrainedPET`` or an ASE calculator
+    (``model_kinds.energy_model_of``)."""
     check_strategy(strategy, grid)
+    model = energy_model_of(model)
     checks = dict(positions=positions, memory_budget_bytes=memory_budget_bytes,
                   allow_incomplete_water=allow_incomplete_water)
     if strategy != "mts":

@@ -18,7 +18,7 @@ term turns, the raw term stays E(x).
 Every module maps (types [N], positions [N, 3], cell [3, 3] or None) to a scalar energy in the
 model's units (the built-in model: Angstrom, eV); all rotated copies of one evaluation go
 through ``kernel.RotatedCopies`` around the model's adapter. ``model`` is an ``EnergyModel`` of
-any kind (``omm_symbreak.model_kinds``) or an ``UnconstrainedPET``.
+any kind (``omm_symbreak.model_kinds``), an ``UnconstrainedPET`` or an ASE calculator.
 """
 
 from typing import Optional

@@ -2,6 +2,10 @@
 hand-written non-invariant module (tests/torchforce_models.py), in Python, through
 openmmtorch.TorchForce and in MD; detection of model files and refusal of bad modules."""
 
+import subprocess
+import sys
+import zipfile
+
 import numpy as np
 import openmm
 import pytest
@@ -9,7 +13,7 @@ import torch
 
 from omm_symbreak.cli import main
 from omm_symbreak.export import symmetrized_module
-from omm_symbreak.grids import parse_grid
+from omm_symbreak.grids import parse_grid, random_rotations
 from omm_symbreak.model import save_model
 from omm_symbreak.model_kinds import detect_kind, load_energy_model
 from omm_symbreak.potential import torch_force
@@ -123,6 +127,103 @@ def test_detection_names_the_three_kinds_for_anything_else(tmp_path):
             assert "TorchForce" in str(error.value) and "metatomic" in str(error.value)
     with pytest.raises(FileNotFoundError):
         load_energy_model(tmp_path / "missing.pt")
+
+
+# A user's script, as in openmm-torch's README: the module's class lives in ``__main__``. Its
+# energy (kJ/mol, positions nm) is sum_{i<j} r^2 (1 + 0.3 u_z^2 + 0.5 u_x u_y u_z) over the pair
+# directions u: degrees 0, 2 and 3, so a grid exact to l = 3 averages it to (1 + 0.3 / 3) sum r^2.
+USER_SCRIPT = """
+import sys
+import torch
+
+
+class Anisotropic(torch.nn.Module):
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        n_atoms = positions.shape[0]
+        pair_index = torch.triu_indices(n_atoms, n_atoms, 1)
+        pairs = positions[pair_index[1]] - positions[pair_index[0]]
+        squared = (pairs * pairs).sum(-1)
+        u = pairs / torch.sqrt(squared)[:, None]
+        return (squared * (1 + 0.3 * u[:, 2] ** 2 + 0.5 * u[:, 0] * u[:, 1] * u[:, 2])).sum()
+
+
+how, path, n_atoms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+module = Anisotropic()
+if how == "scripted":
+    module = torch.jit.script(module)
+elif how == "traced":
+    module = torch.jit.trace(module, torch.rand(n_atoms, 3, dtype=torch.float64))
+else:
+    module = torch.jit.freeze(torch.jit.script(module).eval())
+module.save(path)
+"""
+
+
+def _user_energy(positions_nm: np.ndarray) -> float:
+    """The energy of USER_SCRIPT's module, in numpy (kJ/mol)."""
+    first, second = np.triu_indices(len(positions_nm), 1)
+    pairs = positions_nm[second] - positions_nm[first]
+    squared = (pairs ** 2).sum(-1)
+    u = pairs / np.sqrt(squared)[:, None]
+    return float((squared * (1 + 0.3 * u[:, 2] ** 2 + 0.5 * u[:, 0] * u[:, 1] * u[:, 2])).sum())
+
+
+@pytest.mark.parametrize("how", ["scripted", "traced", "frozen"])
+def test_a_module_of_a_class_in_main_is_symmetrized_whatever_its_file_name(tmp_path, how):
+    positions = np.random.default_rng(3).normal(scale=0.2, size=(5, 3))
+    (tmp_path / "user_script.py").write_text(USER_SCRIPT)
+    subprocess.run([sys.executable, "user_script.py", how, "saved.pt", str(len(positions))],
+                   cwd=tmp_path, check=True)
+    # users rename files: the archive's top folder ("saved") no longer matches the name
+    (tmp_path / "saved.pt").rename(tmp_path / f"{how}-model.pt")
+    assert detect_kind(tmp_path / f"{how}-model.pt") == "torchforce"
+    assert main(["symmetrize", str(tmp_path / f"{how}-model.pt"), "--strategy", "full",
+                 "--grid", "Ti", "-o", str(tmp_path / "Ti.pt")]) == 0
+    module = torch.jit.load(str(tmp_path / "Ti.pt"))
+    grid = parse_grid("Ti")
+    explicit = sum(weight * _user_energy(positions @ rotation.T)
+                   for rotation, weight in zip(grid.rotations, grid.weights))
+    squared = sum(np.sum((positions[j] - positions[i]) ** 2)
+                  for i in range(len(positions)) for j in range(i + 1, len(positions)))
+    assert explicit == pytest.approx(1.1 * squared, rel=1e-12)
+    assert _energy(module, positions, None) == pytest.approx(explicit, rel=1e-12)
+    assert abs(_user_energy(positions) - explicit) > 1e-3 * explicit  # the raw module breaks it
+    for rotation in random_rotations(4, np.random.default_rng(4), inversion=True):
+        assert _energy(module, positions @ rotation.T, None) == pytest.approx(explicit, rel=1e-12)
+
+
+def test_detection_never_unpickles_python_objects(tmp_path):
+    """A torch.save archive whose pickle would run code (a file write) when unpickled is refused
+    without running it."""
+    script = """
+import os
+import torch
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.mkdir, ("code-ran",))
+
+
+torch.save({"format": "omm-symbreak-pet-1", "payload": Payload()}, "model.ckpt")
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True)
+    with pytest.raises(ValueError, match="Python objects"):
+        load_energy_model(tmp_path / "model.ckpt")
+    assert detect_kind(tmp_path / "model.ckpt") == "built-in"
+    assert not (tmp_path / "code-ran").exists()
+
+
+def test_a_torchscript_file_torch_cannot_load_is_refused_with_torchs_reason(tmp_path):
+    write_module(tmp_path / "user.pt", [8, 1, 1])
+    with zipfile.ZipFile(tmp_path / "user.pt") as source, \
+            zipfile.ZipFile(tmp_path / "broken.pt", "w") as broken:
+        for record in source.infolist():
+            code = "/code/" in record.filename and record.filename.endswith(".py")
+            broken.writestr(record, b"def f(x: Tensor) -> Tensor:\n  return undefined_function(x)\n"
+                            if code else source.read(record.filename))
+    with pytest.raises(ValueError, match="TorchScript archive that torch.jit.load cannot load"):
+        load_energy_model(tmp_path / "broken.pt")
 
 
 class _WithParameter(torch.nn.Module):

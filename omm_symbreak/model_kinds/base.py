@@ -13,7 +13,7 @@ class EnergyModel:
 
     Attributes:
 
-    - ``kind``: ``"built-in"``, ``"torchforce"`` or ``"metatomic"`` (``KINDS``);
+    - ``kind``: ``"built-in"``, ``"torchforce"``, ``"metatomic"`` or ``"ase"`` (``KINDS``);
     - ``scriptable``: its modules are TorchScript that ``openmmtorch.TorchForce`` loads (else
       they run eagerly, in an ``openmm.PythonForce``);
     - ``length_per_nm``, ``kj_mol_per_energy``: the model's length unit per nm and kJ/mol per
@@ -46,6 +46,10 @@ class EnergyModel:
         another kind runs in the precision it was written for and is returned unchanged."""
         return self
 
+    def name(self) -> str:
+        """How messages name the model: its file."""
+        return str(self.path)
+
     def fingerprint(self) -> str:
         """A short SHA-256 that identifies the model whatever file it is in."""
         return file_fingerprint(self.path)
@@ -67,7 +71,7 @@ class EnergyModel:
         """A message a user can act on for an error of the first evaluation, or None to let
         the error through: here the error's last line, with which model failed on what."""
         lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-        return (f"the {self.kind} model {self.path} failed on its first evaluation of this "
+        return (f"the {self.kind} model {self.name()} failed on its first evaluation of this "
                 f"system: {lines[-1] if lines else type(error).__name__}. Is it made for this "
                 "system's atoms (their number and order) and, if periodic, for its box?")
 

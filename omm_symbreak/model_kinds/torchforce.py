@@ -17,6 +17,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
+from ..kernel import rotated_cell
 from .base import EnergyModel
 
 # what bytes_per_copy answers: more than any memory budget, so one copy per call
@@ -86,7 +87,7 @@ class TorchForceAdapter(nn.Module):
             rotation = rotations[number]
             box: Optional[Tensor] = None
             if len(prepared) > 1:
-                box = torch.linalg.det(rotation) * (prepared[1] @ rotation.T)
+                box = rotated_cell(prepared[1], rotation)
             energies.append(self.call(positions @ rotation.T, box).reshape(()))
         return torch.stack(energies)
 
@@ -140,8 +141,3 @@ def _call_of(module: torch.jit.ScriptModule, path: Optional[Path]) -> nn.Module:
     raise ValueError(f"{where}the module's {signature} is not in the TorchForce contract "
                      f"symmetrize takes: {CONTRACT}; global parameters are not supported")
 
-
-def load_torchforce_model(path) -> TorchForceModel:
-    """The TorchScript file at ``path`` as a ``TorchForceModel`` (CPU)."""
-    path = Path(path)
-    return TorchForceModel(torch.jit.load(str(path), map_location="cpu"), path)
