@@ -33,6 +33,7 @@ import openmm.unit as unit
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .executor import legacy_executor
 from .export import openmm_module
 from .model_kinds import load_energy_model
 from .potential import FAST_GROUP, SLOW_GROUP, create_system
@@ -189,7 +190,13 @@ def run(settings: RunSettings, output_dir, resume: bool = False, progress: bool 
     process running in ``output_dir`` included), and SimulationError when the dynamics blows
     up (outputs end at the last good state).
     """
-    directory = Path(output_dir)
+    with legacy_executor():
+        return _run(settings, Path(output_dir), resume, progress, on_checkpoint)
+
+
+def _run(settings: RunSettings, directory: Path, resume: bool, progress: bool,
+         on_checkpoint: Optional[Callable[[int], None]]) -> Path:
+    """``run``, under the executor that makes a resumed run repeat an uninterrupted one."""
     settings.validate()
     platform = platform_of(settings.platform)
     model = load_energy_model(settings.model)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import openmm
 import pytest
+import torch
 
 from omm_symbreak.checkpoint import checkpoint_step, load_checkpoint
 from omm_symbreak.model_kinds import load_energy_model
@@ -43,8 +44,12 @@ def test_a_kill_between_writing_and_renaming_the_checkpoint_loses_nothing(tmp_pa
     assert (killed / "checkpoint.pt.tmp").is_file()
     assert checkpoint_step(killed) == 20
     run(SETTINGS, killed, resume=True, progress=False)
+    # bit for bit: the checkpoint's state, and every step computed as in one run (the run's
+    # TorchScript executor, omm_symbreak.executor)
     np.testing.assert_array_equal(read_trajectory(killed).xyz,
                                   read_trajectory(tmp_path / "whole").xyz)
+    # the process's executor is torch's default again after the runs
+    assert torch._C._jit_set_profiling_executor(True) is True
 
 
 def test_the_checkpoints_step_is_the_step_count_of_its_openmm_state(tmp_path):
