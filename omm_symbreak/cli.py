@@ -182,8 +182,9 @@ def print_cost(settings) -> None:
 
     topology, _ = load_structure(settings.system, settings.replicate)
     grid = settings.rotation_grid if settings.strategy in GRID_STRATEGIES else None
-    print(evaluation_cost(load_energy_model(settings.model), topology.getNumAtoms(), settings.strategy,
-                          grid, settings.memory_budget_bytes), flush=True)
+    print(evaluation_cost(load_energy_model(settings.model), topology.getNumAtoms(),
+                          settings.strategy, grid, settings.memory_budget_bytes,
+                          on_cpu=settings.platform != "CUDA"), flush=True)
 
 
 def stride_default(name: str) -> str:
