@@ -3,12 +3,13 @@
 ``analyze_run(run_dir)`` reads ``run.json``, ``diagnostics.csv`` and the trajectory and writes
 ``<run_dir>/analysis/observables.json`` and ``<run_dir>/analysis/observables.png``:
 
-- from the diagnostics (every run): Delta = E_raw - E_avg (mean, std), the wander and drift of
-  the total angular momentum, the root-mean-square net torque, the power spectra of the
-  potential energy and of Delta (sampled every diagnostics interval: resolve vibrations with
-  an interval of a few fs);
+- from the diagnostics (every run): Delta = E_raw - E_avg (mean, std), the total angular
+  momentum (series, wander and drift), the net torque (series, root mean square), the power
+  spectra of the potential energy and of Delta (sampled every diagnostics interval: the bend
+  and stretch need an interval of at most about 4 fs; ``spectra_note`` says what is missing);
 - from the trajectory (every water system): the orientational density and free energy of the
-  molecular direction u in the lab frame and its anisotropy;
+  molecular direction u in the lab frame, its anisotropy and the anisotropy's isotropic noise
+  baseline (``observables.isotropic_anisotropy_baseline``);
 - periodic systems of several molecules also: g_OO(r) and its first peak, c_L(r) and c_T(r),
   the oxygen mean-square displacement and diffusion coefficient, c_uu(t) of orders 1 and 2.
 
@@ -25,6 +26,8 @@ diffusion" unless the MSD reaches the diffusive regime: the fit starts at ``DIFF
 """
 
 import json
+import math
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -32,12 +35,17 @@ import numpy as np
 
 from . import observables as obs
 from .rundir import read_diagnostics, read_settings, read_trajectory
+from .units import SPEED_OF_LIGHT_CM_PER_PS, per_ps_to_wavenumber
 
 NM2_PER_PS_IN_1E5_CM2_PER_S = 1000.0  # 1 nm^2/ps = 1e-14 cm^2 / 1e-12 s = 1e-2 cm^2/s
 DEFAULT_BLOCKS = 4
 DIFFUSIVE_AFTER_PS = 0.5
 MIN_DIFFUSION_FIT_PS = 1.0
 NOT_MEASURED = "not measured: the run used --diagnostic-grid none (Delta is 0 by construction)"
+# The water bands a power spectrum should reach (cm^-1): the H-O-H bend and the O-H stretch (the
+# gas-phase asymmetric stretch is at 3756 cm^-1).
+WATER_BANDS_CM = {"H-O-H bend": 1650.0, "O-H stretch": 3800.0}
+PANEL_COLUMNS = 3
 
 
 def _max_lag_ps(n_frames: int, wanted_ps: float, n_blocks: int, dt_ps: float) -> float:
@@ -83,9 +91,13 @@ def diagnostics_observables(diagnostics: dict, n_blocks: int, delta_measured: bo
                              "drift_kj_mol": [float(d) for d in drift]},
         "torque_rms_kj_mol": {"value": float(rms_torque), "error": float(rms_torque_error)},
     }
+    result["series"] = {"time_ps": diagnostics["time_ps"].tolist(),
+                        **{f"{name}_{axis}": diagnostics[f"{name}_{axis}"].tolist()
+                           for name in ("L", "torque") for axis in "xyz"}}
     times = diagnostics["time_ps"]
     if len(times) >= 8:
         dt_ps = float(times[1] - times[0])
+        result["spectra_note"] = spectra_note(dt_ps)
         series_of = {"potential": diagnostics["potential_kj_mol"]}
         if delta_measured:
             series_of["delta"] = delta
@@ -94,6 +106,21 @@ def diagnostics_observables(diagnostics: dict, n_blocks: int, delta_measured: bo
             result[f"power_spectrum_{name}"] = {"wavenumber_cm": wavenumber.tolist(),
                                                 "spectrum": spectrum.tolist()}
     return result
+
+
+def spectra_note(dt_ps: float) -> Optional[str]:
+    """What power spectra sampled every ``dt_ps`` (ps) miss of ``WATER_BANDS_CM``, and the
+    interval that would show them all (their Nyquist wavenumber 1 / (2 c dt) above the
+    highest band), or None when they miss nothing."""
+    nyquist_cm = float(per_ps_to_wavenumber(0.5 / dt_ps))
+    missing = [f"{name} (~{band:.0f})" for name, band in WATER_BANDS_CM.items()
+               if band > nyquist_cm]
+    if not missing:
+        return None
+    needed_fs = 1000 * 0.5 / (max(WATER_BANDS_CM.values()) * SPEED_OF_LIGHT_CM_PER_PS)
+    return (f"spectra stop at {nyquist_cm:.0f} cm^-1 (Nyquist of the {1000 * dt_ps:.3g} fs "
+            f"diagnostics interval): {' and '.join(missing)} cm^-1 missing; an interval of at "
+            f"most {needed_fs:.2g} fs (simulate's --diagnostics-interval, in steps) shows them")
 
 
 def diffusion_observables(lag_ps: np.ndarray, block_msd_nm2: np.ndarray, n_blocks: int):
@@ -124,6 +151,7 @@ def trajectory_observables(trajectory, n_blocks: int, periodic: bool) -> dict:
     result = {
         "orientation": {
             "anisotropy": float(anisotropy), "anisotropy_error": float(anisotropy_error),
+            "isotropic_baseline_95": obs.isotropic_anisotropy_baseline(u, n_blocks=n_blocks),
             "isotropic_bias_subtracted": float(bias),
             "cos_theta": cos_theta.tolist(), "phi_rad": phi.tolist(),
             "free_energy_kt": obs.orientational_free_energy(density).tolist(),
@@ -185,7 +213,17 @@ def analyze_run(run_dir, output_dir=None, n_blocks: Optional[int] = None) -> dic
 
 
 def plot_observables(result: dict, path: Path) -> None:
-    """One panel per available observable."""
+    """``observables_figure`` written to ``path`` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = observables_figure(result)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def observables_figure(result: dict):
+    """A near-square grid of panels (at most ``PANEL_COLUMNS`` wide), one per observable of an
+    ``analyze_run`` result; returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,47 +232,101 @@ def plot_observables(result: dict, path: Path) -> None:
     traj, diag = result["trajectory"], result["diagnostics"]
     panels = ["orientation"] + [name for name in ("g_oo", "orientation_correlations",
                                                   "msd_oxygen", "c_uu_order_1") if name in traj]
+    panels += ["angular_momentum", "torque"]
     panels += [name for name in ("power_spectrum_potential",) if name in diag]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for axis, name in zip(axes[0], panels):
-        if name == "orientation":
-            o = traj["orientation"]
-            image = axis.pcolormesh(o["phi_rad"], o["cos_theta"], o["free_energy_kt"],
-                                    shading="auto", cmap="viridis")
-            figure.colorbar(image, ax=axis, label="F (k$_B$T)")
-            axis.set(xlabel="$\\phi$ (rad)", ylabel="cos $\\theta$",
-                     title=f"anisotropy {o['anisotropy']:.3g} $\\pm$ {o['anisotropy_error']:.2g}")
-        elif name == "g_oo":
-            g = traj["g_oo"]
-            axis.plot(g["r_nm"], g["g"])
-            axis.set(xlabel="r (nm)", ylabel="g$_{OO}$(r)", title="O-O pair correlation")
-        elif name == "orientation_correlations":
-            c = traj["orientation_correlations"]
-            axis.plot(c["r_nm"], c["c_l"], label="c$_L$")
-            axis.plot(c["r_nm"], c["c_t"], label="c$_T$")
-            axis.legend()
-            axis.set(xlabel="r (nm)", title="orientation correlations")
-        elif name == "msd_oxygen":
-            m, d = traj["msd_oxygen"], traj["diffusion"]
-            axis.errorbar(m["lag_ps"], m["msd_nm2"], m["error"])
-            title = ("too short for diffusion" if isinstance(d, str) else
-                     f"D = {d['1e-5_cm2_per_s']:.3g} $\\pm$ {d['error_1e-5_cm2_per_s']:.2g} "
-                     "1e-5 cm$^2$/s")
-            axis.set(xlabel="t (ps)", ylabel="MSD (nm$^2$)", title=title)
-        elif name == "c_uu_order_1":
-            for order in (1, 2):
-                c = traj[f"c_uu_order_{order}"]
-                axis.plot(c["lag_ps"], c["c"], label=f"order {order}")
-            axis.legend()
-            axis.set(xlabel="t (ps)", ylabel="c$_{uu}$(t)", title="reorientation")
-        else:
-            for series in [n for n in ("potential", "delta") if f"power_spectrum_{n}" in diag]:
-                s = diag[f"power_spectrum_{series}"]
-                axis.semilogy(s["wavenumber_cm"], np.maximum(s["spectrum"], 1e-30), label=series)
-            axis.legend()
-            axis.set(xlabel="wavenumber (cm$^{-1}$)", title="power spectra")
+    columns = min(PANEL_COLUMNS, math.ceil(math.sqrt(len(panels))))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.6 * rows),
+                                squeeze=False)
+    for axis in axes.flat[len(panels):]:
+        axis.remove()
+    for axis, name in zip(axes.flat, panels):
+        PANELS[name](figure, axis, traj, diag)
     figure.suptitle(f"{result['settings']['system']}, strategy {result['settings']['strategy']}, "
                     f"{result['simulated_ps']:.3g} ps", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
+
+
+def _orientation_panel(figure, axis, traj: dict, diag: dict) -> None:
+    o = traj["orientation"]
+    image = axis.pcolormesh(o["phi_rad"], o["cos_theta"], o["free_energy_kt"], shading="auto",
+                            cmap="viridis")
+    figure.colorbar(image, ax=axis, label="F (k$_B$T)")
+    axis.set(xlabel="$\\phi$ (rad)", ylabel="cos $\\theta$",
+             title=f"anisotropy {o['anisotropy']:.3g} $\\pm$ {o['anisotropy_error']:.2g}\n"
+                   f"(isotropic noise: < {o['isotropic_baseline_95']:.2g} in 95%)")
+
+
+def _g_oo_panel(figure, axis, traj: dict, diag: dict) -> None:
+    g = traj["g_oo"]
+    axis.plot(g["r_nm"], g["g"])
+    axis.set(xlabel="r (nm)", ylabel="g$_{OO}$(r)", title="O-O pair correlation")
+
+
+def _orientation_correlations_panel(figure, axis, traj: dict, diag: dict) -> None:
+    c = traj["orientation_correlations"]
+    axis.plot(c["r_nm"], c["c_l"], label="c$_L$")
+    axis.plot(c["r_nm"], c["c_t"], label="c$_T$")
+    axis.legend()
+    axis.set(xlabel="r (nm)", ylabel="c(r)", title="orientation correlations")
+
+
+def _msd_panel(figure, axis, traj: dict, diag: dict) -> None:
+    m, d = traj["msd_oxygen"], traj["diffusion"]
+    axis.errorbar(m["lag_ps"], m["msd_nm2"], m["error"])
+    title = ("too short for diffusion" if isinstance(d, str) else
+             f"D = {d['1e-5_cm2_per_s']:.3g} $\\pm$ {d['error_1e-5_cm2_per_s']:.2g} "
+             "1e-5 cm$^2$/s")
+    axis.set(xlabel="t (ps)", ylabel="MSD (nm$^2$)", title=title)
+
+
+def _reorientation_panel(figure, axis, traj: dict, diag: dict) -> None:
+    for order in (1, 2):
+        c = traj[f"c_uu_order_{order}"]
+        axis.plot(c["lag_ps"], c["c"], label=f"order {order}")
+    axis.legend()
+    axis.set(xlabel="t (ps)", ylabel="c$_{uu}$(t)", title="reorientation")
+
+
+def _vector_series_panel(axis, diag: dict, name: str, symbol: str, unit: str,
+                         title: str) -> None:
+    """The x, y, z components of the diagnostics series ``name`` against time."""
+    series = diag["series"]
+    for component in "xyz":
+        axis.plot(series["time_ps"], series[f"{name}_{component}"],
+                  label=f"{symbol}$_{component}$")
+    axis.legend(fontsize=8)
+    axis.set(xlabel="t (ps)", ylabel=f"{symbol} ({unit})", title=title)
+
+
+def _angular_momentum_panel(figure, axis, traj: dict, diag: dict) -> None:
+    wander = diag["angular_momentum"]["wander_amu_nm2_per_ps"]
+    _vector_series_panel(axis, diag, "L", "L", "amu nm$^2$/ps",
+                         f"angular momentum (wander {wander:.2g})")
+
+
+def _torque_panel(figure, axis, traj: dict, diag: dict) -> None:
+    rms = diag["torque_rms_kj_mol"]
+    _vector_series_panel(axis, diag, "torque", "$\\tau$", "kJ/mol",
+                         f"net torque (rms {rms['value']:.2g} $\\pm$ {rms['error']:.2g})")
+
+
+def _spectra_panel(figure, axis, traj: dict, diag: dict) -> None:
+    for series in [n for n in ("potential", "delta") if f"power_spectrum_{n}" in diag]:
+        s = diag[f"power_spectrum_{series}"]
+        axis.semilogy(s["wavenumber_cm"], np.maximum(s["spectrum"], 1e-30), label=series)
+    axis.legend()
+    axis.set(xlabel="wavenumber (cm$^{-1}$)", ylabel="power ((kJ/mol)$^2$ cm)",
+             title="power spectra")
+    note = diag.get("spectra_note")
+    if note is not None:
+        axis.text(0.02, 0.02, textwrap.fill(note, 48), transform=axis.transAxes, fontsize=7,
+                  va="bottom", bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
+
+
+PANELS = {"orientation": _orientation_panel, "g_oo": _g_oo_panel,
+          "orientation_correlations": _orientation_correlations_panel,
+          "msd_oxygen": _msd_panel, "c_uu_order_1": _reorientation_panel,
+          "angular_momentum": _angular_momentum_panel, "torque": _torque_panel,
+          "power_spectrum_potential": _spectra_panel}

@@ -182,8 +182,9 @@ def print_cost(settings) -> None:
 
     topology, _ = load_structure(settings.system, settings.replicate)
     grid = settings.rotation_grid if settings.strategy in GRID_STRATEGIES else None
-    print(evaluation_cost(load_energy_model(settings.model), topology.getNumAtoms(), settings.strategy,
-                          grid, settings.memory_budget_bytes), flush=True)
+    print(evaluation_cost(load_energy_model(settings.model), topology.getNumAtoms(),
+                          settings.strategy, grid, settings.memory_budget_bytes,
+                          on_cpu=settings.platform != "CUDA"), flush=True)
 
 
 def stride_default(name: str) -> str:
@@ -357,13 +358,17 @@ def run_analyze(args) -> None:
     summary = {"blocks": result["n_blocks_chosen"],
                "delta_kj_mol": result["diagnostics"]["delta_kj_mol"],
                "torque_rms_kj_mol": result["diagnostics"]["torque_rms_kj_mol"],
-               "orientation_anisotropy": result["trajectory"]["orientation"]["anisotropy"]}
+               "orientation_anisotropy": result["trajectory"]["orientation"]["anisotropy"],
+               "isotropic_baseline_95":
+                   result["trajectory"]["orientation"]["isotropic_baseline_95"]}
     for key in ("diffusion", "g_oo"):
         if key in result["trajectory"]:
             entry = result["trajectory"][key]
             summary[key] = (entry if isinstance(entry, str) else
                             {k: v for k, v in entry.items() if not isinstance(v, list)})
     print(json.dumps(summary, indent=1))
+    if result["diagnostics"].get("spectra_note"):
+        print(f"note: {result['diagnostics']['spectra_note']}")
     print(f"wrote {output / 'observables.json'} and {output / 'observables.png'}")
 
 

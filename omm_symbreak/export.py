@@ -11,14 +11,14 @@ an ``UnconstrainedPET``.
 
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .grids import RotationGrid
-from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
+from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, copies_at_once
 from .model_kinds import EnergyModel, as_energy_model
 from .model_kinds.torchforce import TorchForceModel
 from .structure_checks import check_no_overlaps, check_whole_water
@@ -178,25 +178,42 @@ def _check_positions(topology, module, positions, model: EnergyModel) -> None:
         raise ValueError(explanation) from None
 
 
+def activation_bytes(model, n_atoms: int, strategy: str, grid: Optional[RotationGrid],
+                     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+                     on_cpu: bool = True) -> Optional[Tuple[int, int]]:
+    """(bytes, copies): an upper estimate of the activation memory one force evaluation of
+    ``strategy`` holds at once for ``n_atoms`` atoms, and the rotated copies one model call
+    takes (``kernel.copies_at_once``, in the model's CPU chunks where ``on_cpu``); None where the
+    kind of model does not tell its memory."""
+    model = as_energy_model(model)
+    per_copy = model.estimated_bytes_per_copy(n_atoms)
+    if per_copy is None:
+        return None
+    at_once = copies_at_once(per_copy, n_atoms, copies_per_evaluation(strategy, grid),
+                             memory_budget_bytes, model.cpu_batch_atoms if on_cpu else None)
+    return at_once * per_copy, at_once
+
+
 def evaluation_cost(model, n_atoms: int, strategy: str, grid: Optional[RotationGrid],
-                    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> str:
-    """What one force evaluation of ``strategy`` costs for ``n_atoms`` atoms: the model
-    evaluations and, where the kind of model tells it, an upper estimate of the activation
-    memory held at once, in words."""
+                    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+                    on_cpu: bool = True) -> str:
+    """What one force evaluation of ``strategy`` costs for ``n_atoms`` atoms, in words: the
+    model evaluations and, where the kind of model tells it, ``activation_bytes``."""
     model = as_energy_model(model)
     copies = copies_per_evaluation(strategy, grid)
     evaluations = (f"{copies} model evaluations per slow step (grid {grid.spec} and the raw "
                    "model) and 1 per fast step" if strategy == "mts" else
                    f"{copies} model evaluations per step" + (f" (grid {grid.spec})"
                                                              if strategy == "full" else ""))
-    per_copy = model.estimated_bytes_per_copy(n_atoms)
-    if per_copy is None:
+    memory = activation_bytes(model, n_atoms, strategy, grid, memory_budget_bytes, on_cpu)
+    if memory is None:
         return (f"strategy {strategy}, {n_atoms} atoms, {model.kind} model: {evaluations}; "
                 f"activation memory not estimated for this kind of model")
-    held = min(copies, max(1, memory_budget_bytes // per_copy)) * per_copy
+    held, at_once = memory
     return (f"strategy {strategy}, {n_atoms} atoms: {evaluations}; at most about "
-            f"{held / 2**30:.2g} GB of activations at a time (memory budget "
-            f"{memory_budget_bytes / 2**30:.3g} GB)")
+            f"{held / 2**30:.2g} GB of activations at a time ({at_once} "
+            f"{'copy' if at_once == 1 else 'copies'} per model call; memory budget "
+            f"{memory_budget_bytes / 2**30:.3g} GB), besides the libraries' own memory")
 
 
 def check_exportable(model: EnergyModel) -> None:

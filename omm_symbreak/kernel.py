@@ -92,6 +92,17 @@ def random_rotation(positions: Tensor, inversion: bool = True) -> Tensor:
     return rotation
 
 
+def copies_at_once(bytes_per_copy: int, n_atoms: int, n_rotations: int,
+                   memory_budget_bytes: int, cpu_batch_atoms: Optional[int]) -> int:
+    """How many of ``n_rotations`` copies of ``n_atoms`` atoms one model call takes: at most
+    ``memory_budget_bytes`` (bytes) of copies of ``bytes_per_copy`` and, where
+    ``cpu_batch_atoms`` is given (on CPUs), about that many atoms; at least one."""
+    chunk = max(1, memory_budget_bytes // max(bytes_per_copy, 1))
+    if cpu_batch_atoms is not None:
+        chunk = min(chunk, max(1, cpu_batch_atoms // max(n_atoms, 1)))
+    return min(chunk, max(n_rotations, 1))
+
+
 def rotated_cell(cell: Tensor, rotation: Tensor) -> Tensor:
     """The box vectors [3, 3] (rows) of a copy rotated by ``rotation`` [3, 3]: det(R) b R^T, an
     improper R negated, which spans the same lattice with a right-handed basis."""
@@ -176,11 +187,11 @@ class RotatedCopies(nn.Module):
 
     def chunk_size(self, prepared: List[Tensor], positions: Tensor, n_rotations: int) -> int:
         """Copies per model call: within the memory budget, and cache-sized on CPUs."""
-        chunk = max(1, self.memory_budget_bytes // max(self.adapter.bytes_per_copy(prepared), 1))
-        cpu_batch_atoms = self.cpu_batch_atoms
-        if not positions.is_cuda and cpu_batch_atoms is not None:
-            chunk = min(chunk, max(1, cpu_batch_atoms // max(positions.shape[0], 1)))
-        return min(chunk, max(n_rotations, 1))
+        cpu_batch_atoms: Optional[int] = None
+        if not positions.is_cuda:
+            cpu_batch_atoms = self.cpu_batch_atoms
+        return copies_at_once(self.adapter.bytes_per_copy(prepared), positions.shape[0],
+                              n_rotations, self.memory_budget_bytes, cpu_batch_atoms)
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor],
                 rotations: Tensor) -> Tensor:

@@ -72,3 +72,19 @@ def water_box():
 def water_cluster():
     """A non-periodic cluster of 8 water molecules: (topology, positions Angstrom)."""
     return water_topology(8), water_positions_angstrom(2, 3.0, seed=2)
+
+
+def peak_cpu_bytes(function) -> int:
+    """The peak of the bytes torch allocates on the CPU while ``function()`` runs, from the
+    profiler's allocation and release events in time order (memory held before the call does
+    not count)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded:
+        function()
+    events = sorted(recorded.events(), key=lambda event: event.time_range.start)
+    held = peak = 0
+    for event in events:
+        held += event.self_cpu_memory_usage
+        peak = max(peak, held)
+    return peak

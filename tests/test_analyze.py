@@ -146,3 +146,74 @@ def test_diffusion_needs_lags_past_the_caging_regime():
             assert fit_range == pytest.approx([0.6, 3.0])
             assert diffusion["nm2_per_ps"] == pytest.approx(expected, rel=0.01)
             assert diffusion["1e-5_cm2_per_s"] == pytest.approx(1000 * diffusion["nm2_per_ps"])
+
+
+def _labelled_panels(figure):
+    """The figure's panels (colour bars left out) and their y labels."""
+    panels = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
+    return panels, [axis.get_ylabel() for axis in panels]
+
+
+def test_the_monomer_figure_has_angular_momentum_and_torque_panels_all_labelled(runs):
+    from omm_symbreak.analyze import analyze_run, observables_figure
+    from omm_symbreak.rundir import read_diagnostics
+
+    result = analyze_run(runs["monomer"], n_blocks=2)
+    figure = observables_figure(result)
+    panels, labels = _labelled_panels(figure)
+    assert all(labels), labels
+    titles = [axis.get_title() for axis in panels]
+    momentum = panels[[t.startswith("angular momentum") for t in titles].index(True)]
+    torque = panels[[t.startswith("net torque") for t in titles].index(True)]
+    diagnostics = read_diagnostics(runs["monomer"] / "diagnostics.csv")
+    for axis, name in ((momentum, "L"), (torque, "torque")):
+        for line, component in zip(axis.get_lines(), "xyz"):
+            np.testing.assert_allclose(line.get_ydata(), diagnostics[f"{name}_{component}"])
+    assert "amu nm$^2$/ps" in momentum.get_ylabel() and "kJ/mol" in torque.get_ylabel()
+
+
+def test_spectra_say_what_a_coarse_interval_misses():
+    """50 fs (the default output): Nyquist 1 / (2 c dt) = 333.6 cm^-1, bend and stretch missing,
+    shown from 1 / (2 c 3800 cm^-1) = 4.4 fs on; 2.5 fs misses nothing."""
+    from omm_symbreak.analyze import spectra_note
+
+    note = spectra_note(0.05)
+    assert "334 cm^-1" in note and "bend" in note and "stretch" in note and "4.4 fs" in note
+    assert spectra_note(0.0025) is None
+    assert "stretch" in spectra_note(0.005) and "bend" not in spectra_note(0.005)
+
+
+def test_the_spectra_panel_and_the_log_carry_the_note(runs, capsys, monkeypatch):
+    import omm_symbreak.analyze as analyze_module
+    from omm_symbreak.cli import main
+
+    result = analyze_module.analyze_run(runs["monomer"], n_blocks=2)
+    assert result["diagnostics"]["spectra_note"] is None  # 2.5 fs diagnostics: nothing missed
+    result["diagnostics"]["spectra_note"] = analyze_module.spectra_note(0.05)
+    panel = [axis for axis in analyze_module.observables_figure(result).axes
+             if axis.get_title() == "power spectra"][0]
+    assert any("334 cm^-1" in text.get_text().replace("\n", " ") for text in panel.texts)
+    monkeypatch.setattr(analyze_module, "analyze_run", lambda *args: result)
+    assert main(["analyze", str(runs["monomer"]), "--blocks", "2"]) == 0
+    assert "note: spectra stop at 334 cm^-1" in capsys.readouterr().out
+
+
+def test_the_liquid_figure_is_a_grid_with_every_y_axis_labelled(runs):
+    from omm_symbreak.analyze import analyze_run, observables_figure
+
+    figure = observables_figure(analyze_run(runs["box"], n_blocks=2))
+    panels, labels = _labelled_panels(figure)
+    assert len(panels) == 8 and all(labels), labels
+    rows = {round(axis.get_position().y0, 2) for axis in panels}
+    width, height = figure.get_size_inches()
+    assert len(rows) == 3 and width / height < 1.5
+
+
+def test_the_anisotropy_is_shown_with_its_isotropic_noise_baseline(runs):
+    from omm_symbreak.analyze import analyze_run, observables_figure
+
+    result = analyze_run(runs["box"], n_blocks=2)
+    orientation = result["trajectory"]["orientation"]
+    assert orientation["isotropic_baseline_95"] > 0
+    title = observables_figure(result).axes[0].get_title()
+    assert f"< {orientation['isotropic_baseline_95']:.2g} in 95%" in title

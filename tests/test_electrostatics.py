@@ -2,6 +2,7 @@
 sum) against OpenMM's NonbondedForce (Ewald, PME, NoCutoff), for energies and forces, in any
 rotated cell and through TorchScript with freezing (as openmm-torch loads modules)."""
 
+import time
 from typing import Optional
 
 import numpy as np
@@ -13,7 +14,7 @@ from openmm import unit
 from omm_symbreak.model.electrostatics import Coulomb
 from omm_symbreak.systems import load_structure
 from omm_symbreak.units import KJ_PER_MOL_PER_EV, as_nm_array
-from conftest import random_rotation
+from conftest import peak_cpu_bytes, random_rotation
 
 CUTOFF_NM = 0.6  # below half of liquid-64's 1.24 nm box, as OpenMM's minimum image requires
 # q-TIP4P/F-like charges on the atoms themselves (no M site): neutral molecules
@@ -89,7 +90,7 @@ def test_the_mesh_takes_over_from_the_default_size_on_and_agrees_with_openmm():
     coulomb = Coulomb(10 * CUTOFF_NM)
     assert coulomb.uses_mesh(len(charges)) and not coulomb.uses_mesh(len(charges) // 8)
     setup = coulomb.setup(torch.tensor(positions * 10), torch.tensor(box * 10))
-    assert len(setup) == 5  # the pairs, then the positions and cell for the mesh
+    assert len(setup) == 6  # the pairs, then the positions, cell and 1 / dilution of the mesh
     _assert_close(_ours(charges, positions, box, route=None),
                   _openmm(charges, positions, box, openmm.NonbondedForce.PME))
 
@@ -189,3 +190,42 @@ def test_float32_charges_neutral_to_rounding_are_accepted_and_summed_as_in_float
     neutral64 = charges.double() - charges.double().mean()
     energy64 = coulomb.energies(setup64, neutral64)
     assert float(energy32) == pytest.approx(float(energy64), rel=1e-3)
+
+
+def _spread_molecules(n_molecules: int, box_angstrom: float, seed: int):
+    """Charges [3M] and positions [3M, 3] (Angstrom) of liquid-64's first ``n_molecules``
+    molecules, each moved to a random point of a cubic box of edge ``box_angstrom``."""
+    charges, positions, _ = _liquid()
+    rng = np.random.default_rng(seed)
+    molecules = positions[:3 * n_molecules].reshape(n_molecules, 3, 3) * 10
+    molecules = molecules - molecules[:, :1] + rng.uniform(0, box_angstrom, (n_molecules, 1, 3))
+    return charges[:3 * n_molecules], molecules.reshape(-1, 3)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_dilute_box_is_summed_shrunk_and_agrees_with_openmm(route):
+    """Three molecules in a 40 Angstrom box (0.00014 atoms per cubic Angstrom): summed shrunk by
+    s = 5.2, with OpenMM's Ewald sum of the box as it is."""
+    charges, positions = _spread_molecules(3, 40.0, seed=2)
+    box_nm = np.eye(3) * 4.0
+    assert Coulomb(10 * CUTOFF_NM).dilution(9, 40.0 ** 3) == pytest.approx(5.2, abs=0.05)
+    _assert_close(_ours(charges, positions / 10, box_nm, route=route),
+                  _openmm(charges, positions / 10, box_nm, openmm.NonbondedForce.Ewald))
+
+
+@pytest.mark.parametrize("edge", [300.0, 5000.0])
+@pytest.mark.parametrize("n_molecules", [1, 4])
+def test_a_huge_box_costs_what_its_atoms_cost(edge, n_molecules):
+    """Molecules in a box of edge 300 or 5000 Angstrom: their periodic images are so far away
+    that the sum is the direct one of the molecules (differences O(p^2 / V), below 1e-9 here),
+    in a few MB and milliseconds (at a fixed splitting the reciprocal sum alone would need
+    10^7 or 10^11 vectors)."""
+    charges, positions = _spread_molecules(n_molecules, edge, seed=n_molecules)
+    charges, positions = torch.tensor(charges)[None], torch.tensor(positions)
+    cell = torch.eye(3, dtype=torch.float64) * edge
+    coulomb = Coulomb(10 * CUTOFF_NM).double()
+    start = time.perf_counter()
+    periodic = float(coulomb(charges, positions, cell))
+    assert time.perf_counter() - start < 0.5
+    assert peak_cpu_bytes(lambda: coulomb(charges, positions, cell)) < 4 * 2**20
+    assert periodic == pytest.approx(float(coulomb(charges, positions, None)), rel=1e-7)

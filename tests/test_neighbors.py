@@ -7,6 +7,7 @@ dense search, which ``cell_list_min_atoms=10**9`` forces.
 
 import functools
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from omm_symbreak import systems
 from omm_symbreak.model import neighbors
 from omm_symbreak.model.neighbors import NeighborList, neighbor_list, neighbor_pairs
 from omm_symbreak.units import as_nm_array, nm_to_angstrom
+from conftest import peak_cpu_bytes
 
 SCRIPTED = torch.jit.script(neighbor_list)
 SEARCHES = {"eager": neighbor_list, "scripted": SCRIPTED}
@@ -595,3 +597,23 @@ def test_cuda_binned_matches_cpu(search, kind):
     assert all(t.device.type == "cuda" for t in on_gpu)
     for cpu, gpu in zip(on_cpu, on_gpu):
         torch.testing.assert_close(gpu.cpu(), cpu, rtol=0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("forced", [BINNED, DENSE], ids=["binned", "dense"])
+@pytest.mark.parametrize("edge", [300.0, 5000.0])
+@pytest.mark.parametrize("n_molecules", [1, 4])
+def test_molecules_in_a_huge_box(forced, edge, n_molecules):
+    """One or four water molecules of liquid-64 (straddling the cell's corner, so that edges
+    cross its faces) in a cubic box of 300 or 5000 Angstrom: the reference's edges, in under a
+    MB and a second (the binned search caps its grid at about 2N bins, the dense one needs one
+    image per direction)."""
+    positions, _ = liquid()
+    positions = positions[:3 * n_molecules] - positions[:3 * n_molecules].mean(0)
+    cell = np.eye(3) * edge
+    search = functools.partial(neighbor_list, **forced)
+    check_against_reference(search, positions, cell, 3.5, 40, torch.float32)
+    positions_t, cell_t = torch.tensor(positions), torch.tensor(cell)
+    start = time.perf_counter()
+    search(positions_t, cell_t, 3.5, 40)
+    assert time.perf_counter() - start < 1.0
+    assert peak_cpu_bytes(lambda: search(positions_t, cell_t, 3.5, 40)) < 2**20

@@ -26,6 +26,17 @@ boxes). The reciprocal and self terms take one of two routes, chosen by the numb
 
 With a cell the charges must sum to zero (no neutralising background term). Forces by autograd.
 
+Dilute boxes. At a fixed splitting the reciprocal sum needs O(V alpha^3) vectors (the mesh as
+many points): one molecule in a 5000 Angstrom box would need 10^11. A box holding fewer than
+``DILUTE_DENSITY`` atoms per cubic Angstrom (a fifth of liquid water's 0.1) is therefore summed
+shrunk by the factor ``s = (V DILUTE_DENSITY / N)^(1/3) > 1`` (positions and cell over s, at the
+model's cutoff), and the energy multiplied by 1 / s: Coulomb's law is homogeneous of degree -1,
+E(x) = E(x / s) / s, so this is the Ewald sum with real-space cutoff ``s r_c`` and splitting
+``alpha / s``, as accurate (the tolerance is relative). Pairs, reciprocal vectors and mesh points
+then number O(N), as in a liquid of the same atoms, whatever the volume. ``s`` is a constant of
+each structure (no gradient): the sum does not depend on the splitting beyond the tolerance.
+Boxes at least that dense are summed as they are (bitwise as before).
+
 The sum is bilinear in the charges for fixed positions: ``Coulomb.setup`` computes what depends
 on the positions only (the pair kernel within the cutoff; the phases of the reciprocal vectors,
 or for the mesh the positions and cell), once per structure, and ``Coulomb.energies`` the
@@ -53,6 +64,8 @@ from .neighbors import neighbor_pairs
 # kernel per call, where the Ewald phases are computed once per structure). MD with MTS, a raw
 # step mostly, gains.
 MESH_MIN_ATOMS: int = 1000
+# Boxes with fewer atoms per cubic Angstrom are summed shrunk to this density (module docstring).
+DILUTE_DENSITY: float = 0.02
 MESH_INTERPOLATION_NODES = 7
 
 
@@ -63,15 +76,17 @@ class Coulomb(nn.Module):
       cutoff: the real-space cutoff r_c (Angstrom) of a periodic sum.
       tolerance: the relative accuracy that fixes the splitting and the reciprocal cutoff.
       mesh_min_atoms: the mesh replaces the Ewald reciprocal sum from this many atoms on.
+      dilute_density: boxes with fewer atoms per cubic Angstrom are summed shrunk to it.
     """
 
     def __init__(self, cutoff: float = 8.0, tolerance: float = 1e-6,
-                 mesh_min_atoms: int = MESH_MIN_ATOMS):
+                 mesh_min_atoms: int = MESH_MIN_ATOMS, dilute_density: float = DILUTE_DENSITY):
         super().__init__()
         self.cutoff = float(cutoff)
         self.tolerance = float(tolerance)
         self.alpha = math.sqrt(-math.log(2.0 * tolerance)) / cutoff
         self.mesh_min_atoms = int(mesh_min_atoms)
+        self.dilute_density = float(dilute_density)
         smearing = 1.0 / (math.sqrt(2.0) * self.alpha)
         self.mesh = torchpme.PMECalculator(torchpme.CoulombPotential(smearing=smearing),
                                            mesh_spacing=smearing / 2,
@@ -81,30 +96,41 @@ class Coulomb(nn.Module):
         """Whether a periodic system of ``n_atoms`` takes the mesh route."""
         return n_atoms >= self.mesh_min_atoms
 
+    def dilution(self, n_atoms: int, volume: float) -> float:
+        """The factor s >= 1 (module docstring) by which a box of ``volume`` (cubic Angstrom)
+        holding ``n_atoms`` atoms is shrunk for the periodic sum; 1 from ``DILUTE_DENSITY`` on."""
+        return max(1.0, (volume * self.dilute_density / max(n_atoms, 1)) ** (1.0 / 3.0))
+
     def setup(self, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
         """What the energy of any charges at ``positions`` [N, 3] needs (Angstrom;
         differentiable in the positions and cell): [first [P], second [P], kernel [P]] of the
         real-space or direct pairs, then with a cell [cos [N, K], sin [N, K], weights [K],
-        self [1]] of the Ewald sum, or [positions, cell] for the mesh (energies in units of
-        k = e^2 / 4 pi eps0 per e^2)."""
+        self [1]] of the Ewald sum, or [positions, cell, 1 / s [1]] of the mesh, in the box
+        shrunk by the ``dilution`` s (energies in units of k = e^2 / 4 pi eps0 per e^2)."""
         if cell is None:
             first, second, vectors = neighbor_pairs(positions, None, math.inf)
             return [first, second, 0.5 / torch.linalg.vector_norm(vectors, dim=-1)]
         cell = cell.to(positions.dtype)
         determinant = torch.linalg.det(cell)
+        scale = self.dilution(positions.shape[0], abs(float(determinant)))
+        if scale > 1.0:
+            positions, cell, determinant = positions / scale, cell / scale, determinant / scale ** 3
         # a cell and its mirror image (an improperly rotated cell) span the same lattice: the
         # search takes the right-handed one
         handed = cell if float(determinant) > 0.0 else -cell
         first, second, vectors = neighbor_pairs(positions, handed, self.cutoff)
         distances = torch.linalg.vector_norm(vectors, dim=-1)
         # each pair appears as (i, j) and (j, i)
-        pairs = [first, second, 0.5 * torch.erfc(self.alpha * distances) / distances]
+        pairs = [first, second, 0.5 * torch.erfc(self.alpha * distances) / (scale * distances)]
         if self.uses_mesh(positions.shape[0]):
-            return pairs + [positions, cell]
-        return pairs + self._reciprocal(positions, cell, torch.abs(determinant))
+            return pairs + [positions, cell, torch.full((1,), 1.0 / scale, dtype=positions.dtype,
+                                                        device=positions.device)]
+        return pairs + self._reciprocal(positions, cell, torch.abs(determinant), scale)
 
-    def _reciprocal(self, positions: Tensor, cell: Tensor, volume: Tensor) -> List[Tensor]:
-        """[cos [N, K], sin [N, K], weights [K], self [1]] of the Ewald sum."""
+    def _reciprocal(self, positions: Tensor, cell: Tensor, volume: Tensor,
+                    scale: float) -> List[Tensor]:
+        """[cos [N, K], sin [N, K], weights [K], self [1]] of the Ewald sum of the (shrunk)
+        ``positions`` and ``cell``, weights and self term divided by the ``dilution``."""
         alpha = self.alpha
         reciprocal = 2 * math.pi * torch.linalg.inv(cell).T  # rows b_i*: a_i . b_j* = 2 pi d_ij
         m_cutoff = 2 * alpha * math.sqrt(-math.log(self.tolerance))
@@ -121,8 +147,8 @@ class Coulomb(nn.Module):
         keep = m2 < m_cutoff * m_cutoff
         m, m2 = m[keep], m2[keep]
         phases = positions @ m.T  # [N, K]
-        weights = 4 * math.pi / volume * torch.exp(-m2 / (4 * alpha * alpha)) / m2
-        self_term = torch.full((1,), -alpha / math.sqrt(math.pi), dtype=positions.dtype,
+        weights = 4 * math.pi / (scale * volume) * torch.exp(-m2 / (4 * alpha * alpha)) / m2
+        self_term = torch.full((1,), -alpha / (scale * math.sqrt(math.pi)), dtype=positions.dtype,
                                device=positions.device)
         return [torch.cos(phases), torch.sin(phases), weights, self_term]
 
@@ -137,13 +163,13 @@ class Coulomb(nn.Module):
             return coulomb_ev_angstrom * energy
         _check_neutral(charges)
         if self.uses_mesh(charges.shape[1]):
-            positions, cell = setup[3], setup[4]
+            positions, cell, inverse_scale = setup[3], setup[4], setup[5]
             no_pairs = torch.zeros(0, 2, dtype=torch.int64, device=positions.device)
             # the reciprocal and self terms only (no real-space pairs); the potential [N, B]
             # already holds the 1/2 of the double sum
             potential = self.mesh(charges.T.contiguous(), cell, positions, no_pairs,
                                   torch.zeros(0, dtype=positions.dtype, device=positions.device))
-            energy = energy + (charges.T * potential).sum(dim=0)
+            energy = energy + inverse_scale * (charges.T * potential).sum(dim=0)
         else:
             cosines, sines, weights, self_term = setup[3], setup[4], setup[5], setup[6]
             structure = (charges @ cosines) ** 2 + (charges @ sines) ** 2  # [B, K]

@@ -9,10 +9,12 @@ over non-overlapping blocks along the first axis (``statistics.block_average``).
 import mdtraj
 import numpy as np
 from scipy.special import sph_harm_y
+from scipy.stats import chi2
 
-from .statistics import _block_slices, _frame_chunks, block_average
+from .statistics import _block_slices, _frame_chunks, _lagged_products, block_average
 
 __all__ = ["water_atom_indices", "molecular_direction", "orientation_anisotropy",
+           "isotropic_anisotropy_baseline", "statistical_inefficiency",
            "weighted_orientation_anisotropy", "orientation_density",
            "orientational_free_energy"]
 
@@ -82,13 +84,65 @@ def orientation_anisotropy(u: np.ndarray, l_max: int = 4, n_blocks: int = 4):
     bias_numerator = l_max * (l_max + 2)
     blocks = []
     for block in _block_slices(len(u), n_blocks):
-        components = np.concatenate([_harmonic_components(u[block], degree).reshape(
-            -1, 2 * (2 * degree + 1)) for degree in range(1, l_max + 1)], axis=-1)
+        components = _harmonics_up_to(u[block], l_max)
+        components = components.reshape(-1, components.shape[-1])
         n = len(components)
         plain = 4 * np.pi * np.sum(components.mean(axis=0) ** 2)
         blocks.append((n * plain - bias_numerator) / (n - 1))
     anisotropy, error = block_average(np.array(blocks), n_blocks)
     return anisotropy, error, bias_numerator / n
+
+
+def _harmonics_up_to(u: np.ndarray, l_max: int) -> np.ndarray:
+    """The ``_harmonic_components`` of degrees 1 to l_max, concatenated: [..., 2 l_max (l_max + 3)]
+    from directions u [..., 3]."""
+    return np.concatenate([_harmonic_components(u, degree) for degree in range(1, l_max + 1)],
+                          axis=-1)
+
+
+def statistical_inefficiency(series: np.ndarray) -> float:
+    """g >= 1, the number of consecutive samples per independent one, of series [T, ...] (axis
+    0 time, further axes pooled): g = 1 + 2 sum_{k=1}^{K} (1 - k / T) rho(k), rho the pooled
+    autocorrelation (each column's mean removed) and K the last lag before rho first drops to
+    zero or below (the usual truncation of a noisy tail)."""
+    values = np.asarray(series, dtype=float).reshape(len(series), -1)
+    deviation = values - values.mean(axis=0)
+    products = _lagged_products(deviation, len(values)).sum(axis=1)
+    if not products[0] > 0:
+        return 1.0
+    rho = products / products[0] * len(values) / (len(values) - np.arange(len(values)))
+    negative = np.nonzero(rho[1:] <= 0)[0]
+    last = negative[0] if len(negative) else len(values) - 1
+    lags = np.arange(1, last + 1)
+    return float(max(1.0, 1 + 2 * np.sum((1 - lags / len(values)) * rho[1:last + 1])))
+
+
+def isotropic_anisotropy_baseline(u: np.ndarray, l_max: int = 4, n_blocks: int = 4,
+                                  quantile: float = 0.95) -> float:
+    """The noise baseline of ``orientation_anisotropy``: the value of A that an isotropic sample
+    of the same size and time correlation stays below with probability ``quantile``.
+
+    u [T, M, 3] (or [T, 3]): directions in time order, as ``orientation_anisotropy`` takes them.
+    Method: the harmonic components Y_lm(u) of degree l give its statistical inefficiency g_l
+    (``statistical_inefficiency``, time correlation, molecules taken as independent), hence
+    n_l = n / g_l independent samples in a block of n. In an isotropic sample the 2l + 1 block
+    means of (4 pi)^(1/2) Y_lm are then independent normal with variance 1 / n_l, so that the
+    plain estimate averaged over the blocks is sum_l chi^2_(2l+1)(n_blocks) / (n_l n_blocks),
+    whose quantile is taken from the chi^2 of the same mean and variance (Satterthwaite);
+    ``orientation_anisotropy`` subtracts l_max (l_max + 2) / n. Returns that quantile less
+    l_max (l_max + 2) / n (dimensionless): an A below it is noise.
+    """
+    u = np.asarray(u, dtype=float)
+    u = u.reshape(len(u), -1, 3)
+    _block_slices(len(u), n_blocks)  # ValueError if the blocks do not fit
+    n = len(u) // n_blocks * u.shape[1]
+    counts = np.array([2 * degree + 1 for degree in range(1, l_max + 1)])
+    independent = np.array([min(n, n / statistical_inefficiency(_harmonic_components(u, degree)))
+                            for degree in range(1, l_max + 1)])
+    mean = np.sum(counts / independent)
+    variance = np.sum(2 * counts / independent ** 2) / n_blocks
+    scale, degrees_of_freedom = variance / (2 * mean), 2 * mean ** 2 / variance
+    return float(scale * chi2.ppf(quantile, degrees_of_freedom) - l_max * (l_max + 2) / n)
 
 
 def weighted_orientation_anisotropy(u: np.ndarray, weights: np.ndarray, l_max: int = 4):
@@ -102,8 +156,7 @@ def weighted_orientation_anisotropy(u: np.ndarray, weights: np.ndarray, l_max: i
     """
     weights = np.asarray(weights, dtype=float)
     weights = weights / weights.sum()
-    components = np.concatenate([_harmonic_components(u, degree)
-                                 for degree in range(1, l_max + 1)], axis=-1)
+    components = _harmonics_up_to(u, l_max)
     anisotropy = 4 * np.pi * np.sum((weights @ components) ** 2)
     return float(anisotropy), float(l_max * (l_max + 2) * np.sum(weights ** 2))
 
