@@ -16,7 +16,8 @@ For the structure x of a system and a model of any kind (``model_kinds.energy_mo
   ``breaking_by_parity`` the two parts of each degree;
 - ``recommended``: the grid of the fewest rotations (``grids.grid_catalogue``) whose average
   leaves a spread within the tolerance (a relative tolerance of the raw spread, or the noise
-  floor if larger): predicted from the spectrum, then measured on random orientations; and the
+  floor if larger): predicted from the spectrum, then measured on random orientations (within
+  the statistical bound of a standard deviation from few samples); and the
   cost of an MD step (ms, OpenMM's CPU platform, Langevin) of ``none``, ``full`` and ``mts``
   (k = 4, 8) with that grid, and ``random``.
 
@@ -179,14 +180,25 @@ def averaged_spread_ev(model, frame: Frame, grid: RotationGrid, rotations: np.nd
     return float(np.std(energies @ grid.weights, ddof=1))
 
 
+def measured_slack(samples: int) -> float:
+    """How far a standard deviation measured from ``samples`` values may exceed the one it
+    estimates before it is significantly above it: the one-sided 95 % chi-square bound,
+    sqrt(chi2_0.95(samples - 1) / (samples - 1)) (1.42 for 8 samples)."""
+    import scipy.stats
+
+    return float(np.sqrt(scipy.stats.chi2.ppf(0.95, samples - 1) / (samples - 1)))
+
+
 def recommend(model, frame: Frame, spec: Spectrum, tolerance_ev: float,
               rng: np.random.Generator):
     """(grid, its JSON entry): the first of ``candidate_grids`` whose predicted spread (the
     spectrum up to its last degree, ``spectrum.residual_variance``) is within ``tolerance_ev``
-    and whose spread measured at ``CHECK_ROTATIONS`` random orientations is too; at most
+    and whose spread measured at ``CHECK_ROTATIONS`` random orientations is not significantly
+    above it (``measured_slack``); at most
     ``MAX_CHECKED_GRIDS`` are measured, the last one measured is recommended (``meets_tolerance``
     false) if none is within it."""
     rotations = random_rotations(CHECK_ROTATIONS, rng)
+    limit_ev = tolerance_ev * measured_slack(CHECK_ROTATIONS)
     checked = []
     for grid in candidate_grids():
         predicted = float(np.sqrt(residual_variance(spec, grid)))
@@ -195,10 +207,10 @@ def recommend(model, frame: Frame, spec: Spectrum, tolerance_ev: float,
         measured = averaged_spread_ev(model, frame, grid, rotations)
         checked.append({"grid": grid.spec, "predicted_spread_mev": MEV_PER_EV * predicted,
                         "measured_spread_mev": MEV_PER_EV * measured})
-        if measured <= tolerance_ev or len(checked) == MAX_CHECKED_GRIDS:
+        if measured <= limit_ev or len(checked) == MAX_CHECKED_GRIDS:
             break
     entry = {"grid": grid.spec, "evaluations": grid.size, "l_exact": grid.l_exact,
-             "inversion": grid.inversion, "meets_tolerance": measured <= tolerance_ev,
+             "inversion": grid.inversion, "meets_tolerance": measured <= limit_ev,
              "checked": checked, "check_rotations": CHECK_ROTATIONS}
     return grid, entry
 

@@ -72,6 +72,7 @@ class Spectrum:
 
     @property
     def max_degree(self) -> int:
+        """The highest degree of the expansion."""
         return max(self.even)
 
     def power(self, l: int) -> tuple[float, float]:
