@@ -447,6 +447,60 @@ def add_grids_parser(commands) -> None:
     p.set_defaults(run=run_grids)
 
 
+def run_diagnose(args) -> None:
+    from .diagnose import diagnose
+
+    result = diagnose(args.model, args.system, args.output, tuple(args.replicate),
+                      args.max_degree, args.rotations, args.tolerance, args.md_steps, args.seed,
+                      args.force)
+    spread, recommended = result["spread"], result["recommended"]
+    shares = ", ".join(f"l={l} {share:.3g}" for l, share in result["breaking_by_degree"].items())
+    costs = ", ".join(f"{name} {cost:.3g}" for name, cost in
+                      recommended["cost_ms_per_step"].items() if cost is not None)
+    print(f"spread over {spread['n_rotations']} orientations: energy "
+          f"{spread['energy_std_mev']:.4g} meV, forces "
+          f"{spread['force_std_mev_per_angstrom']:.4g} meV/Angstrom (noise floor "
+          f"{result['noise_floor']['energy_std_mev']:.2g} meV)")
+    print(f"share of the energy's rotational variance by degree: {shares}, above "
+          f"{result['breaking_above_max_degree']:.3g}")
+    print(f"recommended grid {recommended['grid']} ({recommended['evaluations']} evaluations, "
+          f"tolerance {recommended['tolerance_mev']:.3g} meV, met: "
+          f"{recommended['meets_tolerance']}); ms per MD step: {costs}")
+    print(f"wrote {args.output / 'diagnose.json'} and {args.output / 'diagnose.png'}")
+
+
+def add_diagnose_parser(commands) -> None:
+    from .diagnose import (DEFAULT_MAX_DEGREE, DEFAULT_MD_STEPS, DEFAULT_RELATIVE_TOLERANCE,
+                           DEFAULT_ROTATIONS, MAX_DEGREE)
+
+    p = commands.add_parser(
+        "diagnose", help="how broken a model's rotational symmetry is, and what repairing it costs",
+        description="On a system's structure: the spread of the energy and of the body-frame "
+                    "forces over random proper and improper orientations; the share of the "
+                    "energy's rotational variance in each Wigner-D degree l (parity split); the "
+                    "cheapest grid that removes the breaking to a tolerance and the cost of an "
+                    "MD step with it per strategy. Writes OUTPUT/diagnose.json and "
+                    "OUTPUT/diagnose.png (docs/design.md, \"Diagnosis\").")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
+    p.add_argument("--system", required=True,
+                   help="a template of systems/ (water-monomer, liquid-64, ...) or a PDB file")
+    add_replicate_argument(p)
+    p.add_argument("--max-degree", type=int, default=DEFAULT_MAX_DEGREE,
+                   help=f"the highest degree l reported, 1..{MAX_DEGREE} (the quadrature costs "
+                        "2 (2L+3)^2 (L+2) model evaluations)")
+    p.add_argument("--rotations", type=int, default=DEFAULT_ROTATIONS,
+                   help="random orientations of the spread")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_RELATIVE_TOLERANCE,
+                   help="spread the recommended grid may leave, relative to the raw spread "
+                        "(or the noise floor if larger)")
+    p.add_argument("--md-steps", type=int, default=DEFAULT_MD_STEPS,
+                   help="timed MD steps per strategy")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random orientations")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="overwrite an existing diagnosis")
+    p.set_defaults(run=run_diagnose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="omm-symbreak",
@@ -464,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(commands)
     add_evaluate_parser(commands)
     add_analyze_parser(commands)
+    add_diagnose_parser(commands)
     return parser
 
 

@@ -66,6 +66,21 @@ def predict(model: UnconstrainedPET, frames: Sequence[Frame]):
     return np.array(energies), forces
 
 
+def _kernel_inputs(model, frame: Frame):
+    """(kernel, types [N], positions [N, 3], cell [3, 3] or None, eV per model energy unit) of
+    ``frame`` for ``model`` of any kind: positions and cell in the model's length unit and dtype,
+    the positions a leaf that requires a gradient."""
+    kernel = RotatedCopies(model.adapter(), cpu_batch_atoms=model.cpu_batch_atoms)
+    types = model.types_of(frame.atomic_numbers.tolist())
+    like = dict(dtype=model.dtype or torch.float64, device=types.device)
+    length_per_angstrom = model.length_per_nm / ANGSTROM_PER_NM
+    positions = torch.tensor(frame.positions_angstrom * length_per_angstrom, **like,
+                             requires_grad=True)
+    cell = (None if frame.cell_angstrom is None
+            else torch.tensor(frame.cell_angstrom * length_per_angstrom, **like))
+    return kernel, types, positions, cell, model.kj_mol_per_energy / KJ_PER_MOL_PER_EV
+
+
 def rotated_predictions(model, frame: Frame, grid_rotations: np.ndarray,
                         grid_weights: np.ndarray, rotations: np.ndarray,
                         done: Optional[Callable[[int], None]] = None):
@@ -74,26 +89,32 @@ def rotated_predictions(model, frame: Frame, grid_rotations: np.ndarray,
     F_m = R_m^T F_avg(R_m x) = -dE_m/dx; ``model`` of any kind, in its own units and dtype.
     ``done(G)`` is called after each rotation's G = len(grid_rotations) model evaluations."""
     model = as_energy_model(model)
-    kernel = RotatedCopies(model.adapter(), cpu_batch_atoms=model.cpu_batch_atoms)
-    types = model.types_of(frame.atomic_numbers.tolist())
-    like = dict(dtype=model.dtype or torch.float64, device=types.device)
+    kernel, types, x, cell, ev_per_energy = _kernel_inputs(model, frame)
+    like = dict(dtype=x.dtype, device=x.device)
     length_per_angstrom = model.length_per_nm / ANGSTROM_PER_NM
-    ev_per_energy = model.kj_mol_per_energy / KJ_PER_MOL_PER_EV
     weights = torch.tensor(grid_weights, **like)
-    cell = None if frame.cell_angstrom is None else torch.tensor(frame.cell_angstrom, **like)
     energies, forces = [], []
     for rotation in rotations:
-        x = torch.tensor(frame.positions_angstrom, **like, requires_grad=True)
         combined = torch.tensor(grid_rotations @ rotation, **like)
-        energy = kernel.weighted(types, x * length_per_angstrom,
-                                 None if cell is None else cell * length_per_angstrom,
-                                 combined, weights) * ev_per_energy
+        energy = kernel.weighted(types, x, cell, combined, weights) * ev_per_energy
         (gradient,) = torch.autograd.grad(energy, x)
         energies.append(float(energy.detach()))
-        forces.append(-gradient.cpu().double().numpy())
+        forces.append(-gradient.cpu().double().numpy() * length_per_angstrom)
         if done is not None:
             done(len(grid_rotations))
     return np.array(energies), np.stack(forces)
+
+
+def rotated_energies(model, frame: Frame, rotations: np.ndarray) -> np.ndarray:
+    """Energies [M] (eV, float64) of ``frame`` rotated by each of ``rotations`` [M, 3, 3]
+    (proper or improper), E(R_m x), without gradients: the copies go through ``model`` (any
+    kind) in the kernel's batches."""
+    model = as_energy_model(model)
+    kernel, types, x, cell, ev_per_energy = _kernel_inputs(model, frame)
+    with torch.no_grad():
+        energies = kernel(types, x.detach(), cell, torch.tensor(rotations, dtype=x.dtype,
+                                                                device=x.device))
+    return energies.cpu().double().numpy() * ev_per_energy
 
 
 def error_metrics(frames: Sequence[Frame], energies: np.ndarray, forces: List[np.ndarray]) -> dict:
