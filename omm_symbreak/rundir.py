@@ -374,9 +374,10 @@ def create_run_directory(directory: Path, settings: RunSettings, model, fingerpr
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
                      "torch": torch.__version__},
         "units": {
-            "trajectory.dcd/.xtc": "positions, nm (mdtraj)", "velocities.dcd/.xtc": "velocities, "
-            "nm/ps (the xyz mdtraj reads)", "state.csv": "OpenMM StateDataReporter columns: kJ/mol, "
-            "K, ps, ns/day", "diagnostics.csv": "see its # header lines",
+            "trajectory.dcd/.xtc": "positions, nm (mdtraj)",
+            "velocities.dcd/.xtc": "velocities, nm/ps (the xyz mdtraj reads)",
+            "state.csv": "OpenMM StateDataReporter columns: kJ/mol, K, ps, ns/day",
+            "diagnostics.csv": "see its # header lines",
             "step": "every step column counts steps of timestep_fs (an mts integrator step is "
                     "mts_stride of them)",
         },

@@ -52,7 +52,8 @@ def test_installed_wheel_simulates_with_shipped_templates_and_model(tmp_path):
          "--state-interval", "4", "--trajectory-interval", "4", "--diagnostics-interval", "4",
          "--diagnostic-grid", "1i", "--checkpoint-interval", "8", "-o", "out", "--quiet"],
         cwd=work, env=environment)
-    for name in ("run.json", "topology.pdb", "trajectory.dcd", "state.csv", "diagnostics.csv", "checkpoint.pt"):
+    for name in ("run.json", "topology.pdb", "trajectory.dcd", "state.csv", "diagnostics.csv",
+                 "checkpoint.pt"):
         assert (work / "out" / name).stat().st_size > 0, name
     shipped_card = json.loads((ROOT / "omm_symbreak" / "models" / "water-pet.card.json").read_text())
     run_record = json.loads((work / "out" / "run.json").read_text())
