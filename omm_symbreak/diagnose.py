@@ -246,7 +246,8 @@ def _ms_per_step(topology, positions, model, settings, steps: int) -> float:
     from .simulate import make_integrator
 
     system = create_system(topology, model, settings.strategy, settings.rotation_grid
-                           if settings.strategy in ("full", "mts") else None, positions)
+                           if settings.strategy in ("full", "mts") else None, positions,
+                           device="cpu")
     integrator = make_integrator(settings)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))
     context.setPositions(positions)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .devices import Device, module_device
 from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, copies_at_once
 from .model_kinds import EnergyModel, as_energy_model
@@ -123,9 +124,10 @@ def script(module: nn.Module) -> torch.jit.ScriptModule:
 def openmm_module(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-                  allow_incomplete_water: bool = False) -> nn.Module:
-    """The module (nm in, kJ/mol out) of ``strategy`` for ``topology``: TorchScript for the
-    built-in model and TorchForce modules, an eager module for a metatomic model
+                  allow_incomplete_water: bool = False, device: Device = "cpu") -> nn.Module:
+    """The module (nm in, kJ/mol out) of ``strategy`` for ``topology``, on ``device`` (a torch
+    device this machine has, ``devices.checked_device``): TorchScript for the built-in model
+    and TorchForce modules, an eager module for a metatomic model or an ASE calculator
     (``EnergyModel.scriptable``).
 
     ``strategy``: ``none`` (raw model), ``full`` (average over ``grid``), ``mts`` (the
@@ -151,6 +153,7 @@ def openmm_module(topology, model, strategy: str = "none",
                           model.kj_mol_per_energy)
     if model.scriptable:
         module = script(module)
+    module = module.to(device)
     if positions is not None:
         _check_positions(topology, module, positions, model)
     return module
@@ -168,9 +171,11 @@ def _check_positions(topology, module, positions, model: EnergyModel) -> None:
     box_nm = None if box is None else as_nm_array(box)
     check_no_overlaps(topology, nm_to_angstrom(positions_nm),
                       None if box_nm is None else nm_to_angstrom(box_nm))
+    device = module_device(module)
     try:
         with torch.no_grad():
-            module(torch.tensor(positions_nm), None if box_nm is None else torch.tensor(box_nm))
+            module(torch.tensor(positions_nm, device=device),
+                   None if box_nm is None else torch.tensor(box_nm, device=device))
     except (RuntimeError, ValueError, IndexError, torch.jit.Error) as error:
         explanation = model.explain_failure(error)
         if explanation is None:

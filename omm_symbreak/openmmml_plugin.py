@@ -11,15 +11,18 @@ object, or an ``EnergyModel``; required by ``symbreak``, default the shipped mod
 ``none``) and ``grid`` (notation of ``omm_symbreak.grids``, parsed here; default ``Ti`` for
 ``full`` and ``mts``, and a grid with ``none`` or ``random`` is a ValueError) and
 ``allow_incomplete_water`` (default False: a water model refuses residues that are not whole
-water molecules); any other keyword is a TypeError. The forces are those of
+water molecules) and ``device`` (the torch device of a model run through ``openmm.PythonForce``,
+a metatomic model or an ASE calculator; default CUDA when torch has it, else the CPU, as
+OpenMM-ML does; a device torch does not have is a ValueError here); any other keyword is a
+TypeError. The forces are those of
 ``omm_symbreak.potential``; with ``mts`` the correction goes in force group ``forceGroup + 1``.
 
 ``createSystem(topology, precision=...)``: ``"single"`` or ``"double"`` runs the built-in model
 in float32 or float64 (default: the model file's precision, float32; a model of another kind
 runs in its own); the precision of the
 OpenMM platform itself is a property of the Context (``{"Precision": "double"}`` on CUDA and
-OpenCL). openmm-ml's ``device`` is refused: a TorchForce runs on the device of the Context's
-platform. Any other keyword is a TypeError.
+OpenCL). ``device`` belongs to ``MLPotential`` and is refused here: a TorchForce runs on the
+device of the Context's platform. Any other keyword is a TypeError.
 
 ``MLPotential.createSystem`` adds an ``openmm.CMMotionRemover`` unless given
 ``removeCMMotion=False``. Every step it subtracts the centre-of-mass velocity from every atom:
@@ -36,12 +39,13 @@ import openmm
 import torch
 from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
 
+from .devices import Device, checked_device
 from .grids import parse_grid
 from .model_kinds import energy_model_of
 from .potential import create_forces
 from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, check_strategy
 
-POTENTIAL_ARGUMENTS = ("model", "grid", "strategy", "allow_incomplete_water")
+POTENTIAL_ARGUMENTS = ("model", "grid", "strategy", "allow_incomplete_water", "device")
 PRECISIONS = {"single": torch.float32, "double": torch.float64}
 
 
@@ -73,15 +77,18 @@ class SymbreakPotentialImplFactory(MLPotentialImplFactory):
         grid = parse_grid(spec)
         check_strategy(strategy, grid)
         return SymbreakPotentialImpl(name, args.get("model"), grid, strategy,
-                                     bool(args.get("allow_incomplete_water", False)))
+                                     bool(args.get("allow_incomplete_water", False)),
+                                     args.get("device"))
 
 
 class SymbreakPotentialImpl(MLPotentialImpl):
-    """Adds the TorchForce(s) of an omm-symbreak model to a System."""
+    """Adds the force(s) of an omm-symbreak model to a System (``potential.create_forces``; a
+    PythonForce's module on ``device``, None: CUDA when torch has it, else the CPU)."""
 
     def __init__(self, name: str, model, grid, strategy: str,
-                 allow_incomplete_water: bool = False):
+                 allow_incomplete_water: bool = False, device: Optional[Device] = None):
         self.name = name
+        self.device = checked_device(device)
         self.allow_incomplete_water = allow_incomplete_water
         self.model = energy_model_of(model)
         self.grid = grid if strategy in GRID_STRATEGIES else None
@@ -98,9 +105,10 @@ class SymbreakPotentialImpl(MLPotentialImpl):
     def addForces(self, topology: openmm.app.Topology, system: openmm.System,
                   atoms: Optional[Iterable[int]], forceGroup: int, **args) -> None:
         if "device" in args:
-            raise ValueError(f"{self.name} takes no device: its TorchForce runs on the "
-                             "device of the OpenMM platform of the Context (choose it with "
-                             "openmm.Platform.getPlatformByName and the DeviceIndex property)")
+            raise ValueError(f"{self.name} createSystem takes no device: a TorchForce runs on "
+                             "the device of the OpenMM platform of the Context (choose it with "
+                             "openmm.Platform.getPlatformByName and the DeviceIndex property); "
+                             f"a PythonForce's is MLPotential({self.name!r}, device=...)")
         _refuse_unknown(set(args) - {"precision"}, f"{self.name} createSystem",
                         ("precision", "removeCMMotion"))
         if atoms is not None and list(atoms) != list(range(topology.getNumAtoms())):
@@ -108,6 +116,7 @@ class SymbreakPotentialImpl(MLPotentialImpl):
                              "(mixed ML/MM systems) is not supported")
         model = self._model_in(args.get("precision"))
         for force in create_forces(topology, model, self.strategy, self.grid,
-                                   allow_incomplete_water=self.allow_incomplete_water):
+                                   allow_incomplete_water=self.allow_incomplete_water,
+                                   device=self.device):
             force.setForceGroup(forceGroup + force.getForceGroup())
             system.addForce(force)

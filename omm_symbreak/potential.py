@@ -9,9 +9,10 @@ Strategies (how the symmetry breaking of the raw model is handled, ``STRATEGIES`
   - ``random``: the model in a fresh random orientation at every evaluation.
 
 A module in TorchScript (the built-in model, a TorchForce module) becomes an
-``openmmtorch.TorchForce``; an eager one (a metatomic model, an ASE calculator) an
-``openmm.PythonForce``
-(``python_force``), which calls Python at every evaluation.
+``openmmtorch.TorchForce``, which runs on the device of the Context's platform; an eager one (a
+metatomic model, an ASE calculator) an ``openmm.PythonForce`` (``python_force``), which calls
+Python at every evaluation, on the torch device chosen by ``device`` (default: CUDA when torch
+has it, else the CPU; ``devices``).
 """
 
 from typing import List, Optional, Union
@@ -22,6 +23,7 @@ import openmm
 from openmm import unit
 from torch import nn
 
+from .devices import Device, checked_device, module_device
 from .export import openmm_module
 from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
@@ -63,27 +65,31 @@ def torch_force(module: Union[torch.jit.ScriptModule, str], force_group: int = F
 
 class EagerEnergy:
     """The computation of an ``openmm.PythonForce``: an energy module (nm, kJ/mol; TorchScript or
-    eager) evaluated on a State's positions (and box), forces by autograd, on the CPU."""
+    eager) evaluated on a State's positions [N, 3] (and box [3, 3]), nm, float64, forces by
+    autograd, on the module's device (``devices.module_device``); only the energy (kJ/mol) and
+    the forces [N, 3] (kJ/mol/nm, numpy) come back to the CPU."""
 
     def __init__(self, module: nn.Module, periodic: bool):
         self.module = module
         self.periodic = periodic
+        self.device = module_device(module)
 
     def __call__(self, state):
+        on_device = dict(dtype=torch.float64, device=self.device)
         positions = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer),
-                                 dtype=torch.float64, requires_grad=True)
+                                 requires_grad=True, **on_device)
         box = None
         if self.periodic:
             box = torch.tensor(np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(
-                unit.nanometer)), dtype=torch.float64)
+                unit.nanometer)), **on_device)
         energy = self.module(positions, box)
         (gradient,) = torch.autograd.grad(energy, positions)
-        return float(energy.detach()), -gradient.numpy()
+        return float(energy.detach()), -gradient.cpu().numpy()
 
 
 def python_force(module: nn.Module, force_group: int = FAST_GROUP) -> openmm.PythonForce:
     """An ``openmm.PythonForce`` around an energy module of ``omm_symbreak.export`` (eager or
-    TorchScript), its periodic flag taken from the module."""
+    TorchScript), run on the module's device, its periodic flag taken from the module."""
     periodic = bool(module.uses_periodic_boundary_conditions)
     force = openmm.PythonForce(EagerEnergy(module, periodic))
     force.setUsesPeriodicBoundaryConditions(periodic)
@@ -101,18 +107,23 @@ def force_of(module: nn.Module, force_group: int = FAST_GROUP):
 def create_forces(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-                  allow_incomplete_water: bool = False) -> List:
+                  allow_incomplete_water: bool = False, device: Optional[Device] = None) -> List:
     """The force(s) of a strategy of ``STRATEGIES`` for a model of any kind (``force_of``; two
     forces for ``mts``: the raw model in ``FAST_GROUP``, the correction over ``grid`` in
     ``SLOW_GROUP``); the rotated copies of an evaluation go through the model within
     ``memory_budget_bytes``; a water model refuses residues that are not whole water
     molecules unless ``allow_incomplete_water`` (``export.openmm_module``). ``model``: a model
     file, an ``EnergyModel``, an ``UnconstrainedPET`` or an ASE calculator
-    (``model_kinds.energy_model_of``)."""
+    (``model_kinds.energy_model_of``). ``device``: where a PythonForce's module runs (None:
+    CUDA when torch has it, else the CPU), checked before the model is loaded
+    (``devices.checked_device``); a TorchForce runs on the device of the Context's platform."""
+    device = checked_device(device)
     check_strategy(strategy, grid)
     model = energy_model_of(model)
+    # openmm-torch moves a TorchForce's module to the Context's device itself
     checks = dict(positions=positions, memory_budget_bytes=memory_budget_bytes,
-                  allow_incomplete_water=allow_incomplete_water)
+                  allow_incomplete_water=allow_incomplete_water,
+                  device="cpu" if model.scriptable else device)
     if strategy != "mts":
         return [force_of(openmm_module(topology, model, strategy, grid, **checks))]
     return [force_of(openmm_module(topology, model, "none", None, **checks), FAST_GROUP),
@@ -122,8 +133,11 @@ def create_forces(topology, model, strategy: str = "none",
 def create_system(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-                  allow_incomplete_water: bool = False) -> openmm.System:
-    """An ``openmm.System`` with the topology's masses and box and the model's force(s).
+                  allow_incomplete_water: bool = False,
+                  device: Optional[Device] = None) -> openmm.System:
+    """An ``openmm.System`` with the topology's masses and box and the model's force(s)
+    (``create_forces``; ``device``: where a PythonForce's module runs, None: CUDA when torch has
+    it, else the CPU).
 
     No centre-of-mass motion remover is added: total momentum and angular momentum are
     observables here. ``positions`` (optional) are checked against the topology, and the
@@ -140,6 +154,6 @@ def create_system(topology, model, strategy: str = "none",
     if box is not None:
         system.setDefaultPeriodicBoxVectors(*box)
     for force in create_forces(topology, model, strategy, grid, positions, memory_budget_bytes,
-                               allow_incomplete_water):
+                               allow_incomplete_water, device):
         system.addForce(force)
     return system

@@ -33,6 +33,7 @@ import openmm.unit as unit
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .devices import checked_device, module_device
 from .executor import legacy_executor
 from .export import openmm_module
 from .model_kinds import load_energy_model
@@ -199,17 +200,19 @@ def _run(settings: RunSettings, directory: Path, resume: bool, progress: bool,
     """``run``, under the executor that makes a resumed run repeat an uninterrupted one."""
     settings.validate()
     platform = platform_of(settings.platform)
+    device = device_of_platform(settings.platform)
     model = load_energy_model(settings.model)
     fingerprint = model.fingerprint()
     check_directory(directory, settings, resume, fingerprint)
     if settings.precision == "double":
         model = model.in_precision(torch.float64)
     topology, positions = load_structure(settings.system, settings.replicate)
-    simulation = _simulation(settings, model, topology, positions, platform)
+    simulation = _simulation(settings, model, topology, positions, platform, device)
     # E_avg - E_raw on the diagnostic grid: Delta = E_raw - E_avg is its negative
     diagnostic = openmm_module(topology, model, "mts", settings.diagnostic_rotation_grid,
                                memory_budget_bytes=settings.memory_budget_bytes,
-                               allow_incomplete_water=settings.allow_incomplete_water)
+                               allow_incomplete_water=settings.allow_incomplete_water,
+                               device=device)
     outputs = RunOutputs(directory, settings, topology, _masses_amu(simulation.system))
 
     def checkpoint(step: int) -> None:
@@ -235,11 +238,19 @@ def _run(settings: RunSettings, directory: Path, resume: bool, progress: bool,
     return directory
 
 
+def device_of_platform(name: str) -> torch.device:
+    """The torch device of a simulation on the OpenMM platform ``name`` (its PythonForces and
+    its Delta diagnostic): CUDA on ``CUDA``, else the CPU; ValueError when torch here has no
+    CUDA (``devices.checked_device``)."""
+    return checked_device("cuda" if name == "CUDA" else "cpu")
+
+
 def _simulation(settings: RunSettings, model, topology, positions,
-                platform: openmm.Platform) -> app.Simulation:
-    """The ``app.Simulation`` of the settings' strategy, integrator and platform."""
+                platform: openmm.Platform, device: torch.device) -> app.Simulation:
+    """The ``app.Simulation`` of the settings' strategy, integrator and platform, a
+    PythonForce's module on ``device``."""
     system = create_system(topology, model, settings.strategy, settings.rotation_grid, positions,
-                           settings.memory_budget_bytes, settings.allow_incomplete_water)
+                           settings.memory_budget_bytes, settings.allow_incomplete_water, device)
     double_on_device = settings.platform in ("CUDA", "OpenCL") and settings.precision == "double"
     properties = {"Precision": "double"} if double_on_device else {}
     try:
@@ -349,11 +360,14 @@ def _conserved_energy(integrator, state, step: int) -> float:
 
 def _delta_kj_mol(diagnostic, state, periodic: bool) -> float:
     """Delta = E_raw - E_avg on the diagnostic grid (kJ/mol) at the positions of ``state``, from
-    the correction module ``diagnostic`` (E_avg - E_raw)."""
-    positions = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    the correction module ``diagnostic`` (E_avg - E_raw), on the module's device."""
+    device = module_device(diagnostic)
+    positions = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer),
+                             device=device)
     box = None
     if periodic:
-        box = torch.tensor(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
+        box = torch.tensor(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer),
+                           device=device)
     with torch.no_grad():
         return -float(diagnostic(positions, box))
 

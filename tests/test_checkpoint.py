@@ -61,7 +61,7 @@ def test_the_checkpoints_step_is_the_step_count_of_its_openmm_state(tmp_path):
         run(settings, directory, progress=False)
         topology, positions = load_structure(settings.system)
         simulation = _simulation(settings, load_energy_model(None), topology, positions,
-                                 openmm.Platform.getPlatformByName("CPU"))
+                                 openmm.Platform.getPlatformByName("CPU"), torch.device("cpu"))
         step = load_checkpoint(simulation, directory)
         assert step == settings.steps
         assert simulation.context.getStepCount() * settings.stride == step
