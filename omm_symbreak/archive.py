@@ -41,9 +41,7 @@ def restore_durable_state(archive_dir, run_dir) -> bool:
     directory's (or it has none): every run file of ``run_dir`` is replaced, checkpoint last.
     Returns whether it copied. Call it with the run directory's lock held (``hold_lock``)."""
     archive_dir, run_dir = Path(archive_dir), Path(run_dir)
-    if not has_checkpoint(archive_dir):
-        return False
-    if has_checkpoint(run_dir) and checkpoint_step(run_dir) >= checkpoint_step(archive_dir):
+    if not archive_is_ahead(archive_dir, run_dir):
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
@@ -52,6 +50,15 @@ def restore_durable_state(archive_dir, run_dir) -> bool:
         if (archive_dir / name).is_file():
             _copy_atomically(archive_dir / name, run_dir / name)
     return True
+
+
+def archive_is_ahead(archive_dir, run_dir) -> bool:
+    """Whether a run's archive holds a later checkpoint than its run directory (or the run
+    directory has none)."""
+    archive_dir, run_dir = Path(archive_dir), Path(run_dir)
+    return has_checkpoint(archive_dir) and (not has_checkpoint(run_dir) or
+                                            checkpoint_step(archive_dir) >
+                                            checkpoint_step(run_dir))
 
 
 def latest_step(*directories) -> int:

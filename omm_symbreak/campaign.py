@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from .archive import latest_step, restore_durable_state, save_durable_state
+from .archive import archive_is_ahead, latest_step, restore_durable_state, save_durable_state
 from .checkpoint import checkpoint_step, has_checkpoint
 from .reference.run import ReferenceSettings, check_reference_directory, run_reference
 from .rundir import check_directory, hold_lock, lock_owner
@@ -265,7 +265,7 @@ def plan_states(runs: list, output_dir, archive=None) -> dict:
             owner = lock_owner(directory)
             if owner is not None:
                 raise ValueError(f"{directory} is in use by another process (pid {owner})")
-            if archive is not None and _archive_is_ahead(Path(archive) / run.name, directory):
+            if archive is not None and archive_is_ahead(Path(archive) / run.name, directory):
                 directory = Path(archive) / run.name
             if isinstance(run.settings, ReferenceSettings):
                 states[run.name] = _reference_state(directory, run.settings)
@@ -298,13 +298,6 @@ def _reference_state(directory: Path, settings: ReferenceSettings) -> str:
         return "new"
     check_reference_directory(directory, settings, checkpoint_step(directory))
     return "done" if checkpoint_step(directory) == settings.steps else "resume"
-
-
-def _archive_is_ahead(archive_dir: Path, directory: Path) -> bool:
-    """Whether a run's archive holds a later checkpoint than its directory."""
-    return has_checkpoint(archive_dir) and (not has_checkpoint(directory) or
-                                            checkpoint_step(archive_dir) >
-                                            checkpoint_step(directory))
 
 
 def execute(run: PlannedRun, directory, archive_dir=None, token: Optional[str] = None) -> float:
