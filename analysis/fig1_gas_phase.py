@@ -38,9 +38,9 @@ from omm_symbreak import systems
 from omm_symbreak.export import topology_atomic_numbers
 from omm_symbreak.grids import random_rotations
 from omm_symbreak.model import load_model
+from omm_symbreak.model_kinds import as_energy_model
 from omm_symbreak.rundir import read_diagnostics, read_trajectory
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.kernel import rotated_copies
 from omm_symbreak.units import as_nm_array, ev_to_kj_mol, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent
@@ -172,7 +172,7 @@ def rigid_rotor_anisotropy(model_file, n_rotations: int, temperature_k: float = 
     x = torch.tensor(nm_to_angstrom(as_nm_array(positions)), dtype=torch.float32)
     types = model.species_of(topology_atomic_numbers(topology))
     rotations = random_rotations(n_rotations, np.random.default_rng(0), inversion=False)
-    kernel = rotated_copies(model)
+    kernel = as_energy_model(model).rotated_copies()
     with torch.no_grad():
         energy_kj_mol = ev_to_kj_mol(torch.cat([
             kernel(types, x, None, torch.tensor(rotations[i:i + 5000], dtype=x.dtype))

@@ -47,7 +47,7 @@ from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.reference.run import ReferenceSettings
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.symmetrize import DEFAULT_GRID
+from omm_symbreak.strategies import DEFAULT_GRID
 from omm_symbreak.units import KJ_PER_MOL_PER_EV, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent

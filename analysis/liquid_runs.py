@@ -45,7 +45,7 @@ from omm_symbreak.checkpoint import checkpoint_step, has_checkpoint
 from omm_symbreak.observables import block_average
 from omm_symbreak.rundir import read_trajectory
 from omm_symbreak.settings import RunSettings
-from omm_symbreak.symmetrize import DEFAULT_GRID
+from omm_symbreak.strategies import DEFAULT_GRID
 from omm_symbreak.units import FS_PER_PS
 
 ROOT = Path(__file__).resolve().parent

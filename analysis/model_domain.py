@@ -53,8 +53,8 @@ from scipy.optimize import minimize
 from figures import figure_arguments, write_figure
 from omm_symbreak import systems
 from omm_symbreak.grids import parse_grid, random_rotations
-from omm_symbreak.kernel import rotated_copies
 from omm_symbreak.model import load_model
+from omm_symbreak.model_kinds import as_energy_model
 from omm_symbreak.reference import add_virtual_sites, create_qtip4pf_system
 from omm_symbreak.symmetrize import strategy_energy
 from omm_symbreak.units import (angstrom_to_nm, as_nm_array, ev_angstrom_to_kj_mol_nm,
@@ -230,7 +230,7 @@ def rotated_binding(model, geometry: tuple, distances_angstrom: np.ndarray,
                     rotations: np.ndarray) -> np.ndarray:
     """The model's binding energy [D, C] (kJ/mol) of the rigid dimer rotated as a whole by each
     of ``rotations`` [C, 3, 3] (dimer and molecules alike), through the rotation kernel."""
-    kernel = rotated_copies(model)
+    kernel = as_energy_model(model).rotated_copies()
     types = model.species_of(list(WATER) * 2)
     rotations = torch.as_tensor(rotations, dtype=torch.float64)
     rows = []

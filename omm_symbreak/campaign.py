@@ -42,7 +42,7 @@ from .checkpoint import checkpoint_step, has_checkpoint
 from .reference.run import ReferenceSettings, check_reference_directory, run_reference
 from .rundir import check_directory, hold_lock, lock_owner
 from .settings import RunSettings
-from .symmetrize import GRID_STRATEGIES
+from .strategies import GRID_STRATEGIES
 from .units import FS_PER_PS
 
 REFERENCE = "reference"

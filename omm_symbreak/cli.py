@@ -10,7 +10,7 @@ from .cli_training import add_evaluate_parser, add_reference_parser, add_train_p
 from .frames import TRAJECTORY_FORMATS
 from .grids import GRID_FORMS, MAX_GRID_EVALUATIONS, check_grid_size, parse_grid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
-from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
+from .strategies import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
 
 
 MODEL_HELP = ("model file: an omm-symbreak model (.ckpt), a TorchForce module or an exported "

@@ -16,7 +16,7 @@ import numpy as np
 from .rundir import read_diagnostics
 from .settings import RunSettings
 from .simulate import run
-from .symmetrize import DEFAULT_GRID
+from .strategies import DEFAULT_GRID
 from .units import fs_to_ps
 
 RUNS = {

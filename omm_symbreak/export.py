@@ -194,8 +194,10 @@ def activation_bytes(model, n_atoms: int, strategy: str, grid: Optional[Rotation
     per_copy = model.estimated_bytes_per_copy(n_atoms)
     if per_copy is None:
         return None
+    batching = model.batching
     at_once = copies_at_once(per_copy, n_atoms, copies_per_evaluation(strategy, grid),
-                             memory_budget_bytes, model.cpu_batch_atoms if on_cpu else None)
+                             memory_budget_bytes, batching.copies_per_call,
+                             batching.cpu_batch_atoms if on_cpu else None)
     return at_once * per_copy, at_once
 
 

@@ -13,37 +13,34 @@ alike. Gradients flow to ``positions`` (and ``cell``).
 
 ``RotatedCopies.weighted(types, positions, cell, rotations, weights [C])`` returns
 sum_c weights[c] E(R_c x) with memory bounded by the budget whatever C: when gradients are
-needed, each chunk's gradient with respect to the rotation-independent inputs is taken at once
-and its graph freed, and the returned scalar carries the accumulated gradient (first
+needed, each chunk's gradient with respect to the positions (and cell) is taken at once and the
+chunk's graph freed, and the returned scalar carries the accumulated gradient (first
 derivatives only: what MD needs; training, which differentiates forces again, uses ``forward``).
 
-What is specific to a model lives in its adapter, a module with these methods:
+The adapter contract: what is specific to a kind of model lives in its adapter
+(``omm_symbreak.model_kinds``), a module with these methods:
 
-- ``types_of(atomic_numbers: List[int]) -> Tensor [N]``: the per-atom type indices the model
-  expects (ValueError for elements it does not know);
-- ``prepare(types, positions, cell) -> List[Tensor]``: whatever does not depend on the
-  rotation, computed once per call (for ``PETAdapter``: one neighbour search);
-- ``copies(prepared, rotations [c, 3, 3]) -> Tensor [c]``: energies of a chunk of rotated copies
-  in one model call;
-- ``bytes_per_copy(prepared) -> int``: the memory one copy's evaluation with its graph takes;
-  ``estimated_bytes_per_copy(n_atoms) -> int``: an upper bound of it before any evaluation.
+- ``prepare(types, positions, cell) -> P``: whatever does not depend on the rotation, computed
+  once per call (the built-in model: one neighbour search), in a ``NamedTuple`` ``P`` of the
+  adapter's own, differentiable in ``positions`` and ``cell``; the kernel passes it on unread;
+- ``copies(prepared: P, rotations [c, 3, 3]) -> Tensor [c]``: energies of a chunk of rotated
+  copies in one model call;
+- ``bytes_per_copy(prepared: P) -> Optional[int]``: the memory one copy's evaluation with its
+  graph takes, None where the kind of model does not tell it.
 
-The kernel chunks the copies: at most ``memory_budget_bytes`` worth of copies at once; on CPUs
-also chunks of about ``cpu_batch_atoms`` atoms (None: no such limit), which keep the built-in
-model's activations in cache (benchmarks/energy_forces.py). Adapters of the other kinds of
-model live in ``omm_symbreak.model_kinds``.
+How many copies one ``copies`` call takes is set by the model's ``Batching``: a fixed number
+(``copies_per_call``; 1 for a model evaluated copy by copy, whose memory is unknown), or else as
+many as ``memory_budget_bytes`` holds and, on CPUs, about ``cpu_batch_atoms`` atoms (cache-sized
+calls: benchmarks/energy_forces.py).
 """
 
 import math
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
 from .grids import quaternion_to_matrix
-from .model.electrostatics import Coulomb
-from .model.neighbors import neighbor_list, trim_padding
-from .model.pet import UnconstrainedPET
 
 DEFAULT_MEMORY_BUDGET_BYTES = 2**30  # 1 GiB of activations at a time: fits a laptop
 
@@ -92,15 +89,37 @@ def random_rotation(positions: Tensor, inversion: bool = True) -> Tensor:
     return rotation
 
 
-def copies_at_once(bytes_per_copy: int, n_atoms: int, n_rotations: int,
-                   memory_budget_bytes: int, cpu_batch_atoms: Optional[int]) -> int:
-    """How many of ``n_rotations`` copies of ``n_atoms`` atoms one model call takes: at most
-    ``memory_budget_bytes`` (bytes) of copies of ``bytes_per_copy`` and, where
-    ``cpu_batch_atoms`` is given (on CPUs), about that many atoms; at least one."""
-    chunk = max(1, memory_budget_bytes // max(bytes_per_copy, 1))
+class Batching(NamedTuple):
+    """How a kind of model takes its rotated copies (``EnergyModel.batching``):
+
+    - ``copies_per_call``: a fixed number of copies per model call (1 for a model evaluated
+      copy by copy, whose memory is unknown: each copy's graph is freed before the next), or
+      None to let the memory budget and ``cpu_batch_atoms`` decide;
+    - ``cpu_batch_atoms``: on CPUs, copies of about this many atoms in all per call (None: no
+      such limit)."""
+
+    copies_per_call: Optional[int] = None
+    cpu_batch_atoms: Optional[int] = None
+
+
+ONE_COPY_PER_CALL = Batching(copies_per_call=1)
+
+
+def copies_at_once(bytes_per_copy: Optional[int], n_atoms: int, n_rotations: int,
+                   memory_budget_bytes: int, copies_per_call: Optional[int],
+                   cpu_batch_atoms: Optional[int]) -> int:
+    """How many of ``n_rotations`` copies of ``n_atoms`` atoms one model call takes: the fixed
+    ``copies_per_call`` if given; else at most ``memory_budget_bytes`` (bytes) of copies of
+    ``bytes_per_copy`` (None: unknown, no memory limit) and, where ``cpu_batch_atoms`` is given
+    (on CPUs), about that many atoms; at least one."""
+    if copies_per_call is not None:
+        return max(1, min(copies_per_call, n_rotations))
+    chunk = max(n_rotations, 1)
+    if bytes_per_copy is not None:
+        chunk = min(chunk, max(1, memory_budget_bytes // max(bytes_per_copy, 1)))
     if cpu_batch_atoms is not None:
         chunk = min(chunk, max(1, cpu_batch_atoms // max(n_atoms, 1)))
-    return min(chunk, max(n_rotations, 1))
+    return chunk
 
 
 def rotated_cell(cell: Tensor, rotation: Tensor) -> Tensor:
@@ -109,89 +128,31 @@ def rotated_cell(cell: Tensor, rotation: Tensor) -> Tensor:
     return torch.linalg.det(rotation) * (cell @ rotation.T)
 
 
-class PETAdapter(nn.Module):
-    """The built-in ``UnconstrainedPET`` in the kernel's contract: one neighbour search per call,
-    then the displacement vectors of every copy rotated, r' = R r. A long-range model adds the
-    electrostatic energy of each copy's charges at the unrotated positions (the Coulomb sum of
-    given charges is exactly invariant when positions and cell rotate together), from one
-    ``Coulomb.setup`` per call."""
-
-    def __init__(self, model: UnconstrainedPET):
-        super().__init__()
-        self.model = model
-        # the Coulomb sum of a long-range model (an unused one otherwise: TorchScript compiles
-        # both branches of ``model.long_range``)
-        self.coulomb = Coulomb(model.ewald_cutoff, model.ewald_tolerance).to(
-            model.energy_scale.dtype)
-        hyper = model.hyperparameters
-        itemsize = model.energy_scale.element_size()
-        # activations kept for the backward pass per (atom, slot), measured on liquid-256 with
-        # the shipped sizes: about 290 MB per copy of 768 atoms with 27 used slots
-        self.bytes_per_slot = itemsize * hyper["n_blocks"] * hyper["n_layers"] * (
-            10 * hyper["width"] + 4 * hyper["ffn_width"])
-        self.bytes_per_slot_pair = itemsize * hyper["n_blocks"] * hyper["n_layers"] * 4 * hyper[
-            "n_heads"]
-
-    @torch.jit.unused
-    def types_of(self, atomic_numbers: List[int]) -> Tensor:
-        return self.model.species_of(atomic_numbers)
-
-    def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
-        """[types, index, reverse, mask, vectors] of the neighbour list (Angstrom), then for a
-        long-range model the ``Coulomb.setup`` of the positions."""
-        neighbors = neighbor_list(positions, cell, self.model.cutoff, self.model.max_neighbors)
-        # CUDA keeps the static shapes (K slots) that CUDA graphs need.
-        if not positions.is_cuda:
-            neighbors = trim_padding(neighbors)
-        prepared = [types, neighbors.index, neighbors.reverse, neighbors.mask, neighbors.vectors]
-        if self.model.long_range:
-            prepared += self.coulomb.setup(positions, cell)
-        return prepared
-
-    def copies(self, prepared: List[Tensor], rotations: Tensor) -> Tensor:
-        """Total energies [c] (eV) of the copies rotated by ``rotations`` [c, 3, 3]."""
-        types, index, reverse, mask, vectors = prepared[:5]
-        rotated = torch.einsum("gab,nkb->gnka", rotations, vectors)
-        energies, charges = self.model.energies_and_charges(types, rotated, index, reverse, mask)
-        total = energies.sum(dim=1)
-        if self.model.long_range:
-            total = total + self.coulomb.energies(prepared[5:], charges)
-        return total
-
-    def _bytes(self, n_atoms: int, n_slots: int) -> int:
-        tokens = n_atoms * (n_slots + 1)
-        return tokens * (self.bytes_per_slot + self.bytes_per_slot_pair * (n_slots + 1))
-
-    def bytes_per_copy(self, prepared: List[Tensor]) -> int:
-        """Memory of one copy's activations and graph (bytes), for the slots in use."""
-        index = prepared[1]
-        return self._bytes(index.shape[0], index.shape[1])
-
-    @torch.jit.unused
-    def estimated_bytes_per_copy(self, n_atoms: int) -> int:
-        """An upper bound of ``bytes_per_copy`` before the neighbour search (all K slots)."""
-        return self._bytes(n_atoms, self.model.max_neighbors)
-
-
 class RotatedCopies(nn.Module):
-    """E(R_c x) for a batch of rotations: the one kernel (module docstring)."""
+    """E(R_c x) for a batch of rotations: the one kernel (module docstring), around an
+    ``adapter`` that takes its copies as ``batching`` says."""
+
+    copies_per_call: Optional[int]
+    cpu_batch_atoms: Optional[int]
 
     def __init__(self, adapter: nn.Module, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-                 cpu_batch_atoms: Optional[int] = 512):
+                 batching: Batching = Batching()):
         super().__init__()
         if memory_budget_bytes < 1:
             raise ValueError(f"the memory budget must be positive, got {memory_budget_bytes} bytes")
         self.adapter = adapter
         self.memory_budget_bytes = memory_budget_bytes
-        self.cpu_batch_atoms = cpu_batch_atoms
+        self.copies_per_call = batching.copies_per_call
+        self.cpu_batch_atoms = batching.cpu_batch_atoms
 
-    def chunk_size(self, prepared: List[Tensor], positions: Tensor, n_rotations: int) -> int:
-        """Copies per model call: within the memory budget, and cache-sized on CPUs."""
+    def chunk_size(self, bytes_per_copy: Optional[int], positions: Tensor,
+                   n_rotations: int) -> int:
+        """Copies per model call (``copies_at_once``), cache-sized on CPUs only."""
         cpu_batch_atoms: Optional[int] = None
         if not positions.is_cuda:
             cpu_batch_atoms = self.cpu_batch_atoms
-        return copies_at_once(self.adapter.bytes_per_copy(prepared), positions.shape[0],
-                              n_rotations, self.memory_budget_bytes, cpu_batch_atoms)
+        return copies_at_once(bytes_per_copy, positions.shape[0], n_rotations,
+                              self.memory_budget_bytes, self.copies_per_call, cpu_batch_atoms)
 
     def forward(self, types: Tensor, positions: Tensor, cell: Optional[Tensor],
                 rotations: Tensor) -> Tensor:
@@ -199,7 +160,7 @@ class RotatedCopies(nn.Module):
         the graph of every copy (memory grows with C; see ``weighted``)."""
         prepared = self.adapter.prepare(types, positions, cell)
         n_rotations = rotations.shape[0]
-        chunk = self.chunk_size(prepared, positions, n_rotations)
+        chunk = self.chunk_size(self.adapter.bytes_per_copy(prepared), positions, n_rotations)
         energies: List[Tensor] = []
         for start in range(0, n_rotations, chunk):
             energies.append(self.adapter.copies(prepared, rotations[start:start + chunk]))
@@ -208,37 +169,53 @@ class RotatedCopies(nn.Module):
     def weighted(self, types: Tensor, positions: Tensor, cell: Optional[Tensor],
                  rotations: Tensor, weights: Tensor) -> Tensor:
         """sum_c weights[c] E(R_c x), a scalar, in memory bounded by the budget; its gradient
-        (first derivatives) is exact, its graph holds one chunk at a time."""
-        prepared = self.adapter.prepare(types, positions, cell)
-        n_rotations = rotations.shape[0]
-        chunk = self.chunk_size(prepared, positions, n_rotations)
-        leaves: List[Tensor] = []  # prepared, cut from its graph
-        inputs: List[Tensor] = []  # the prepared tensors that need a gradient ...
-        differentiable: List[Tensor] = []  # ... and their cut copies
+        (first derivatives) is exact, its graph holds one chunk at a time.
+
+        The rotation-independent part is prepared once from copies of ``positions`` and
+        ``cell`` cut from their graph; each chunk's gradient with respect to those copies is
+        taken through it (its graph kept for the next chunk), and the sum's gradient reaches
+        ``positions`` and ``cell`` through a term linear in them."""
+        inputs: List[Tensor] = []  # the inputs that need a gradient ...
+        leaves: List[Tensor] = []  # ... and their cut copies
         gradients: List[Tensor] = []
-        for tensor in prepared:
-            if tensor.requires_grad:
-                leaf = _cut(tensor).requires_grad_()
-                inputs.append(tensor)
-                differentiable.append(leaf)
-                gradients.append(torch.zeros_like(leaf))
-                leaves.append(leaf)
-            else:
-                leaves.append(tensor)
+        positions_leaf = _cut_leaf(positions, inputs, leaves, gradients)
+        cell_leaf: Optional[Tensor] = None
+        if cell is not None:
+            cell_leaf = _cut_leaf(cell, inputs, leaves, gradients)
+        prepared = self.adapter.prepare(types, positions_leaf, cell_leaf)
+        n_rotations = rotations.shape[0]
+        chunk = self.chunk_size(self.adapter.bytes_per_copy(prepared), positions, n_rotations)
         total = torch.zeros((), dtype=positions.dtype, device=positions.device)
         for start in range(0, n_rotations, chunk):
-            part = (self.adapter.copies(leaves, rotations[start:start + chunk])
+            part = (self.adapter.copies(prepared, rotations[start:start + chunk])
                     * weights[start:start + chunk]).sum()
-            if len(differentiable) > 0:
-                parts = torch.autograd.grad([part], differentiable, allow_unused=True)
+            if len(leaves) > 0:
+                parts = torch.autograd.grad([part], leaves, retain_graph=True, allow_unused=True)
                 for number, gradient in enumerate(parts):
                     if gradient is not None:
                         gradients[number] = gradients[number] + gradient
             total = total + _cut(part)
+            # the chunk's graph (kept by retain_graph) goes with its last reference, before the
+            # next chunk is evaluated; the prepared part's stays for the next chunk
+            part = total
         for tensor, gradient in zip(inputs, gradients):
             linear = (tensor * gradient).sum()
             total = total + (linear - _cut(linear))
         return total
+
+
+def _cut_leaf(tensor: Tensor, inputs: List[Tensor], leaves: List[Tensor],
+              gradients: List[Tensor]) -> Tensor:
+    """``tensor`` itself when it needs no gradient; else a copy cut from its graph that does,
+    with ``tensor``, the copy and a zero gradient appended to ``inputs``, ``leaves`` and
+    ``gradients``."""
+    if not tensor.requires_grad:
+        return tensor
+    leaf = _cut(tensor).requires_grad_()
+    inputs.append(tensor)
+    leaves.append(leaf)
+    gradients.append(torch.zeros_like(leaf))
+    return leaf
 
 
 def _cut(tensor: Tensor) -> Tensor:
@@ -248,9 +225,3 @@ def _cut(tensor: Tensor) -> Tensor:
     with torch.no_grad():
         copy = tensor.clone()
     return copy
-
-
-def rotated_copies(model: UnconstrainedPET,
-                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> RotatedCopies:
-    """The kernel around the built-in model."""
-    return RotatedCopies(PETAdapter(model), memory_budget_bytes)

@@ -43,7 +43,7 @@ from .devices import Device, checked_device
 from .grids import parse_grid
 from .model_kinds import energy_model_of
 from .potential import create_forces
-from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, check_strategy
+from .strategies import DEFAULT_GRID, GRID_STRATEGIES, check_strategy
 
 POTENTIAL_ARGUMENTS = ("model", "grid", "strategy", "allow_incomplete_water", "device")
 PRECISIONS = {"single": torch.float32, "double": torch.float64}

@@ -1,12 +1,8 @@
 """Build OpenMM forces and systems around the exported modules of ``omm_symbreak.export``.
 
-Strategies (how the symmetry breaking of the raw model is handled, ``STRATEGIES``):
-  - ``none``:   the raw model;
-  - ``full``:   the model averaged over ``grid``;
-  - ``mts``:    the raw model in force group ``FAST_GROUP`` plus the correction
-                E_avg - E_raw in force group ``SLOW_GROUP``, for multiple time stepping
-                (``openmm.MTSLangevinIntegrator`` / ``openmm.MTSIntegrator``);
-  - ``random``: the model in a fresh random orientation at every evaluation.
+A strategy (``omm_symbreak.strategies``: none, full, mts, random) becomes the forces its table
+row names, each in its force group (``mts``: the raw model in ``FAST_GROUP``, the correction
+E_avg - E_raw in ``SLOW_GROUP``, for ``openmm.MTSLangevinIntegrator`` / ``openmm.MTSIntegrator``).
 
 A module in TorchScript (the built-in model, a TorchForce module) becomes an
 ``openmmtorch.TorchForce``, which runs on the device of the Context's platform; an eager one (a
@@ -29,7 +25,7 @@ from .grids import RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
 from .quiet import simtk_warning_dropped
 from .model_kinds import energy_model_of
-from .symmetrize import check_strategy
+from .strategies import FAST_GROUP, check_strategy, grid_of_force, strategy_of
 
 with simtk_warning_dropped():
     import openmmtorch
@@ -47,10 +43,6 @@ def _load_torch_plugin_if_it_failed() -> None:
 
 
 _load_torch_plugin_if_it_failed()
-
-FAST_GROUP = 0
-SLOW_GROUP = 1
-
 
 def torch_force(module: Union[torch.jit.ScriptModule, str], force_group: int = FAST_GROUP):
     """An ``openmmtorch.TorchForce`` around an exported module or a TorchScript file of one,
@@ -108,9 +100,9 @@ def create_forces(topology, model, strategy: str = "none",
                   grid: Optional[RotationGrid] = None, positions=None,
                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
                   allow_incomplete_water: bool = False, device: Optional[Device] = None) -> List:
-    """The force(s) of a strategy of ``STRATEGIES`` for a model of any kind (``force_of``; two
-    forces for ``mts``: the raw model in ``FAST_GROUP``, the correction over ``grid`` in
-    ``SLOW_GROUP``); the rotated copies of an evaluation go through the model within
+    """The forces of a strategy (``strategies.Strategy.forces``) for a model of any kind
+    (``force_of``; two for ``mts``: the raw model in ``FAST_GROUP``, the correction over
+    ``grid`` in ``SLOW_GROUP``); the rotated copies of an evaluation go through the model within
     ``memory_budget_bytes``; a water model refuses residues that are not whole water
     molecules unless ``allow_incomplete_water`` (``export.openmm_module``). ``model``: a model
     file, an ``EnergyModel``, an ``UnconstrainedPET`` or an ASE calculator
@@ -124,10 +116,9 @@ def create_forces(topology, model, strategy: str = "none",
     checks = dict(positions=positions, memory_budget_bytes=memory_budget_bytes,
                   allow_incomplete_water=allow_incomplete_water,
                   device="cpu" if model.scriptable else device)
-    if strategy != "mts":
-        return [force_of(openmm_module(topology, model, strategy, grid, **checks))]
-    return [force_of(openmm_module(topology, model, "none", None, **checks), FAST_GROUP),
-            force_of(openmm_module(topology, model, "mts", grid, **checks), SLOW_GROUP)]
+    return [force_of(openmm_module(topology, model, force.module, grid_of_force(force, grid),
+                                   **checks), force.force_group)
+            for force in strategy_of(strategy).forces]
 
 
 def create_system(topology, model, strategy: str = "none",

@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 from .data import Frame
-from .kernel import RotatedCopies, rotated_copies
 from .model.pet import UnconstrainedPET
 from .model_kinds import as_energy_model
 from .units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV, MEV_PER_EV
@@ -32,7 +31,7 @@ def energies_and_forces(model: UnconstrainedPET, frames: Sequence[Frame],
                         create_graph: bool = False) -> Tuple[Tensor, List[Tensor]]:
     """Energies [S] (eV, tensor) and forces (list of [N_s, 3] tensors, eV/Angstrom) of the raw
     model; ``create_graph`` keeps the graph of the forces (training)."""
-    kernel = rotated_copies(model)
+    kernel = as_energy_model(model).rotated_copies()
     energies, positions = [], []
     for frame in frames:
         types, x, cell = frame_tensors(model, frame, requires_grad=True)
@@ -46,7 +45,7 @@ def energies_and_forces(model: UnconstrainedPET, frames: Sequence[Frame],
 
 def energies_no_grad(model: UnconstrainedPET, frames: Sequence[Frame]) -> np.ndarray:
     """Energies [S] (float64 numpy, eV) of the raw model, without gradients."""
-    kernel = rotated_copies(model)
+    kernel = as_energy_model(model).rotated_copies()
     with torch.no_grad():
         energies = []
         for frame in frames:
@@ -70,7 +69,7 @@ def _kernel_inputs(model, frame: Frame):
     """(kernel, types [N], positions [N, 3], cell [3, 3] or None, eV per model energy unit) of
     ``frame`` for ``model`` of any kind: positions and cell in the model's length unit and dtype,
     the positions a leaf that requires a gradient."""
-    kernel = RotatedCopies(model.adapter(), cpu_batch_atoms=model.cpu_batch_atoms)
+    kernel = model.rotated_copies()
     types = model.types_of(frame.atomic_numbers.tolist())
     like = dict(dtype=model.dtype or torch.float64, device=types.device)
     length_per_angstrom = model.length_per_nm / ANGSTROM_PER_NM

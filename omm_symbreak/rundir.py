@@ -43,7 +43,7 @@ from .frames import TRAJECTORY_FORMATS, FrameWriter, truncate_frames
 from .observables.mechanics import angular_momentum, torque
 from .quiet import c_stdout_dropped
 from .settings import RunSettings, flag
-from .symmetrize import DEFAULT_GRID
+from .strategies import DEFAULT_GRID
 from .units import fs_to_ps
 
 PER_MOLECULE_MAX = 8

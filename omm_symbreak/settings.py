@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 from .frames import TRAJECTORY_FORMATS
 from .grids import check_grid_size, parse_grid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES
-from .symmetrize import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
+from .strategies import DEFAULT_GRID, GRID_STRATEGIES, STRATEGIES
 
 ENSEMBLES = ("nve", "nvt")
 THERMOSTATS = ("langevin", "nose-hoover")

@@ -37,7 +37,8 @@ from .devices import checked_device, module_device
 from .executor import legacy_executor
 from .export import openmm_module
 from .model_kinds import load_energy_model
-from .potential import FAST_GROUP, SLOW_GROUP, create_system
+from .potential import create_system
+from .strategies import integrator_groups
 from .rundir import (RunOutputs, check_directory, claim_directory, create_run_directory,
                      start_potential_kj_mol)
 from .settings import RunSettings
@@ -66,8 +67,8 @@ def make_integrator(settings: RunSettings) -> openmm.Integrator:
     """The integrator of the settings (an MTS one for strategy ``mts``)."""
     step_ps = fs_to_ps(settings.timestep_fs * settings.stride)
     temperature, friction = settings.temperature_k, settings.friction_per_ps
-    if settings.strategy == "mts":
-        groups = [(SLOW_GROUP, 1), (FAST_GROUP, settings.mts_stride)]
+    groups = integrator_groups(settings.strategy, settings.mts_stride)
+    if groups is not None:
         if settings.ensemble == "nve":
             return openmm.MTSIntegrator(step_ps, groups)
         integrator = openmm.MTSLangevinIntegrator(temperature, friction, step_ps, groups)

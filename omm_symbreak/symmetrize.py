@@ -8,8 +8,8 @@
 - ``randomly_rotated(model)``: E(Q x) for a uniformly random rotation Q, proper or improper
   with probability 1/2, new for every configuration x (``kernel.random_rotation``: a
   pseudo-random function of x, so that a run's rotations need no random state).
-- ``strategy_energy(model, strategy, grid)``: the module of a strategy of ``STRATEGIES``
-  (for ``mts``, the correction; the raw model is the fast force).
+- ``strategy_energy(model, strategy, grid)``: the module of a strategy
+  (``omm_symbreak.strategies``: for ``mts``, the correction; the raw model is the fast force).
 
 A randomized grid (``RotationGrid.randomized``, spec ``G+random``) is turned as a whole by a
 random Q of the configuration: E_avg = sum_g w_g E(R_g Q x); in the correction only the averaged
@@ -30,12 +30,8 @@ from torch import Tensor, nn
 from .grids import NO_ROTATION, RotationGrid
 from .kernel import DEFAULT_MEMORY_BUDGET_BYTES, RotatedCopies, random_rotation
 from .model_kinds import EnergyModel, as_energy_model
+from .strategies import check_strategy, strategy_of
 
-STRATEGIES = ("none", "full", "mts", "random")
-GRID_STRATEGIES = ("full", "mts")  # the strategies that evaluate a rotation grid
-# Their grid when none is given: the cheapest exact to l = 3 with every odd degree, as the
-# study's "2i" (36 rotations) is; this one has 24 (grids.cheapest_grid(3, inversion=True)).
-DEFAULT_GRID = "Ti"
 
 
 class RotationWeightedEnergy(nn.Module):
@@ -78,7 +74,7 @@ def _weighted(model, rotations: np.ndarray, weights: np.ndarray, label: str,
     """The weighted energy of ``model``'s rotated copies; rotations and weights in the model's
     dtype (float64 for a model that takes the engine's)."""
     model = as_energy_model(model)
-    kernel = RotatedCopies(model.adapter(), memory_budget_bytes, model.cpu_batch_atoms)
+    kernel = model.rotated_copies(memory_budget_bytes)
     return RotationWeightedEnergy(kernel, rotations, weights, label,
                                   model.dtype or torch.float64, turned)
 
@@ -123,40 +119,25 @@ def randomly_rotated(model: EnergyModel,
                      np.ones(1, bool), memory_budget_bytes)
 
 
-def check_strategy(strategy: str, grid: Optional[RotationGrid]) -> None:
-    """ValueError for an unknown strategy, a grid missing for full / mts, or a grid given to
-    none / random (which evaluate no grid); TypeError for a grid that is not a RotationGrid."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
-    if grid is not None and not isinstance(grid, RotationGrid):
-        raise TypeError(f"grid must be a RotationGrid, got {grid!r}: parse a grid spec with "
-                        "omm_symbreak.grids.parse_grid")
-    if strategy in GRID_STRATEGIES and grid is None:
-        raise ValueError(f"strategy {strategy} needs a rotation grid")
-    if strategy in ("none", "random") and grid is not None and grid.spec != "none":
-        raise ValueError(f"strategy {strategy} evaluates no grid (got {grid.spec}): a grid "
-                         "applies to strategies full and mts")
-
-
 def copies_per_evaluation(strategy: str, grid: Optional[RotationGrid]) -> int:
     """Model evaluations in one call of the module of ``strategy`` (for ``mts``, the
     correction; its fast force is one more per inner step)."""
     check_strategy(strategy, grid)
-    if strategy == "mts":
+    computes = strategy_of(strategy).module
+    if computes == "correction":
         return len(correction_rows(grid)[1])
-    return grid.size if strategy == "full" else 1
+    return grid.size if computes == "average" and grid is not None else 1
 
 
 def strategy_energy(model: EnergyModel, strategy: str = "none",
                     grid: Optional[RotationGrid] = None,
                     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> nn.Module:
-    """The energy module of ``strategy`` (``STRATEGIES``; ``mts`` gives the correction), its
-    rotated copies chunked within ``memory_budget_bytes``."""
+    """The energy module of ``strategy`` (``strategies.Strategy.module``: ``mts`` gives the
+    correction), its rotated copies chunked within ``memory_budget_bytes``."""
     check_strategy(strategy, grid)
-    if strategy == "none":
-        return averaged(model, NO_ROTATION, memory_budget_bytes)
-    if strategy == "full":
-        return averaged(model, grid, memory_budget_bytes)
-    if strategy == "mts":
+    computes = strategy_of(strategy).module
+    if computes == "average":
+        return averaged(model, grid or NO_ROTATION, memory_budget_bytes)
+    if computes == "correction":
         return correction(model, grid, memory_budget_bytes)
     return randomly_rotated(model, memory_budget_bytes)

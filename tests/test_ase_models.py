@@ -14,7 +14,8 @@ from omm_symbreak.export import check_exportable, openmm_module
 from omm_symbreak.grids import parse_grid, random_rotations
 from omm_symbreak.kernel import random_rotation
 from omm_symbreak.model_kinds import ASEModel, as_energy_model
-from omm_symbreak.potential import FAST_GROUP, SLOW_GROUP, create_system
+from omm_symbreak.potential import create_system
+from omm_symbreak.strategies import FAST_GROUP, SLOW_GROUP
 from omm_symbreak.systems import load_structure
 from omm_symbreak.units import (angstrom_to_nm, as_nm_array, ev_angstrom_to_kj_mol_nm,
                                 ev_to_kj_mol, nm_to_angstrom)

@@ -11,7 +11,8 @@ from openmm import unit
 from conftest import TINY_MODEL, water_positions_angstrom, water_topology
 from omm_symbreak.export import openmm_module
 from omm_symbreak.grids import parse_grid
-from omm_symbreak.kernel import PETAdapter, rotated_copies
+from omm_symbreak.model_kinds import as_energy_model
+from omm_symbreak.model_kinds.builtin import PETAdapter
 from omm_symbreak.model import UnconstrainedPET
 from omm_symbreak.model.neighbors import neighbor_list
 from omm_symbreak.potential import create_system
@@ -76,7 +77,7 @@ def test_energy_is_short_range_plus_openmms_coulomb_of_the_charges(box, periodic
     short, charges = _short_range_and_charges(model, positions, cell)
     assert abs(charges.sum()) < 1e-12 and np.abs(charges).max() > 0.05
     species = model.species_of([8, 1, 1] * 27)
-    total = rotated_copies(model)(species, torch.tensor(positions),
+    total = as_energy_model(model).rotated_copies()(species, torch.tensor(positions),
                                   None if cell is None else torch.tensor(cell),
                                   torch.eye(3, dtype=torch.float64)[None])
     expected = short + _openmm_coulomb_ev(charges, positions, cell)
@@ -88,7 +89,7 @@ def test_grid_average_equals_the_average_over_explicitly_rotated_structures(box)
     model = long_range_model()
     grid = parse_grid("Ti")
     species = model.species_of([8, 1, 1] * 27)
-    kernel = rotated_copies(model)
+    kernel = as_energy_model(model).rotated_copies()
     averaged = kernel(species, torch.tensor(positions), torch.tensor(cell),
                       torch.tensor(grid.rotations)) @ torch.tensor(grid.weights)
     # an improper copy's cell negated: the same lattice, right-handed as the neighbour search

@@ -13,7 +13,6 @@ import torch
 from omm_symbreak import systems
 from omm_symbreak.export import activation_bytes
 from omm_symbreak.grids import parse_grid
-from omm_symbreak.kernel import RotatedCopies
 from omm_symbreak.model_kinds import load_energy_model
 from omm_symbreak.units import as_nm_array, nm_to_angstrom
 from conftest import peak_cpu_bytes
@@ -30,7 +29,7 @@ def _measured_peak(model, positions, cell, rotations) -> int:
     box = None if cell is None else torch.tensor(cell, dtype=torch.float32)
     turns = torch.tensor(rotations, dtype=torch.float32)
     weights = torch.full((len(turns),), 1.0 / len(turns))
-    kernel = RotatedCopies(model.adapter())
+    kernel = model.rotated_copies()
 
     def evaluate():
         torch.autograd.grad(kernel.weighted(types, x, box, turns, weights), x)

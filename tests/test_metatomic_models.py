@@ -21,7 +21,8 @@ from omm_symbreak.cli import main  # noqa: E402
 from omm_symbreak.export import openmm_module  # noqa: E402
 from omm_symbreak.grids import parse_grid  # noqa: E402
 from omm_symbreak.model_kinds import detect_kind, load_energy_model  # noqa: E402
-from omm_symbreak.potential import SLOW_GROUP, create_system  # noqa: E402
+from omm_symbreak.potential import create_system  # noqa: E402
+from omm_symbreak.strategies import SLOW_GROUP  # noqa: E402
 from omm_symbreak.rundir import read_diagnostics  # noqa: E402
 from omm_symbreak.settings import RunSettings  # noqa: E402
 from omm_symbreak.simulate import run  # noqa: E402

@@ -10,7 +10,8 @@ import torch
 from conftest import tiny_model, water_topology
 from omm_symbreak.cli import main
 from omm_symbreak.grids import check_grid_size, parse_grid
-from omm_symbreak.kernel import PETAdapter, RotatedCopies
+from omm_symbreak.kernel import Batching, RotatedCopies
+from omm_symbreak.model_kinds.builtin import PETAdapter
 from omm_symbreak.model import load_model, save_model
 from omm_symbreak.potential import create_system
 from omm_symbreak.structure_checks import close_pairs
@@ -69,7 +70,8 @@ def test_rotated_copies_go_through_in_chunks_within_the_memory_budget(water_box)
     adapter = RecordingAdapter(model)
     x = torch.tensor(positions, requires_grad=True)
     per_copy = adapter.bytes_per_copy(adapter.prepare(types, x.detach(), torch.tensor(cell)))
-    kernel = RotatedCopies(adapter, memory_budget_bytes=5 * per_copy, cpu_batch_atoms=10**6)
+    kernel = RotatedCopies(adapter, memory_budget_bytes=5 * per_copy,
+                           batching=Batching(cpu_batch_atoms=10**6))
     energy = kernel.weighted(types, x, torch.tensor(cell), torch.tensor(grid.rotations),
                              torch.tensor(grid.weights))
     (forces,) = torch.autograd.grad(-energy, x)

@@ -17,16 +17,15 @@ UPET's calculator inherits). Orb-v3's direct models say nothing: pass ``conserva
 
 import hashlib
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..kernel import rotated_cell
+from ..kernel import ONE_COPY_PER_CALL, rotated_cell
 from ..units import ANGSTROM_PER_NM, KJ_PER_MOL_PER_EV
 from .base import EnergyModel
-from .torchforce import UNKNOWN_BYTES_PER_COPY
 
 NON_CONSERVATIVE_WARNING = (
     "the ASE calculator's forces are not the gradient of its energy (a direct-force model): "
@@ -83,24 +82,30 @@ class _CalculatorEnergy(torch.autograd.Function):
         return -grad_energy * forces, None, None, None
 
 
+class AtomsFrame(NamedTuple):
+    """What ``ASEAdapter.prepare`` keeps: the atomic ``numbers`` [N] (numpy), ``positions``
+    [N, 3] and ``cell`` [3, 3] or None (Angstrom); nothing else is shared between copies."""
+
+    numbers: np.ndarray
+    positions: Tensor
+    cell: Optional[Tensor]
+
+
 class ASEAdapter(nn.Module):
-    """An ASE calculator in the kernel's contract (eager, not TorchScript): one calculator call
-    per copy."""
+    """An ASE calculator in the kernel's adapter contract (eager, not TorchScript): one
+    calculator call per copy (``ASEModel.batching``)."""
 
     def __init__(self, calculator):
         super().__init__()
         self.calculator = calculator
 
-    def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
-        """[types (atomic numbers), positions] or [types, positions, cell]: nothing is shared
-        between copies."""
-        return [types, positions] if cell is None else [types, positions, cell]
+    def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> AtomsFrame:
+        """``types`` are the atomic numbers (``ASEModel.types_of``)."""
+        return AtomsFrame(types.cpu().numpy(), positions, cell)
 
-    def copies(self, prepared: List[Tensor], rotations: Tensor) -> Tensor:
+    def copies(self, prepared: AtomsFrame, rotations: Tensor) -> Tensor:
         """Energies [c] (eV) of the copies rotated by ``rotations`` [c, 3, 3]."""
-        numbers = prepared[0].cpu().numpy()
-        positions = prepared[1]
-        cell = prepared[2] if len(prepared) > 2 else None
+        numbers, positions, cell = prepared
         rotations = rotations.to(positions.dtype)
         return torch.stack([
             _CalculatorEnergy.apply(positions @ rotation.T,
@@ -126,9 +131,9 @@ class ASEAdapter(nn.Module):
             return energy, None
         return energy, torch.as_tensor(np.asarray(results["forces"]), **like)
 
-    def bytes_per_copy(self, prepared: List[Tensor]) -> int:
-        """Unknown: as large as possible, so that the kernel passes one copy per call."""
-        return UNKNOWN_BYTES_PER_COPY
+    def bytes_per_copy(self, prepared: AtomsFrame) -> Optional[int]:
+        """Unknown."""
+        return None
 
 
 class ASEModel(EnergyModel):
@@ -140,6 +145,7 @@ class ASEModel(EnergyModel):
     length_per_nm = ANGSTROM_PER_NM
     kj_mol_per_energy = KJ_PER_MOL_PER_EV
     dtype = torch.float64
+    batching = ONE_COPY_PER_CALL
 
     def __init__(self, calculator, conservative: Optional[bool] = None):
         if not is_calculator(calculator):

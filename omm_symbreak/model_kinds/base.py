@@ -7,6 +7,8 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
+from ..kernel import DEFAULT_MEMORY_BUDGET_BYTES, Batching, RotatedCopies
+
 
 class EnergyModel:
     """A model of any kind, as ``symmetrize``, ``export``, ``potential`` and ``simulate`` use it.
@@ -20,8 +22,8 @@ class EnergyModel:
       its energy unit (1 and 1 for a TorchForce module);
     - ``dtype``: the dtype its inputs are cast to, or None to keep the engine's (a TorchForce
       module gets what OpenMM passes);
-    - ``cpu_batch_atoms``: atoms per model call on CPUs (the kernel's cache-sized chunks), or
-      None for no such limit;
+    - ``batching``: how its adapter takes rotated copies (``kernel.Batching``: a fixed number
+      per model call, or as memory allows and, on CPUs, in cache-sized calls);
     - ``path``: the file it was read from (None for a model built in memory).
     """
 
@@ -30,12 +32,18 @@ class EnergyModel:
     length_per_nm = 1.0
     kj_mol_per_energy = 1.0
     dtype: Optional[torch.dtype] = None
-    cpu_batch_atoms: Optional[int] = None
+    batching = Batching()
     path: Optional[Path] = None
 
     def adapter(self) -> nn.Module:
-        """The model in the contract of ``kernel.RotatedCopies`` (``kernel`` docstring)."""
+        """The model in the adapter contract of ``kernel.RotatedCopies`` (``kernel``)."""
         raise NotImplementedError
+
+    def rotated_copies(self, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
+                       ) -> RotatedCopies:
+        """The kernel around the model's adapter, batched as the kind of model wants, within
+        ``memory_budget_bytes`` of activations where the kind tells its memory."""
+        return RotatedCopies(self.adapter(), memory_budget_bytes, self.batching)
 
     def types_of(self, atomic_numbers: List[int]) -> Tensor:
         """The per-atom type tensor [N] its adapter takes; ValueError for elements it lacks."""

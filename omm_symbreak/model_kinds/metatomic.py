@@ -11,12 +11,13 @@ unit, its energy output to kJ/mol.
 """
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..kernel import Batching
 from .base import EnergyModel
 
 INSTALL_HINT = ("metatomic models need the packages of the 'metatomic' extra: "
@@ -31,6 +32,21 @@ def _metatomic():
     except ImportError as error:
         raise ImportError(INSTALL_HINT) from error
     return metatomic.torch
+
+
+class MetatomicPrepared(NamedTuple):
+    """What ``MetatomicAdapter.prepare`` computes once per call (the model's length unit):
+    ``types`` [N] (atomic numbers, int32), ``positions`` [N, 3], ``box`` [3, 3] (zeros without a
+    box), ``pbc`` [3] (bool) and, per requested neighbour list, its ``samples`` [P, 5] (i, j,
+    cell shift) and ``vectors`` [P, 3] r_j - r_i + S b, differentiable in the positions and the
+    cell."""
+
+    types: Tensor
+    positions: Tensor
+    box: Tensor
+    pbc: Tensor
+    samples: List[Tensor]
+    vectors: List[Tensor]
 
 
 class MetatomicAdapter(nn.Module):
@@ -50,10 +66,10 @@ class MetatomicAdapter(nn.Module):
         self.xyz = Labels.range("xyz", 3)
         self.distance = Labels.range("distance", 1)
 
-    def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
-        """[types, positions, cell (zeros without a box), pbc, then per requested neighbour list
-        its samples [P, 5] (i, j, cell shift) and vectors [P, 3] r_j - r_i + S b, differentiable
-        in the positions and the cell]."""
+    def prepare(self, types: Tensor, positions: Tensor,
+                cell: Optional[Tensor]) -> MetatomicPrepared:
+        """The system's arrays and, per requested neighbour list, its pairs
+        (``MetatomicPrepared``)."""
         from vesin import NeighborList
 
         periodic = cell is not None
@@ -61,7 +77,7 @@ class MetatomicAdapter(nn.Module):
         box = cell if cell is not None else torch.zeros(3, 3, dtype=positions.dtype,
                                                         device=device)
         pbc = torch.full((3,), periodic, dtype=torch.bool, device=device)
-        prepared = [types, positions, box, pbc]
+        samples_per_list, vectors_per_list = [], []
         points = positions.detach().cpu().numpy().astype(np.float64)
         box_values = box.detach().cpu().numpy().astype(np.float64)
         for request in self.requests:
@@ -72,23 +88,24 @@ class MetatomicAdapter(nn.Module):
             first, second = samples[:, 0].long(), samples[:, 1].long()
             vectors = (positions[second] - positions[first]
                        + samples[:, 2:].to(positions.dtype) @ box)
-            prepared += [samples, vectors]
-        return prepared
+            samples_per_list.append(samples)
+            vectors_per_list.append(vectors)
+        return MetatomicPrepared(types, positions, box, pbc, samples_per_list, vectors_per_list)
 
-    def copies(self, prepared: List[Tensor], rotations: Tensor) -> Tensor:
+    def copies(self, prepared: MetatomicPrepared, rotations: Tensor) -> Tensor:
         """Energies [c] (the model's unit) of the copies rotated by ``rotations`` [c, 3, 3], in
         one call of the model."""
         mta = _metatomic()
         from metatensor.torch import Labels, TensorBlock
 
-        types, positions, box, pbc = prepared[:4]
+        types, positions, box, pbc = prepared.types, prepared.positions, prepared.box, prepared.pbc
         rotations = rotations.to(positions.dtype)
         systems = []
         for rotation in rotations:
             system = mta.System(types=types, positions=positions @ rotation.T,
                                 cell=box @ rotation.T, pbc=pbc)
-            for number, request in enumerate(self.requests):
-                samples, vectors = prepared[4 + 2 * number], prepared[5 + 2 * number]
+            for request, samples, vectors in zip(self.requests, prepared.samples,
+                                                 prepared.vectors):
                 block = TensorBlock((vectors @ rotation.T).reshape(-1, 3, 1),
                                     samples=Labels(_NEIGHBOR_SAMPLES, samples),
                                     components=[self.xyz.to(positions.device)],
@@ -98,9 +115,9 @@ class MetatomicAdapter(nn.Module):
         outputs = self.model(systems, self.options, check_consistency=False)
         return outputs["energy"].block().values.reshape(-1)
 
-    def bytes_per_copy(self, prepared: List[Tensor]) -> int:
-        """Unknown: 1, so that the memory budget never splits a grid."""
-        return 1
+    def bytes_per_copy(self, prepared: MetatomicPrepared) -> Optional[int]:
+        """Unknown: the memory budget never splits a grid (``MetatomicModel.batching``)."""
+        return None
 
 
 class MetatomicModel(EnergyModel):
@@ -111,7 +128,7 @@ class MetatomicModel(EnergyModel):
     # On CPUs, copies in calls of about 512 atoms: for a 0.18 M-parameter PET on liquid-64, a
     # Ti average took 3.1 s so (2 copies per call) and 4.5-4.9 s with all 24 in one call
     # (benchmarks/README.md, "Bring your own model"); on CUDA one call takes every copy.
-    cpu_batch_atoms = 512
+    batching = Batching(cpu_batch_atoms=512)
 
     def __init__(self, model, path: Optional[Path] = None):
         mta = _metatomic()

@@ -12,16 +12,14 @@ rectangular box gives wrong energies for rotated copies.
 """
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
-from ..kernel import rotated_cell
+from ..kernel import ONE_COPY_PER_CALL, rotated_cell
 from .base import EnergyModel
 
-# what bytes_per_copy answers: more than any memory budget, so one copy per call
-UNKNOWN_BYTES_PER_COPY = 1 << 62
 CONTRACT = ("forward(positions [N, 3] nm) or forward(positions [N, 3] nm, boxvectors [3, 3] nm) "
             "returning the energy in kJ/mol")
 
@@ -62,38 +60,44 @@ class _WithOptionalBox(nn.Module):
         return self.module(positions, box)
 
 
+class Frame(NamedTuple):
+    """What ``TorchForceAdapter.prepare`` keeps: the ``positions`` [N, 3] and ``cell`` [3, 3]
+    or None (nm); nothing else is shared between copies."""
+
+    positions: Tensor
+    cell: Optional[Tensor]
+
+
 class TorchForceAdapter(nn.Module):
-    """A TorchForce module in the kernel's contract: each copy is the module evaluated on the
-    rotated positions x R^T and box det(R) b R^T, one copy per call (its memory is unknown).
-    Rotations are cast to the positions' dtype, which the module gets as OpenMM passes it."""
+    """A TorchForce module in the kernel's adapter contract: each copy is the module evaluated
+    on the rotated positions x R^T and box det(R) b R^T, copy by copy (its memory is unknown:
+    ``TorchForceModel.batching`` passes one copy per call). Rotations are cast to the positions'
+    dtype, which the module gets as OpenMM passes it."""
 
     def __init__(self, call: nn.Module):
         super().__init__()
         self.call = call
-        self.unknown_bytes_per_copy = UNKNOWN_BYTES_PER_COPY
 
-    def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> List[Tensor]:
-        """[positions] or [positions, cell]: nothing is shared between copies."""
-        if cell is None:
-            return [positions]
-        return [positions, cell]
+    def prepare(self, types: Tensor, positions: Tensor, cell: Optional[Tensor]) -> Frame:
+        return Frame(positions, cell)
 
-    def copies(self, prepared: List[Tensor], rotations: Tensor) -> Tensor:
+    def copies(self, prepared: Frame, rotations: Tensor) -> Tensor:
         """Energies [c] (kJ/mol) of the copies rotated by ``rotations`` [c, 3, 3]."""
-        positions = prepared[0]
+        positions = prepared.positions
         rotations = rotations.to(positions.dtype)
+        cell = prepared.cell
         energies: List[Tensor] = []
         for number in range(rotations.shape[0]):
             rotation = rotations[number]
             box: Optional[Tensor] = None
-            if len(prepared) > 1:
-                box = rotated_cell(prepared[1], rotation)
+            if cell is not None:
+                box = rotated_cell(cell, rotation)
             energies.append(self.call(positions @ rotation.T, box).reshape(()))
         return torch.stack(energies)
 
-    def bytes_per_copy(self, prepared: List[Tensor]) -> int:
-        """Unknown: as large as possible, so that the kernel passes one copy per call."""
-        return self.unknown_bytes_per_copy
+    def bytes_per_copy(self, prepared: Frame) -> Optional[int]:
+        """Unknown."""
+        return None
 
 
 class TorchForceModel(EnergyModel):
@@ -101,6 +105,7 @@ class TorchForceModel(EnergyModel):
 
     kind = "torchforce"
     scriptable = True
+    batching = ONE_COPY_PER_CALL
 
     def __init__(self, module: torch.jit.ScriptModule, path: Optional[Path] = None):
         self.module = module
