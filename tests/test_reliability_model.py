@@ -89,6 +89,39 @@ def test_rotated_copies_go_through_in_chunks_within_the_memory_budget(water_box)
     np.testing.assert_allclose(forces.numpy(), expected_forces, atol=1e-10)
 
 
+@pytest.mark.parametrize("batching, calls", [
+    (Batching(copies_per_call=1), [1] * 36),  # a model evaluated copy by copy
+    (Batching(copies_per_call=8), [8] * 4 + [4]),
+    (Batching(), [36]),  # memory unknown, no CPU chunks: one call
+    (Batching(cpu_batch_atoms=24 * 10), [10] * 3 + [6]),  # 24 atoms a copy
+])
+def test_the_models_batching_sets_the_copies_per_call_whatever_the_budget(water_box, batching,
+                                                                          calls):
+    """A kind's Batching decides the chunks of a kernel whose adapter does not know its memory;
+    the weighted energy and forces do not depend on them."""
+
+    class UnknownMemory(RecordingAdapter):
+        def bytes_per_copy(self, prepared):
+            return None
+
+    _, positions, cell = water_box
+    model, grid = tiny_model(), parse_grid("2i")
+    types = torch.tensor([1, 0, 0] * 8)
+    results = []
+    for chosen in (batching, Batching(copies_per_call=36)):
+        adapter = UnknownMemory(model)
+        kernel = RotatedCopies(adapter, memory_budget_bytes=1, batching=chosen)
+        x = torch.tensor(positions, requires_grad=True)
+        energy = kernel.weighted(types, x, torch.tensor(cell), torch.tensor(grid.rotations),
+                                 torch.tensor(grid.weights))
+        results.append((energy.item(), torch.autograd.grad(energy, x)[0].numpy(),
+                        adapter.calls))
+    (energy, forces, used), (single_energy, single_forces, single) = results
+    assert used == calls and single == [36]
+    assert energy == pytest.approx(single_energy, rel=1e-12)
+    np.testing.assert_allclose(forces, single_forces, atol=1e-10)
+
+
 def test_frozen_modules_keep_exact_forces(water_box):
     """openmm-torch freezes the modules it loads, and freezing drops ``detach``: the bounded
     chunks must give the same forces frozen as not."""
