@@ -8,9 +8,14 @@ with inversion (``Ti``), or to l >= 3 without (``I``), gives it to float precisi
 
 ``DirectForceCalculator``: the same energy, forces F_i = M r_i (not a gradient); their average
 over a grid exact to l = 2 is tr(M) / 3 r_i.
+
+``AutogradCalculator``: the polynomial energy with its forces by torch autograd, as the
+calculators of torch models take them (Orb-v3 conservative, metatomic-ase): it fails where
+gradients are disabled.
 """
 
 import numpy as np
+import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 A = np.array([1.0, 0.2, -0.4])
@@ -61,3 +66,15 @@ class DirectForceCalculator(PolynomialCalculator):
     def averaged_forces(self, positions: np.ndarray) -> np.ndarray:
         """sum_g w_g R_g^T F(R_g x) over a grid exact to l = 2: tr(M) / 3 r_i (eV/Angstrom)."""
         return np.trace(M) / 3 * (positions - positions.mean(axis=0))
+
+
+class AutogradCalculator(PolynomialCalculator):
+    """The polynomial energy with forces -dE/dx by ``torch.autograd.grad``."""
+
+    def forces(self, r: np.ndarray) -> np.ndarray:
+        positions = torch.tensor(r, requires_grad=True)
+        centred = positions - positions.mean(dim=0)
+        energy = (self.k * ((centred @ torch.tensor(A)) ** 2).sum()
+                  + self.c * ((centred @ torch.tensor(B)) ** 3).sum())
+        (gradient,) = torch.autograd.grad(energy, positions)
+        return -gradient.numpy()

@@ -1,7 +1,8 @@
 """ASE calculators as models (omm_symbreak.model_kinds.ase_calculator), through
 openmm.PythonForce: a calculator whose breaking is known analytically (tests/ase_models.py)
 against its O(3) average, in Python, in a Context (full, mts, random) and through OpenMM-ML; a
-direct-force calculator; bad input. An Orb-v3 test is not here: orb-models is not installed."""
+direct-force calculator; a calculator that takes its forces by torch autograd; bad input.
+Orb-v3: tests/test_orb_model.py."""
 
 import numpy as np
 import openmm
@@ -9,7 +10,7 @@ import pytest
 import torch
 from openmm import unit
 
-from ase_models import DirectForceCalculator, PolynomialCalculator
+from ase_models import AutogradCalculator, DirectForceCalculator, PolynomialCalculator
 from omm_symbreak.export import check_exportable, openmm_module
 from omm_symbreak.grids import parse_grid, random_rotations
 from omm_symbreak.kernel import random_rotation
@@ -121,6 +122,19 @@ def test_a_context_gives_full_and_mts_groups_as_the_python_evaluation(name):
     assert slow[0] == pytest.approx(isotropic - raw, rel=1e-9)
     np.testing.assert_allclose(slow[1], isotropic_forces - raw_forces,
                                atol=1e-8 * np.abs(raw_forces).max())
+
+
+def test_a_calculator_that_takes_forces_by_torch_autograd_gets_gradients():
+    """create_system's first evaluation (under no_grad) and every copy (inside an
+    autograd.Function) run the calculator with gradients enabled."""
+    topology, positions, _ = _structure("water-monomer")
+    calculator = AutogradCalculator()
+    isotropic, isotropic_forces = _in_openmm_units(
+        *calculator.isotropic(nm_to_angstrom(positions)))
+    system = create_system(topology, calculator, "full", parse_grid("Ti"), positions)
+    energy, forces = _context_state(system, positions)
+    assert energy == pytest.approx(isotropic, rel=1e-10)
+    np.testing.assert_allclose(forces, isotropic_forces, atol=1e-8 * np.abs(forces).max())
 
 
 def test_random_uses_kernel_random_rotation_of_the_call():

@@ -123,8 +123,11 @@ class ASEAdapter(nn.Module):
         atoms = ase.Atoms(numbers=numbers, positions=positions.detach().cpu().numpy(),
                           cell=None if cell is None else cell.detach().cpu().numpy(),
                           pbc=cell is not None)
-        results = calculate(self.calculator, atoms, ["energy", "forces"] if forces
-                            else ["energy"])
+        # autograd.Function.forward runs without gradients; calculators that take their forces
+        # by autograd (Orb-v3 conservative, metatomic-ase, ...) need them, asked or not
+        with torch.enable_grad():
+            results = calculate(self.calculator, atoms, ["energy", "forces"] if forces
+                                else ["energy"])
         like = dict(dtype=positions.dtype, device=positions.device)
         energy = torch.tensor(float(results["energy"]), **like)
         if not forces:
