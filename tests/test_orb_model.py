@@ -25,7 +25,7 @@ from conftest import water_positions_angstrom, water_topology  # noqa: E402
 from omm_symbreak.export import openmm_module  # noqa: E402
 from omm_symbreak.grids import parse_grid, random_rotations  # noqa: E402
 from omm_symbreak.model_kinds import ASEModel  # noqa: E402
-from omm_symbreak.potential import FAST_GROUP, SLOW_GROUP  # noqa: E402
+from omm_symbreak.strategies import FAST_GROUP, SLOW_GROUP  # noqa: E402
 from omm_symbreak.systems import load_structure  # noqa: E402
 from omm_symbreak.units import angstrom_to_nm, as_nm_array  # noqa: E402
 
