@@ -326,3 +326,22 @@ class SeesAll:
 
     def run(self, function, *args):
         return {"tcp://here:1": function(*args)}
+
+
+def test_git_keeps_every_durable_file_of_the_example_campaigns_archives():
+    """The archives under analysis/campaigns/archive/ are the durable state later sittings
+    extend from a fresh clone: git must not ignore any of their files (a ``*.pt`` rule once
+    dropped every checkpoint, and with it every resume)."""
+    import subprocess
+
+    from omm_symbreak.archive import DURABLE_FILES
+    from omm_symbreak.checkpoint import CHECKPOINT_FILE
+
+    repository = Path(__file__).resolve().parents[1]
+    if not (repository / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in (*DURABLE_FILES, CHECKPOINT_FILE):
+        path = f"analysis/campaigns/archive/liquid/liquid-64_none_seed1/{name}"
+        ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q", path],
+                                 cwd=repository).returncode == 0
+        assert not ignored, f"git ignores {path}"
