@@ -20,10 +20,10 @@ import importlib
 
 _MODULE_EXPORTS = {
     "mechanics": ("center_of_mass", "angular_momentum", "torque"),
-    "statistics": ("block_average", "angular_momentum_statistics", "torque_statistics"),
+    "statistics": ("block_average", "statistical_inefficiency",
+                   "angular_momentum_statistics", "torque_statistics"),
     "orientation": ("water_atom_indices", "molecular_direction", "orientation_anisotropy",
-                    "isotropic_anisotropy_baseline", "statistical_inefficiency",
-                    "weighted_orientation_anisotropy",
+                    "isotropic_anisotropy_baseline", "weighted_orientation_anisotropy",
                     "orientation_density", "orientational_free_energy"),
     "structure": ("radial_distribution_oo", "first_peak", "first_peak_oo",
                   "orientation_correlations"),

@@ -11,11 +11,10 @@ import numpy as np
 from scipy.special import sph_harm_y
 from scipy.stats import chi2
 
-from .statistics import _block_slices, _frame_chunks, _lagged_products, block_average
+from .statistics import _block_slices, _frame_chunks, block_average, statistical_inefficiency
 
 __all__ = ["water_atom_indices", "molecular_direction", "orientation_anisotropy",
-           "isotropic_anisotropy_baseline", "statistical_inefficiency",
-           "weighted_orientation_anisotropy", "orientation_density",
+           "isotropic_anisotropy_baseline", "weighted_orientation_anisotropy", "orientation_density",
            "orientational_free_energy"]
 
 
@@ -98,23 +97,6 @@ def _harmonics_up_to(u: np.ndarray, l_max: int) -> np.ndarray:
     from directions u [..., 3]."""
     return np.concatenate([_harmonic_components(u, degree) for degree in range(1, l_max + 1)],
                           axis=-1)
-
-
-def statistical_inefficiency(series: np.ndarray) -> float:
-    """g >= 1, the number of consecutive samples per independent one, of series [T, ...] (axis
-    0 time, further axes pooled): g = 1 + 2 sum_{k=1}^{K} (1 - k / T) rho(k), rho the pooled
-    autocorrelation (each column's mean removed) and K the last lag before rho first drops to
-    zero or below (the usual truncation of a noisy tail)."""
-    values = np.asarray(series, dtype=float).reshape(len(series), -1)
-    deviation = values - values.mean(axis=0)
-    products = _lagged_products(deviation, len(values)).sum(axis=1)
-    if not products[0] > 0:
-        return 1.0
-    rho = products / products[0] * len(values) / (len(values) - np.arange(len(values)))
-    negative = np.nonzero(rho[1:] <= 0)[0]
-    last = negative[0] if len(negative) else len(values) - 1
-    lags = np.arange(1, last + 1)
-    return float(max(1.0, 1 + 2 * np.sum((1 - lags / len(values)) * rho[1:last + 1])))
 
 
 def isotropic_anisotropy_baseline(u: np.ndarray, l_max: int = 4, n_blocks: int = 4,
