@@ -9,7 +9,7 @@ Statistical errors are standard errors over non-overlapping blocks of frames
 import numpy as np
 import scipy.fft
 
-__all__ = ["block_average", "statistical_inefficiency",
+__all__ = ["block_average", "statistical_inefficiency", "integrated_correlation_time",
            "angular_momentum_statistics", "torque_statistics"]
 
 _CHUNK_VALUES = 2 ** 22  # frames x pairs (or samples x grid points) held in memory at once
@@ -45,6 +45,17 @@ def statistical_inefficiency(series: np.ndarray) -> float:
     last = negative[0] if len(negative) else len(values) - 1
     lags = np.arange(1, last + 1)
     return float(max(1.0, 1 + 2 * np.sum((1 - lags / len(values)) * rho[1:last + 1])))
+
+
+def integrated_correlation_time(series: np.ndarray, interval_ps: float) -> float:
+    """The integrated autocorrelation time tau (ps) of series [T, ...] sampled every
+    ``interval_ps`` (axis 0 time, further axes pooled): tau = g interval / 2, g the
+    ``statistical_inefficiency``, so that the standard error of the mean of T samples is
+    sigma sqrt(2 tau / (T interval)), sigma the standard deviation of one sample. Independent
+    samples give interval / 2; an AR(1) series x_t = phi x_(t-1) + noise gives
+    interval (1 + phi) / (2 (1 - phi)). A block's mean is independent of its neighbours' when the
+    block is much longer than tau."""
+    return statistical_inefficiency(series) * interval_ps / 2
 
 
 def _block_slices(n_rows: int, n_blocks: int) -> list:
