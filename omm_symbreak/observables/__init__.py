@@ -23,6 +23,7 @@ _MODULE_EXPORTS = {
     "statistics": ("block_average", "statistical_inefficiency", "integrated_correlation_time",
                    "angular_momentum_statistics", "torque_statistics"),
     "orientation": ("water_atom_indices", "molecular_direction", "orientation_anisotropy",
+                    "anisotropy_between_blocks", "orientation_correlation_time",
                     "isotropic_anisotropy_baseline", "weighted_orientation_anisotropy",
                     "orientation_density", "orientational_free_energy"),
     "structure": ("radial_distribution_oo", "first_peak", "first_peak_oo",
