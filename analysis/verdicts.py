@@ -1,0 +1,133 @@
+"""Verdicts with detection limits (issue 35): is a quantity the same in two runs, and if it is,
+how large a difference do the data rule out?
+
+A run's quantity is a ``measurement``: its value and block error at CHOSEN_BLOCKS blocks, the
+value and error at every other block count of BLOCK_COUNTS that fits (the convergence table:
+the error grows with the block length while the blocks are shorter than the correlation time,
+then levels off), and the integrated correlation time of a per-frame series that carries the
+quantity's fluctuations. The chosen blocks count as long enough when they exceed
+MIN_BLOCK_OVER_CORRELATION correlation times. Two runs' measurements give a ``verdict`` at
+SIGMAS combined standard errors (``compare``); ``independent_runs`` combines seeds.
+
+Why here and not in ``omm_symbreak.observables``: the observables give every quantity with its
+block error for any number of blocks, and the correlation times
+(``observables.integrated_correlation_time``); what this module adds is the study's reporting
+convention (the chosen blocks, when they are long enough, the 2 sigma rule, the detection limit,
+the JSON layout), which only the analysis scripts use.
+"""
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from omm_symbreak.observables import integrated_correlation_time
+
+CHOSEN_BLOCKS = 4
+BLOCK_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+# For an exponentially decaying correlation, 4 blocks of 2 correlation times understate the
+# standard error by 27 % on average (adjacent block means correlate, and each block's variance is
+# short of its long-block limit), of 3 by 19 %, of 5 by 11 %, of 10 by 5 %.
+MIN_BLOCK_OVER_CORRELATION = 2.0
+SIGMAS = 2.0
+
+
+def verdict(a: float, a_error: float, b: float, b_error: float) -> dict:
+    """Whether two independent measurements a +- a_error and b +- b_error (standard errors,
+    same units) differ.
+
+    The difference a - b has the error sigma = sqrt(a_error^2 + b_error^2); it is "different"
+    when |a - b| > SIGMAS sigma, else "same", and then the detection limit |a - b| + SIGMAS sigma
+    is the smallest difference of the true values that the data rule out (a true difference
+    that large would put the measured one more than SIGMAS sigma from it); None for "different".
+    Returns {"difference", "sigma", "z": |a - b| / sigma, "verdict", "detection_limit"}, in the
+    units of a and b (z dimensionless). ValueError unless sigma > 0.
+    """
+    difference, sigma = a - b, float(np.hypot(a_error, b_error))
+    if not sigma > 0:
+        raise ValueError(f"a verdict needs a positive combined error, got {a_error} and "
+                         f"{b_error}")
+    different = abs(difference) > SIGMAS * sigma
+    return {"difference": difference, "sigma": sigma, "z": abs(difference) / sigma,
+            "verdict": "different" if different else "same",
+            "detection_limit": None if different else abs(difference) + SIGMAS * sigma}
+
+
+def measurement(estimate: Callable[[int], tuple], series: Callable[[], np.ndarray],
+                n_frames: int, frame_ps: float, min_block_frames: int = 1,
+                chosen_blocks: int = CHOSEN_BLOCKS,
+                block_counts: Sequence[int] = BLOCK_COUNTS) -> dict:
+    """A quantity of one run, with the block error's convergence and the correlation time its
+    blocks must exceed.
+
+    estimate(n_blocks) -> (value, error): the quantity over the run's n_frames analysed frames
+    (frame_ps apart) from n_blocks blocks, and its standard error; series() -> [T, ...]: a
+    series, one row per frame (or time origin) frame_ps apart, whose correlation time is the
+    quantity's (``integrated_correlation_time``). A block needs min_block_frames frames (a lag
+    time's, say).
+    Returns {"analysed_ps", "frames", "blocks": chosen_blocks, "block_ps", "value", "error",
+    "correlation_time_ps", "block_over_correlation_time", "blocks_long_enough" (at least
+    MIN_BLOCK_OVER_CORRELATION), "convergence": {"blocks", "block_ps", "value", "error"} over the
+    block counts that fit}; or {"analysed_ps", "frames", "not_measured": why} when
+    chosen_blocks blocks of min_block_frames frames do not fit (times in ps, values and errors
+    in the quantity's units).
+    """
+    record = {"analysed_ps": n_frames * frame_ps, "frames": n_frames}
+    if n_frames // chosen_blocks < min_block_frames:
+        return {**record, "not_measured": (
+            f"{n_frames} frames ({n_frames * frame_ps:g} ps) do not make {chosen_blocks} blocks "
+            f"of {min_block_frames} frames ({min_block_frames * frame_ps:g} ps)")}
+    counts = [count for count in block_counts if n_frames // count >= min_block_frames]
+    rows = [(count, *estimate(count)) for count in counts]
+    value, error = estimate(chosen_blocks)
+    block_ps = n_frames // chosen_blocks * frame_ps
+    correlation_ps = integrated_correlation_time(series(), frame_ps)
+    return {**record, "blocks": chosen_blocks, "block_ps": block_ps, "value": float(value),
+            "error": float(error), "correlation_time_ps": correlation_ps,
+            "block_over_correlation_time": block_ps / correlation_ps,
+            "blocks_long_enough": bool(block_ps >= MIN_BLOCK_OVER_CORRELATION * correlation_ps),
+            "convergence": {"blocks": counts,
+                            "block_ps": [n_frames // count * frame_ps for count in counts],
+                            "value": [float(row[1]) for row in rows],
+                            "error": [float(row[2]) for row in rows]}}
+
+
+def compare(first: dict, second: dict) -> dict:
+    """The ``verdict`` of two runs' ``measurement``s, or {"verdict": "not measured", "why"}
+    when one has no value, or the verdict's numbers with "verdict": "undecided" and "why" when
+    one's blocks are not long enough for its error to count."""
+    short = [m for m in (first, second) if "not_measured" in m]
+    if short:
+        return {"verdict": "not measured", "why": "; ".join(m["not_measured"] for m in short)}
+    result = verdict(first["value"], first["error"], second["value"], second["error"])
+    short = [m for m in (first, second) if not m["blocks_long_enough"]]
+    if short:
+        return {**result, "verdict": "undecided", "detection_limit": None, "why": "; ".join(
+            f"blocks of {m['block_ps']:g} ps, {m['block_over_correlation_time']:.2g} correlation "
+            f"times ({m['correlation_time_ps']:.2g} ps), are shorter than "
+            f"{MIN_BLOCK_OVER_CORRELATION:g}" for m in short)}
+    return result
+
+
+def quantity(what: str, correlation_series: str, measurements: dict,
+             pairs: Sequence[tuple]) -> dict:
+    """A quantity's JSON entry: ``what`` it is (with units), the series its correlation time
+    comes from, each run's ``measurement`` by name and the ``compare`` verdicts of ``pairs`` of
+    run names, keyed "A vs B"."""
+    return {"what": what, "correlation_series": correlation_series, "runs": measurements,
+            "comparisons": {f"{a} vs {b}": compare(measurements[a], measurements[b])
+                            for a, b in pairs}}
+
+
+def independent_runs(values: Sequence[float], errors: Sequence[float]) -> dict:
+    """Mean of the values of independent runs (seeds) of one model, with two standard errors:
+    from their spread (std / sqrt(n), None for one run) and from their own (block) errors
+    (sqrt(sum of squares) / n); "error" is the larger, the one a verdict uses.
+    Returns {"value", "runs", "error_from_spread", "error_from_blocks", "error"}, in the
+    units of ``values``."""
+    values, errors = np.asarray(values, dtype=float), np.asarray(errors, dtype=float)
+    from_spread: Optional[float] = (float(np.std(values, ddof=1) / np.sqrt(len(values)))
+                                    if len(values) > 1 else None)
+    from_blocks = float(np.sqrt(np.sum(errors ** 2)) / len(values))
+    return {"value": float(np.mean(values)), "runs": len(values),
+            "error_from_spread": from_spread, "error_from_blocks": from_blocks,
+            "error": max(from_blocks, from_spread or 0.0)}
