@@ -4,8 +4,8 @@ how large a difference do the data rule out?
 A run's quantity is a ``measurement``: its value and block error at CHOSEN_BLOCKS blocks, the
 value and error at every other block count of BLOCK_COUNTS that fits (the convergence table:
 the error grows with the block length while the blocks are shorter than the correlation time,
-then levels off), and the integrated correlation time of a per-frame series that carries the
-quantity's fluctuations. The chosen blocks count as long enough when they exceed
+then levels off), and the quantity's correlation time (the integrated correlation time of a
+per-frame series that carries its fluctuations). The chosen blocks count as long enough when they exceed
 MIN_BLOCK_OVER_CORRELATION correlation times. Two runs' measurements give a ``verdict`` at
 SIGMAS combined standard errors (``compare``); ``independent_runs`` combines seeds.
 
@@ -19,8 +19,6 @@ the JSON layout), which only the analysis scripts use.
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-
-from omm_symbreak.observables import integrated_correlation_time
 
 CHOSEN_BLOCKS = 4
 BLOCK_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -52,7 +50,7 @@ def verdict(a: float, a_error: float, b: float, b_error: float) -> dict:
             "detection_limit": None if different else abs(difference) + SIGMAS * sigma}
 
 
-def measurement(estimate: Callable[[int], tuple], series: Callable[[], np.ndarray],
+def measurement(estimate: Callable[[int], tuple], correlation_time_ps: Callable[[], float],
                 n_frames: int, frame_ps: float, min_block_frames: int = 1,
                 chosen_blocks: int = CHOSEN_BLOCKS,
                 block_counts: Sequence[int] = BLOCK_COUNTS) -> dict:
@@ -60,10 +58,9 @@ def measurement(estimate: Callable[[int], tuple], series: Callable[[], np.ndarra
     blocks must exceed.
 
     estimate(n_blocks) -> (value, error): the quantity over the run's n_frames analysed frames
-    (frame_ps apart) from n_blocks blocks, and its standard error; series() -> [T, ...]: a
-    series, one row per frame (or time origin) frame_ps apart, whose correlation time is the
-    quantity's (``integrated_correlation_time``). A block needs min_block_frames frames (a lag
-    time's, say).
+    (frame_ps apart) from n_blocks blocks, and its standard error; correlation_time_ps() -> the
+    quantity's correlation time in ps (``observables.integrated_correlation_time`` of a series
+    that carries its fluctuations). A block needs min_block_frames frames (a lag time's, say).
     Returns {"analysed_ps", "frames", "blocks": chosen_blocks, "block_ps", "value", "error",
     "correlation_time_ps", "block_over_correlation_time", "blocks_long_enough" (at least
     MIN_BLOCK_OVER_CORRELATION), "convergence": {"blocks", "block_ps", "value", "error"} over the
@@ -80,7 +77,7 @@ def measurement(estimate: Callable[[int], tuple], series: Callable[[], np.ndarra
     rows = [(count, *estimate(count)) for count in counts]
     value, error = estimate(chosen_blocks)
     block_ps = n_frames // chosen_blocks * frame_ps
-    correlation_ps = integrated_correlation_time(series(), frame_ps)
+    correlation_ps = float(correlation_time_ps())
     return {**record, "blocks": chosen_blocks, "block_ps": block_ps, "value": float(value),
             "error": float(error), "correlation_time_ps": correlation_ps,
             "block_over_correlation_time": block_ps / correlation_ps,

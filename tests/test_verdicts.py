@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import omm_symbreak
-from omm_symbreak.observables import block_average
+from omm_symbreak.observables import block_average, integrated_correlation_time
 from test_observables import ar1_series
 
 # the repository of the package under test (a checkout: analysis/ is not installed)
@@ -55,7 +55,8 @@ def test_block_error_converges_to_the_standard_error_of_an_ar1_mean(verdicts):
     phi, n_samples = 0.9, 200000
     x = ar1_series(np.random.default_rng(21), phi, n_samples)[:, 0]
     expected = np.sqrt((1 + phi) / (1 - phi) / (n_samples * (1 - phi ** 2)))
-    result = verdicts.measurement(lambda n: block_average(x, n), lambda: x, n_samples, 1.0,
+    result = verdicts.measurement(lambda n: block_average(x, n),
+                                  lambda: integrated_correlation_time(x, 1.0), n_samples, 1.0,
                                   chosen_blocks=100, block_counts=(100, 10000, 100000))
     assert result["correlation_time_ps"] == pytest.approx(9.5, rel=0.12)
     assert result["block_ps"] == 2000 and result["blocks_long_enough"]
@@ -69,15 +70,16 @@ def test_block_error_converges_to_the_standard_error_of_an_ar1_mean(verdicts):
 
 def test_short_runs_and_short_blocks_give_no_verdict(verdicts):
     x = ar1_series(np.random.default_rng(22), 0.9, 400)[:, 0]
-    short = verdicts.measurement(lambda n: block_average(x, n), lambda: x, 400, 0.02,
-                                 min_block_frames=101)
+    estimate, correlation_time = (lambda n: block_average(x, n)), (lambda: 6.5)
+    short = verdicts.measurement(estimate, correlation_time, 400, 0.02, min_block_frames=101)
     assert short == {"analysed_ps": 8.0, "frames": 400, "not_measured":
                      "400 frames (8 ps) do not make 4 blocks of 101 frames (2.02 ps)"}
-    # blocks of 100 samples, about 10 correlation times: long enough; of 2 (0.2): not
-    long = verdicts.measurement(lambda n: block_average(x, n), lambda: x, 400, 1.0)
+    # blocks of 100 samples, 15 correlation times: long enough; of 2 (0.3): not
+    long = verdicts.measurement(estimate, correlation_time, 400, 1.0)
     assert long["blocks_long_enough"] and long["convergence"]["blocks"][-1] == 64
-    brief = verdicts.measurement(lambda n: block_average(x, n), lambda: x, 400, 1.0,
-                                 chosen_blocks=200, block_counts=(200,))
+    assert long["block_over_correlation_time"] == pytest.approx(100 / 6.5)
+    brief = verdicts.measurement(estimate, correlation_time, 400, 1.0, chosen_blocks=200,
+                                 block_counts=(200,))
     assert not brief["blocks_long_enough"]
     assert verdicts.compare(long, short) == {"verdict": "not measured",
                                              "why": short["not_measured"]}
