@@ -5,9 +5,14 @@ A run's quantity is a ``measurement``: its value and block error at CHOSEN_BLOCK
 value and error at every other block count of BLOCK_COUNTS that fits (the convergence table:
 the error grows with the block length while the blocks are shorter than the correlation time,
 then levels off), and the quantity's correlation time (the integrated correlation time of a
-per-frame series that carries its fluctuations). The chosen blocks count as long enough when they exceed
-MIN_BLOCK_OVER_CORRELATION correlation times. Two runs' measurements give a ``verdict`` at
-SIGMAS combined standard errors (``compare``); ``independent_runs`` combines seeds.
+series that carries its fluctuations). Two runs' measurements give a ``verdict`` at SIGMAS
+combined standard errors (``compare``) when the blocks of both are at least
+MIN_BLOCK_OVER_CORRELATION times the longer of their correlation times (a short run
+underestimates its own). The error a verdict uses is the larger of those at CHOSEN_BLOCKS
+blocks and at 3, the longest blocks that still leave 2 degrees of freedom: an error that still
+grows between them has not converged (in liquid-64, c_L, c_T and the first peak of g_OO
+fluctuate over tens of ps, beyond what the per-frame correlation times see).
+``independent_runs`` combines seeds.
 
 Why here and not in ``omm_symbreak.observables``: the observables give every quantity with its
 block error for any number of blocks, and the correlation times
@@ -62,46 +67,50 @@ def measurement(estimate: Callable[[int], tuple], correlation_time_ps: Callable[
     quantity's correlation time in ps (``observables.integrated_correlation_time`` of a series
     that carries its fluctuations). A block needs min_block_frames frames (a lag time's, say).
     Returns {"analysed_ps", "frames", "blocks": chosen_blocks, "block_ps", "value", "error",
-    "correlation_time_ps", "block_over_correlation_time", "blocks_long_enough" (at least
-    MIN_BLOCK_OVER_CORRELATION), "convergence": {"blocks", "block_ps", "value", "error"} over the
-    block counts that fit}; or {"analysed_ps", "frames", "not_measured": why} when
-    chosen_blocks blocks of min_block_frames frames do not fit (times in ps, values and errors
-    in the quantity's units).
+    "verdict_error" (the larger of the errors at chosen_blocks and at 3 blocks, if those fit),
+    "correlation_time_ps", "block_over_correlation_time", "convergence": {"blocks", "block_ps",
+    "value", "error"} over the block counts that fit}; or {"analysed_ps", "frames",
+    "not_measured": why} when chosen_blocks blocks of min_block_frames frames do not fit (times
+    in ps, values and errors in the quantity's units).
     """
     record = {"analysed_ps": n_frames * frame_ps, "frames": n_frames}
     if n_frames // chosen_blocks < min_block_frames:
         return {**record, "not_measured": (
             f"{n_frames} frames ({n_frames * frame_ps:g} ps) do not make {chosen_blocks} blocks "
             f"of {min_block_frames} frames ({min_block_frames * frame_ps:g} ps)")}
-    counts = [count for count in block_counts if n_frames // count >= min_block_frames]
-    rows = [(count, *estimate(count)) for count in counts]
-    value, error = estimate(chosen_blocks)
+    counts = sorted({count for count in (*block_counts, 3, chosen_blocks)
+                     if n_frames // count >= min_block_frames})
+    rows = {count: tuple(float(x) for x in estimate(count)) for count in counts}
     block_ps = n_frames // chosen_blocks * frame_ps
     correlation_ps = float(correlation_time_ps())
-    return {**record, "blocks": chosen_blocks, "block_ps": block_ps, "value": float(value),
-            "error": float(error), "correlation_time_ps": correlation_ps,
+    return {**record, "blocks": chosen_blocks, "block_ps": block_ps,
+            "value": rows[chosen_blocks][0], "error": rows[chosen_blocks][1],
+            "verdict_error": max(rows[count][1] for count in {3, chosen_blocks} if count in rows),
+            "correlation_time_ps": correlation_ps,
             "block_over_correlation_time": block_ps / correlation_ps,
-            "blocks_long_enough": bool(block_ps >= MIN_BLOCK_OVER_CORRELATION * correlation_ps),
             "convergence": {"blocks": counts,
                             "block_ps": [n_frames // count * frame_ps for count in counts],
-                            "value": [float(row[1]) for row in rows],
-                            "error": [float(row[2]) for row in rows]}}
+                            "value": [rows[count][0] for count in counts],
+                            "error": [rows[count][1] for count in counts]}}
 
 
 def compare(first: dict, second: dict) -> dict:
-    """The ``verdict`` of two runs' ``measurement``s, or {"verdict": "not measured", "why"}
-    when one has no value, or the verdict's numbers with "verdict": "undecided" and "why" when
-    one's blocks are not long enough for its error to count."""
+    """The ``verdict`` of two runs' ``measurement``s (their values and verdict errors), or
+    {"verdict": "not measured", "why"} when one has no value, or the verdict's numbers with
+    "verdict": "undecided" and "why" when a run's blocks are shorter than
+    MIN_BLOCK_OVER_CORRELATION times the longer of the two correlation times."""
     short = [m for m in (first, second) if "not_measured" in m]
     if short:
         return {"verdict": "not measured", "why": "; ".join(m["not_measured"] for m in short)}
-    result = verdict(first["value"], first["error"], second["value"], second["error"])
-    short = [m for m in (first, second) if not m["blocks_long_enough"]]
+    result = verdict(first["value"], first["verdict_error"], second["value"],
+                     second["verdict_error"])
+    correlation_ps = max(first["correlation_time_ps"], second["correlation_time_ps"])
+    short = [m for m in (first, second)
+             if m["block_ps"] < MIN_BLOCK_OVER_CORRELATION * correlation_ps]
     if short:
         return {**result, "verdict": "undecided", "detection_limit": None, "why": "; ".join(
-            f"blocks of {m['block_ps']:g} ps, {m['block_over_correlation_time']:.2g} correlation "
-            f"times ({m['correlation_time_ps']:.2g} ps), are shorter than "
-            f"{MIN_BLOCK_OVER_CORRELATION:g}" for m in short)}
+            f"blocks of {m['block_ps']:g} ps are shorter than {MIN_BLOCK_OVER_CORRELATION:g} "
+            f"correlation times ({correlation_ps:.2g} ps)" for m in short)}
     return result
 
 

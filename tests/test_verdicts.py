@@ -59,13 +59,16 @@ def test_block_error_converges_to_the_standard_error_of_an_ar1_mean(verdicts):
                                   lambda: integrated_correlation_time(x, 1.0), n_samples, 1.0,
                                   chosen_blocks=100, block_counts=(100, 10000, 100000))
     assert result["correlation_time_ps"] == pytest.approx(9.5, rel=0.12)
-    assert result["block_ps"] == 2000 and result["blocks_long_enough"]
+    assert result["block_ps"] == 2000
+    assert result["block_over_correlation_time"] == pytest.approx(2000 / 9.5, rel=0.12)
     assert result["error"] == pytest.approx(expected, rel=0.25)
-    assert result["convergence"]["blocks"] == [100, 10000, 100000]
-    assert result["convergence"]["block_ps"] == [2000, 20, 2]
+    # 3 blocks are always in the table: the verdict's error is the larger of theirs and 100's
+    assert result["convergence"]["blocks"] == [3, 100, 10000, 100000]
+    assert result["convergence"]["block_ps"] == [66666, 2000, 20, 2]
     errors = result["convergence"]["error"]
-    assert errors[0] == result["error"] and errors[2] < errors[1] < 0.85 * errors[0]
-    assert errors[2] == pytest.approx(expected / np.sqrt(10), rel=0.05)
+    assert result["verdict_error"] == max(errors[0], result["error"])
+    assert errors[1] == result["error"] and errors[3] < errors[2] < 0.85 * errors[1]
+    assert errors[3] == pytest.approx(expected / np.sqrt(10), rel=0.05)
 
 
 def test_short_runs_and_short_blocks_give_no_verdict(verdicts):
@@ -74,19 +77,21 @@ def test_short_runs_and_short_blocks_give_no_verdict(verdicts):
     short = verdicts.measurement(estimate, correlation_time, 400, 0.02, min_block_frames=101)
     assert short == {"analysed_ps": 8.0, "frames": 400, "not_measured":
                      "400 frames (8 ps) do not make 4 blocks of 101 frames (2.02 ps)"}
-    # blocks of 100 samples, 15 correlation times: long enough; of 2 (0.3): not
+    # blocks of 100 samples are 15 correlation times; of 2, 0.3
     long = verdicts.measurement(estimate, correlation_time, 400, 1.0)
-    assert long["blocks_long_enough"] and long["convergence"]["blocks"][-1] == 64
+    assert long["convergence"]["blocks"][-1] == 64
     assert long["block_over_correlation_time"] == pytest.approx(100 / 6.5)
-    brief = verdicts.measurement(estimate, correlation_time, 400, 1.0, chosen_blocks=200,
+    brief = verdicts.measurement(estimate, lambda: 0.5, 400, 1.0, chosen_blocks=200,
                                  block_counts=(200,))
-    assert not brief["blocks_long_enough"]
     assert verdicts.compare(long, short) == {"verdict": "not measured",
                                              "why": short["not_measured"]}
+    # the longer correlation time (6.5 ps, not the short run's own 0.5) decides
     undecided = verdicts.compare(long, brief)
     assert undecided["verdict"] == "undecided" and undecided["detection_limit"] is None
-    assert "blocks of 2 ps" in undecided["why"]
-    assert verdicts.compare(long, long)["verdict"] == "same"
+    assert undecided["why"] == "blocks of 2 ps are shorter than 2 correlation times (6.5 ps)"
+    same = verdicts.compare(long, long)
+    assert same["verdict"] == "same"
+    assert same["sigma"] == pytest.approx(np.sqrt(2) * long["verdict_error"])
     entry = verdicts.quantity("x", "x itself", {"a": long, "b": short}, [("a", "b")])
     assert entry["comparisons"]["a vs b"]["verdict"] == "not measured"
 
