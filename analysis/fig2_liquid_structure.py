@@ -21,7 +21,8 @@ import json
 import numpy as np
 
 from figures import figure_arguments, without_series, write_figure, write_series
-from liquid_runs import MTS_RUN, analysed_from_ps, run_all, run_record, trajectories
+from liquid_runs import (ARCHIVE, MTS_RUN, analysed_from_ps, run_all, run_record, run_root,
+                         trajectories)
 from omm_symbreak import observables as obs
 from omm_symbreak.rundir import read_diagnostics
 from omm_symbreak.units import nm_to_angstrom
@@ -107,9 +108,9 @@ def plot(numbers: dict):
 
 
 def main() -> None:
-    args = figure_arguments(__doc__.splitlines()[0], analyse_only=True)
-    directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model,
-                                              args.analyse_only)
+    args = figure_arguments(__doc__.splitlines()[0], archive=ARCHIVE)
+    mode = "quick" if args.quick else "full"
+    directories, wall, simulated_ps = run_all(mode, args.model, args.analyse_only, args.archive)
     loaded = trajectories(directories)
     window_frames = min(t.n_frames for t in loaded.values())
     frame_ps = float(loaded["raw"].time[1] - loaded["raw"].time[0])
@@ -121,7 +122,7 @@ def main() -> None:
                 "in nm, energies in k_B T; delta: E_raw - E_avg of the box in kJ/mol",
         **run_record(simulated_ps, wall, directories, N_BLOCKS),
         "anisotropy_window_ps": window_frames * frame_ps, "delta": delta,
-        "plotted_series": write_series(directories["raw"].parent, "fig2_liquid_structure", numbers),
+        "plotted_series": write_series(run_root(mode), "fig2_liquid_structure", numbers),
         **without_series(numbers, SERIES)},
         numbers, plot)
     print(json.dumps({name: {"anisotropy": [n["anisotropy"], n["anisotropy_error"]],

@@ -22,7 +22,7 @@ import json
 import numpy as np
 
 from figures import figure_arguments, write_figure
-from liquid_runs import MTS_RUN, run_all, run_record, trajectories
+from liquid_runs import ARCHIVE, MTS_RUN, run_all, run_record, trajectories
 from omm_symbreak import observables as obs
 from omm_symbreak.analyze import _max_lag_ps
 
@@ -89,9 +89,9 @@ def plot(numbers: dict):
 
 
 def main() -> None:
-    args = figure_arguments(__doc__.splitlines()[0], analyse_only=True)
+    args = figure_arguments(__doc__.splitlines()[0], archive=ARCHIVE)
     directories, wall, simulated_ps = run_all("quick" if args.quick else "full", args.model,
-                                              args.analyse_only)
+                                              args.analyse_only, args.archive)
     loaded = trajectories(directories)
     msd_lag_ps, c_uu_lag_ps = max_lag_ps(loaded, 5.0), max_lag_ps(loaded, 10.0)
     numbers = {name: dynamics_numbers(t, msd_lag_ps, c_uu_lag_ps) for name, t in loaded.items()}
