@@ -63,7 +63,8 @@ def measurement(estimate: Callable[[int], tuple], correlation_time_ps: Callable[
     blocks must exceed.
 
     estimate(n_blocks) -> (value, error): the quantity over the run's n_frames analysed frames
-    (frame_ps apart) from n_blocks blocks, and its standard error; correlation_time_ps() -> the
+    (frame_ps apart, (n_frames - 1) frame_ps long; a block of n frames counts n frame_ps) from
+    n_blocks blocks, and its standard error; correlation_time_ps() -> the
     quantity's correlation time in ps (``observables.integrated_correlation_time`` of a series
     that carries its fluctuations). A block needs min_block_frames frames (a lag time's, say).
     Returns {"analysed_ps", "frames", "blocks": chosen_blocks, "block_ps", "value", "error",
@@ -73,11 +74,11 @@ def measurement(estimate: Callable[[int], tuple], correlation_time_ps: Callable[
     "not_measured": why} when chosen_blocks blocks of min_block_frames frames do not fit (times
     in ps, values and errors in the quantity's units).
     """
-    record = {"analysed_ps": n_frames * frame_ps, "frames": n_frames}
+    record = {"analysed_ps": (n_frames - 1) * frame_ps, "frames": n_frames}
     if n_frames // chosen_blocks < min_block_frames:
         return {**record, "not_measured": (
-            f"{n_frames} frames ({n_frames * frame_ps:g} ps) do not make {chosen_blocks} blocks "
-            f"of {min_block_frames} frames ({min_block_frames * frame_ps:g} ps)")}
+            f"{n_frames} frames ({record['analysed_ps']:.4g} ps) do not make {chosen_blocks} "
+            f"blocks of {min_block_frames} frames ({min_block_frames * frame_ps:.4g} ps)")}
     counts = sorted({count for count in (*block_counts, 3, chosen_blocks)
                      if n_frames // count >= min_block_frames})
     rows = {count: tuple(float(x) for x in estimate(count)) for count in counts}
