@@ -231,7 +231,8 @@ def main() -> None:
         "plotted_series": write_series(run_root(mode), "fig2_liquid_structure", numbers),
         **without_series(numbers, SERIES)},
         numbers, plot)
-    print(json.dumps({key: {"runs": {name: [m.get("value"), m.get("error"), m["analysed_ps"]]
+    print(json.dumps({key: {"runs": {name: [m.get("value"), m.get("verdict_error"),
+                                            m["analysed_ps"]]
                                      for name, m in entry["runs"].items()},
                             "verdicts": {pair: [v["verdict"], v.get("detection_limit")]
                                          for pair, v in entry["comparisons"].items()}}
