@@ -8,10 +8,11 @@ then levels off), and the quantity's correlation time (the integrated correlatio
 series that carries its fluctuations). Two runs' measurements give a ``verdict`` at SIGMAS
 combined standard errors (``compare``) when the blocks of both are at least
 MIN_BLOCK_OVER_CORRELATION times the longer of their correlation times (a short run
-underestimates its own). The error a verdict uses is the larger of those at CHOSEN_BLOCKS
-blocks and at 3, the longest blocks that still leave 2 degrees of freedom: an error that still
-grows between them has not converged (in liquid-64, c_L, c_T and the first peak of g_OO
-fluctuate over tens of ps, beyond what the per-frame correlation times see).
+underestimates its own). The error a verdict uses is, unless a quantity says otherwise, the
+larger of those at CHOSEN_BLOCKS blocks and at 3, the longest blocks that still leave 2 degrees
+of freedom: an error that still grows between them has not converged (in liquid-64, c_L, c_T
+and the first peak of g_OO fluctuate over tens of ps, beyond what the per-frame correlation
+times see).
 ``independent_runs`` combines seeds.
 
 Why here and not in ``omm_symbreak.observables``: the observables give every quantity with its
@@ -58,7 +59,8 @@ def verdict(a: float, a_error: float, b: float, b_error: float) -> dict:
 def measurement(estimate: Callable[[int], tuple], correlation_time_ps: Callable[[], float],
                 n_frames: int, frame_ps: float, min_block_frames: int = 1,
                 chosen_blocks: int = CHOSEN_BLOCKS,
-                block_counts: Sequence[int] = BLOCK_COUNTS) -> dict:
+                block_counts: Sequence[int] = BLOCK_COUNTS,
+                longer_blocks: Sequence[int] = (3,)) -> dict:
     """A quantity of one run, with the block error's convergence and the correlation time its
     blocks must exceed.
 
@@ -67,8 +69,11 @@ def measurement(estimate: Callable[[int], tuple], correlation_time_ps: Callable[
     n_blocks blocks, and its standard error; correlation_time_ps() -> the
     quantity's correlation time in ps (``observables.integrated_correlation_time`` of a series
     that carries its fluctuations). A block needs min_block_frames frames (a lag time's, say).
+    The verdict error is the largest of the errors at chosen_blocks and at ``longer_blocks``
+    (fewer blocks, if they fit): () where an error grows towards few blocks by construction
+    (``observables.anisotropy_between_blocks``: fewer pairs of blocks).
     Returns {"analysed_ps", "frames", "blocks": chosen_blocks, "block_ps", "value", "error",
-    "verdict_error" (the larger of the errors at chosen_blocks and at 3 blocks, if those fit),
+    "verdict_error",
     "correlation_time_ps", "block_over_correlation_time", "convergence": {"blocks", "block_ps",
     "value", "error"} over the block counts that fit}; or {"analysed_ps", "frames",
     "not_measured": why} when chosen_blocks blocks of min_block_frames frames do not fit (times
@@ -79,14 +84,15 @@ def measurement(estimate: Callable[[int], tuple], correlation_time_ps: Callable[
         return {**record, "not_measured": (
             f"{n_frames} frames ({record['analysed_ps']:.4g} ps) do not make {chosen_blocks} "
             f"blocks of {min_block_frames} frames ({min_block_frames * frame_ps:.4g} ps)")}
-    counts = sorted({count for count in (*block_counts, 3, chosen_blocks)
+    counts = sorted({count for count in (*block_counts, *longer_blocks, chosen_blocks)
                      if n_frames // count >= min_block_frames})
     rows = {count: tuple(float(x) for x in estimate(count)) for count in counts}
     block_ps = n_frames // chosen_blocks * frame_ps
     correlation_ps = float(correlation_time_ps())
     return {**record, "blocks": chosen_blocks, "block_ps": block_ps,
             "value": rows[chosen_blocks][0], "error": rows[chosen_blocks][1],
-            "verdict_error": max(rows[count][1] for count in {3, chosen_blocks} if count in rows),
+            "verdict_error": max(rows[count][1] for count in (*longer_blocks, chosen_blocks)
+                                 if count in rows),
             "correlation_time_ps": correlation_ps,
             "block_over_correlation_time": block_ps / correlation_ps,
             "convergence": {"blocks": counts,

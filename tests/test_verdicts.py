@@ -69,6 +69,10 @@ def test_block_error_converges_to_the_standard_error_of_an_ar1_mean(verdicts):
     assert result["verdict_error"] == max(errors[0], result["error"])
     assert errors[1] == result["error"] and errors[3] < errors[2] < 0.85 * errors[1]
     assert errors[3] == pytest.approx(expected / np.sqrt(10), rel=0.05)
+    alone = verdicts.measurement(lambda n: block_average(x, n), lambda: 9.5, n_samples, 1.0,
+                                 chosen_blocks=100, block_counts=(), longer_blocks=())
+    assert alone["convergence"]["blocks"] == [100]
+    assert alone["verdict_error"] == alone["error"] == result["error"]
 
 
 def test_short_runs_and_short_blocks_give_no_verdict(verdicts):
