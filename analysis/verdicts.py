@@ -8,12 +8,11 @@ then levels off), and the quantity's correlation time (the integrated correlatio
 series that carries its fluctuations). Two runs' measurements give a ``verdict`` at SIGMAS
 combined standard errors (``compare``) when the blocks of both are at least
 MIN_BLOCK_OVER_CORRELATION times the longer of their correlation times (a short run
-underestimates its own). The error a verdict uses is, unless a quantity says otherwise, the
-larger of those at CHOSEN_BLOCKS blocks and at 3, the longest blocks that still leave 2 degrees
-of freedom: an error that still grows between them has not converged (in liquid-64, c_L, c_T
-and the first peak of g_OO fluctuate over tens of ps, beyond what the per-frame correlation
-times see).
-``independent_runs`` combines seeds.
+underestimates its own) and at least MIN_BLOCK_RATIO times each other's. The error a verdict
+uses is, unless a quantity says otherwise, the larger of those at CHOSEN_BLOCKS blocks and at 3,
+the longest blocks that still leave 2 degrees of freedom: an error that still grows between
+them has not converged (in liquid-64, c_L, c_T and the first peak of g_OO fluctuate over tens
+of ps, beyond what the per-frame correlation times see). ``independent_runs`` combines seeds.
 
 Why here and not in ``omm_symbreak.observables``: the observables give every quantity with its
 block error for any number of blocks, and the correlation times
@@ -32,6 +31,11 @@ BLOCK_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 # standard error by 27 % on average (adjacent block means correlate, and each block's variance is
 # short of its long-block limit), of 3 by 19 %, of 5 by 11 %, of 10 by 5 %.
 MIN_BLOCK_OVER_CORRELATION = 2.0
+# The liquid's block errors of c_L, c_T and the first peak of g_OO keep growing up to blocks of
+# 7.5 ps, beyond their per-frame correlation times: a run whose blocks are much shorter than the
+# other's has not sampled those fluctuations (and a short liquid run is mostly its start: the
+# first 2 ps are dropped only from runs longer than 4 ps).
+MIN_BLOCK_RATIO = 0.5
 SIGMAS = 2.0
 
 
@@ -105,19 +109,23 @@ def compare(first: dict, second: dict) -> dict:
     """The ``verdict`` of two runs' ``measurement``s (their values and verdict errors), or
     {"verdict": "not measured", "why"} when one has no value, or the verdict's numbers with
     "verdict": "undecided" and "why" when a run's blocks are shorter than
-    MIN_BLOCK_OVER_CORRELATION times the longer of the two correlation times."""
+    MIN_BLOCK_OVER_CORRELATION times the longer of the two correlation times, or than
+    MIN_BLOCK_RATIO times the other run's blocks."""
     short = [m for m in (first, second) if "not_measured" in m]
     if short:
         return {"verdict": "not measured", "why": "; ".join(m["not_measured"] for m in short)}
     result = verdict(first["value"], first["verdict_error"], second["value"],
                      second["verdict_error"])
     correlation_ps = max(first["correlation_time_ps"], second["correlation_time_ps"])
-    short = [m for m in (first, second)
-             if m["block_ps"] < MIN_BLOCK_OVER_CORRELATION * correlation_ps]
-    if short:
-        return {**result, "verdict": "undecided", "detection_limit": None, "why": "; ".join(
-            f"blocks of {m['block_ps']:g} ps are shorter than {MIN_BLOCK_OVER_CORRELATION:g} "
-            f"correlation times ({correlation_ps:.2g} ps)" for m in short)}
+    longest_block_ps = max(first["block_ps"], second["block_ps"])
+    why = [f"blocks of {m['block_ps']:.4g} ps are shorter than {MIN_BLOCK_OVER_CORRELATION:g} "
+           f"correlation times ({correlation_ps:.2g} ps)" for m in (first, second)
+           if m["block_ps"] < MIN_BLOCK_OVER_CORRELATION * correlation_ps]
+    why += [f"blocks of {m['block_ps']:.4g} ps are shorter than {MIN_BLOCK_RATIO:g} times the "
+            f"other run's ({longest_block_ps:.4g} ps)" for m in (first, second)
+            if m["block_ps"] < MIN_BLOCK_RATIO * longest_block_ps]
+    if why:
+        return {**result, "verdict": "undecided", "detection_limit": None, "why": "; ".join(why)}
     return result
 
 

@@ -89,10 +89,18 @@ def test_short_runs_and_short_blocks_give_no_verdict(verdicts):
                                  block_counts=(200,))
     assert verdicts.compare(long, short) == {"verdict": "not measured",
                                              "why": short["not_measured"]}
-    # the longer correlation time (6.5 ps, not the short run's own 0.5) decides
+    # the longer correlation time (6.5 ps, not the short run's own 0.5) decides, and blocks
+    # of 2 ps are not half as long as 100 ps
     undecided = verdicts.compare(long, brief)
     assert undecided["verdict"] == "undecided" and undecided["detection_limit"] is None
-    assert undecided["why"] == "blocks of 2 ps are shorter than 2 correlation times (6.5 ps)"
+    assert undecided["why"] == ("blocks of 2 ps are shorter than 2 correlation times (6.5 ps); "
+                                "blocks of 2 ps are shorter than 0.5 times the other run's "
+                                "(100 ps)")
+    # blocks of 40 ps are 6 correlation times but not half of 100 ps
+    shorter = verdicts.measurement(lambda n: block_average(x[:160], n), correlation_time, 160,
+                                   1.0)
+    assert verdicts.compare(shorter, long)["why"] == ("blocks of 40 ps are shorter than 0.5 "
+                                                      "times the other run's (100 ps)")
     same = verdicts.compare(long, long)
     assert same["verdict"] == "same"
     assert same["sigma"] == pytest.approx(np.sqrt(2) * long["verdict_error"])
