@@ -88,8 +88,8 @@ def dynamics_numbers(trajectory, msd_lag_ps: float, c_uu_lag_ps: float) -> dict:
     needed = lag_frames(trajectory, max(msd_lag_ps, c_uu_lag_ps)) + 1
     if trajectory.n_frames // N_BLOCKS < needed:
         return {"frames": trajectory.n_frames, "not_analysed": (
-            f"{N_BLOCKS} blocks of {trajectory.n_frames} frames are shorter than the "
-            f"{needed} frames of the lags")}
+            f"{trajectory.n_frames} frames make {N_BLOCKS} blocks of "
+            f"{trajectory.n_frames // N_BLOCKS}, fewer than the {needed} frames of the lags")}
     numbers = {"frames": trajectory.n_frames, **diffusion(trajectory, msd_lag_ps, N_BLOCKS)}
     for order in (1, 2):
         lag_u, c_uu, c_uu_error = obs.orientation_autocorrelation(
