@@ -18,15 +18,19 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = REPOSITORY / "analysis" / "results"
 
 
-def figure_arguments(description: str, analyse_only: bool = False) -> argparse.Namespace:
+def figure_arguments(description: str, archive: Optional[Path] = None) -> argparse.Namespace:
     """``--quick`` (smoke-test lengths), ``--model`` (default: the shipped model) and, for the
-    figures of a campaign with durable state, ``--analyse-only``."""
+    figures of a campaign with durable state in ``archive``, ``--analyse-only`` and
+    ``--archive`` (default ``archive``: another copy of the durable state, read-only with
+    ``--analyse-only``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smoke-test lengths")
     parser.add_argument("--model", default=None, help="default: the shipped model")
-    if analyse_only:
+    if archive is not None:
         parser.add_argument("--analyse-only", action="store_true",
                             help="analyse the runs' durable state as it is; run nothing")
+        parser.add_argument("--archive", type=Path, default=archive,
+                            help="the campaign's durable state (default: %(default)s)")
     return parser.parse_args()
 
 
@@ -91,6 +95,7 @@ def write_series(run_root: Path, name: str, numbers: dict) -> str:
     """Write all the numbers a figure plots, series included, to ``<run_root>/<name>.json``
     next to its runs (analysis/runs/ is not committed); returns that path relative to the
     repository, for the results JSON to name."""
+    Path(run_root).mkdir(parents=True, exist_ok=True)  # not there yet with --analyse-only
     path = Path(run_root) / f"{name}.json"
     path.write_text(json.dumps(numbers) + "\n")
     return str(path.relative_to(REPOSITORY))

@@ -20,8 +20,9 @@ analysis/campaigns/liquid/, with the campaign's durable state in ARCHIVE (in git
 analysis/campaigns/archive/liquid`` (with ``--workers 1`` beside other work, say) and the
 figures share them, across sittings and machines; the figures analyse the archive.
 ``--analyse-only`` analyses the archive as it is, however long its runs have grown, without
-running anything. ``--model`` replaces the campaign's model (the shipped one), and a run of
-another model is refused.
+running anything; ``--archive`` reads another copy of it (another checkout's, say).
+``--model`` replaces the campaign's model (the shipped one), and a run of another model is
+refused.
 ``mts-Ti`` costs about 3.4 raw evaluations per step (a ``Ti`` evaluation of 24 copies costs
 about 19 raw ones, every 10 steps). With the shipped model on one core (the other one busy) it
 runs at 0.06 ns/day (24 minutes per ps), raw at 0.2 ns/day (7 minutes per ps), q-TIP4P/F in
@@ -55,6 +56,8 @@ MTS_RUN = f"mts-{DEFAULT_GRID}"
 # the figures' names of the campaign's runs
 CAMPAIGN_RUNS = {"raw": "liquid-64_none_seed1", MTS_RUN: f"liquid-64_mts-{DEFAULT_GRID}_seed1",
                  "reference": "liquid-64_reference_seed1"}
+# the verdicts' pairs of runs (issue 35)
+COMPARISONS = (("raw", MTS_RUN), ("raw", "reference"), (MTS_RUN, "reference"))
 QUICK_PS = 0.4
 EQUILIBRATION_PS = 2.0  # dropped from the analysis of runs longer than twice this
 
@@ -78,15 +81,21 @@ def planned_runs(mode: str, model_file) -> dict:
     return runs
 
 
-def run_all(mode: str, model_file, analyse_only: bool = False) -> tuple:
+def run_root(mode: str) -> Path:
+    """Where the runs of ``mode`` ("full", "quick") run, and the figures write what they plot:
+    analysis/campaigns/liquid/ (not kept), or analysis/runs/liquid-quick/."""
+    return CAMPAIGN.with_suffix("") if mode == "full" else ROOT / "runs" / "liquid-quick"
+
+
+def run_all(mode: str, model_file, analyse_only: bool = False, archive: Path = ARCHIVE) -> tuple:
     """Run (or resume, or extend) the three liquid runs as a campaign (``run_as_campaign``),
-    in mode "full" with the campaign's durable state in ARCHIVE; with ``analyse_only`` run
-    nothing. Returns (the directories to analyse: ARCHIVE's in mode "full", wall times of this
-    sitting in s, 0 for a run finished before, simulated ps: each run's checkpointed length),
-    each a dict by the figures' run names. RuntimeError if a run failed; FileNotFoundError
-    when there is nothing to analyse."""
-    root = CAMPAIGN.with_suffix("") if mode == "full" else ROOT / "runs" / "liquid-quick"
-    archive = ARCHIVE if mode == "full" else None
+    in mode "full" with the campaign's durable state in ``archive``; with ``analyse_only`` run
+    nothing. Returns (the directories to analyse: the archive's in mode "full", wall times of
+    this sitting in s, 0 for a run finished before, simulated ps: each run's checkpointed
+    length), each a dict by the figures' run names. RuntimeError if a run failed;
+    FileNotFoundError when there is nothing to analyse."""
+    root = run_root(mode)
+    archive = archive if mode == "full" else None
     runs = planned_runs(mode, model_file)
     wall = ({name: 0.0 for name in runs} if analyse_only
             else run_as_campaign(runs, root, archive=archive))
@@ -130,10 +139,13 @@ def mean_temperature_k(directory, n_blocks: int) -> list:
 
 
 def run_record(simulated_ps: dict, wall: dict, directories: dict, n_blocks: int) -> dict:
-    """The run facts every liquid figure's JSON states."""
-    return {"simulated_ps": simulated_ps,
+    """The run facts every liquid figure's JSON states (the directories it read among them)."""
+    return {"run_directories": {name: str(directory) for name, directory in directories.items()},
+            "simulated_ps": simulated_ps,
             "analysed_from_ps": {name: analysed_from_ps(length)
                                  for name, length in simulated_ps.items()},
+            "analysed_ps": {name: length - analysed_from_ps(length)
+                            for name, length in simulated_ps.items()},
             "temperature_k": {name: mean_temperature_k(directory, n_blocks)
                               for name, directory in directories.items()},
             "wall_time_s_this_sitting": wall,

@@ -4,11 +4,11 @@ Units follow OpenMM: positions nm, velocities nm/ps, masses amu (g/mol), forces 
 time ps. Angular momentum is then in amu nm^2/ps, a torque in kJ/mol (= amu nm^2/ps^2).
 
 Grouped by kind, one module each: ``mechanics`` (centre of mass, angular momentum, torque),
-``statistics`` (block averages and errors, statistics of a run's diagnostics), ``orientation``
-(molecular directions and their distribution), ``structure`` (pair distributions),
-``dynamics`` (diffusion, reorientation) and ``spectra``. Every public name of the modules is
-also an attribute of this package, imported on first use: importing the package or
-``mechanics`` alone does not import mdtraj.
+``statistics`` (block averages and errors, correlation times, statistics of a run's
+diagnostics), ``orientation`` (molecular directions and their distribution), ``structure``
+(pair distributions), ``dynamics`` (diffusion, reorientation) and ``spectra``. Every public
+name of the modules is also an attribute of this package, imported on first use: importing the
+package or ``mechanics`` alone does not import mdtraj.
 
 Trajectory observables take an ``mdtraj.Trajectory`` (F frames, N atoms, M molecules). Those
 that need molecules need water as residues HOH with atoms O, H1, H2 in that order. Statistical
@@ -20,10 +20,11 @@ import importlib
 
 _MODULE_EXPORTS = {
     "mechanics": ("center_of_mass", "angular_momentum", "torque"),
-    "statistics": ("block_average", "angular_momentum_statistics", "torque_statistics"),
+    "statistics": ("block_average", "statistical_inefficiency", "integrated_correlation_time",
+                   "angular_momentum_statistics", "torque_statistics"),
     "orientation": ("water_atom_indices", "molecular_direction", "orientation_anisotropy",
-                    "isotropic_anisotropy_baseline", "statistical_inefficiency",
-                    "weighted_orientation_anisotropy",
+                    "anisotropy_between_blocks", "orientation_correlation_time",
+                    "isotropic_anisotropy_baseline", "weighted_orientation_anisotropy",
                     "orientation_density", "orientational_free_energy"),
     "structure": ("radial_distribution_oo", "first_peak", "first_peak_oo",
                   "orientation_correlations"),

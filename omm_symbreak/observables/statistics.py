@@ -1,5 +1,5 @@
-"""Statistical tools: block averages with standard errors, lagged products, and the statistics
-of the symmetry diagnostics of a run.
+"""Statistical tools: block averages with standard errors, the correlation of a time series,
+lagged products, and the statistics of the symmetry diagnostics of a run.
 
 Statistical errors are standard errors over non-overlapping blocks of frames
 (``block_average``). The diagnostics come as the columns of a ``diagnostics.csv``
@@ -9,7 +9,8 @@ Statistical errors are standard errors over non-overlapping blocks of frames
 import numpy as np
 import scipy.fft
 
-__all__ = ["block_average", "angular_momentum_statistics", "torque_statistics"]
+__all__ = ["block_average", "statistical_inefficiency", "integrated_correlation_time",
+           "angular_momentum_statistics", "torque_statistics"]
 
 _CHUNK_VALUES = 2 ** 22  # frames x pairs (or samples x grid points) held in memory at once
 
@@ -27,6 +28,34 @@ def block_average(values: np.ndarray, n_blocks: int):
     means = np.stack([values[block].mean(axis=0)
                       for block in _block_slices(len(values), n_blocks)])
     return means.mean(axis=0), means.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+
+
+def statistical_inefficiency(series: np.ndarray) -> float:
+    """g >= 1, the number of consecutive samples per independent one, of series [T, ...] (axis
+    0 time, further axes pooled): g = 1 + 2 sum_{k=1}^{K} (1 - k / T) rho(k), rho the pooled
+    autocorrelation (each column's mean removed) and K the last lag before rho first drops to
+    zero or below (the usual truncation of a noisy tail)."""
+    values = np.asarray(series, dtype=float).reshape(len(series), -1)
+    deviation = values - values.mean(axis=0)
+    products = _lagged_products(deviation, len(values)).sum(axis=1)
+    if not products[0] > 0:
+        return 1.0
+    rho = products / products[0] * len(values) / (len(values) - np.arange(len(values)))
+    negative = np.nonzero(rho[1:] <= 0)[0]
+    last = negative[0] if len(negative) else len(values) - 1
+    lags = np.arange(1, last + 1)
+    return float(max(1.0, 1 + 2 * np.sum((1 - lags / len(values)) * rho[1:last + 1])))
+
+
+def integrated_correlation_time(series: np.ndarray, interval_ps: float) -> float:
+    """The integrated autocorrelation time tau (ps) of series [T, ...] sampled every
+    ``interval_ps`` (axis 0 time, further axes pooled): tau = g interval / 2, g the
+    ``statistical_inefficiency``, so that the standard error of the mean of T samples is
+    sigma sqrt(2 tau / (T interval)), sigma the standard deviation of one sample. Independent
+    samples give interval / 2; an AR(1) series x_t = phi x_(t-1) + noise gives
+    interval (1 + phi) / (2 (1 - phi)). A block's mean is independent of its neighbours' when the
+    block is much longer than tau."""
+    return statistical_inefficiency(series) * interval_ps / 2
 
 
 def _block_slices(n_rows: int, n_blocks: int) -> list:
