@@ -22,8 +22,11 @@ Needs genice2 (``pip install -e '.[analysis]'``).
     250 K with the raw model and with q-TIP4P/F: g_OO(r) and the oxygen MSD (a plateau when the
     crystal holds).
 
-Relaxations are stored one by one in analysis/runs/fig4[-quick]/relaxations.json and the runs, a
-campaign (one worker process per core), resume: run the script again after an interruption.
+Relaxations are stored one by one in relaxations.json and the NVT runs are a campaign (one worker
+process per core); both resume: run the script again after an interruption, in this sitting or a
+later one. In the full mode their durable state is in git, in ARCHIVE (analysis/campaigns/archive/
+ice/: the relaxations, and per run its XTC frames, rows and checkpoint), and the runs' analysis
+reads it; the quick mode keeps everything in analysis/runs/fig4-quick/.
 Writes analysis/results/fig4_ice[_quick].json (energies in meV per molecule, lengths in nm,
 times in ps and s) and .png.
 """
@@ -51,6 +54,7 @@ from omm_symbreak.strategies import DEFAULT_GRID
 from omm_symbreak.units import KJ_PER_MOL_PER_EV, nm_to_angstrom
 
 ROOT = Path(__file__).resolve().parent
+ARCHIVE = ROOT / "campaigns" / "archive" / "ice"
 SETTINGS = {
     "full": dict(seeds=(1, 2, 3, 4, 5), orientations=4, max_iterations=500, nvt_ps=4.0),
     "quick": dict(seeds=(1, 2), orientations=2, max_iterations=2, nvt_ps=0.2),
@@ -214,12 +218,13 @@ def energy_numbers(store: dict, settings: dict, n_molecules: int,
 
 
 def stability_runs(mode: str, settings: dict, model_file) -> tuple:
-    """Run (or resume) the 250 K NVT runs as a campaign; returns (directories, wall times of
-    this sitting)."""
+    """Run (or resume) the 250 K NVT runs as a campaign (in the full mode with its durable state
+    in ARCHIVE); returns (the directories to analyse, wall times of this sitting)."""
     steps = int(round(settings["nvt_ps"] * 2000))
-    root = ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick")
+    root = run_root(mode)
+    archive = ARCHIVE if mode == "full" else None
     intervals = dict(seed=1, trajectory_interval=FRAME_STEPS, state_interval=FRAME_STEPS * 10,
-                     checkpoint_interval=2000)
+                     checkpoint_interval=2000, trajectory_format="xtc")
     runs = {"nvt-reference": ReferenceSettings(system="ice-ih", steps=steps,
                                                temperature_k=TEMPERATURE_K, **intervals),
             "nvt-raw": RunSettings(system="ice-ih", model=model_file, strategy="none",
@@ -227,9 +232,15 @@ def stability_runs(mode: str, settings: dict, model_file) -> tuple:
                                    friction_per_ps=1.0, timestep_fs=0.5, steps=steps,
                                    diagnostics_interval=2000, diagnostic_grid=AVERAGE_GRID,
                                    **intervals)}
-    wall = run_as_campaign(runs, root)
-    return ({"raw": root / "nvt-raw", "reference": root / "nvt-reference"},
+    wall = run_as_campaign(runs, root, archive)
+    analysed = archive or root
+    return ({"raw": analysed / "nvt-raw", "reference": analysed / "nvt-reference"},
             {"raw": wall["nvt-raw"], "reference": wall["nvt-reference"]})
+
+
+def run_root(mode: str) -> Path:
+    """Where the runs of ``mode`` run (not kept in git)."""
+    return ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick")
 
 
 def stability_numbers(directory: Path) -> dict:
@@ -285,7 +296,7 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
     model = load_model(args.model)
-    store_path = ROOT / "runs" / ("fig4" if mode == "full" else "fig4-quick") / "relaxations.json"
+    store_path = (ARCHIVE if mode == "full" else run_root(mode)) / "relaxations.json"
     store_path.parent.mkdir(parents=True, exist_ok=True)
     store = json.loads(store_path.read_text()) if store_path.is_file() else {}
 
