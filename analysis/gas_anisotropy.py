@@ -5,7 +5,7 @@
 
 Reads the runs of the campaign analysis/campaigns/gas.toml (one molecule in NVT at 300 K,
 Langevin 1/ps, a frame every 100 fs; the raw model, strategy ``none``, and its ``Ti`` average,
-strategy ``full``; 4 seeds of 100 ps each) from its durable state (default ARCHIVE; it runs
+strategy ``full``; 6 seeds of 100 ps each) from its durable state (default ARCHIVE; it runs
 nothing: ``omm-symbreak campaign analysis/campaigns/gas.toml --archive ...`` does) and gives,
 for every complete seed, the anisotropy A of the distribution of the molecular direction u
 (fig1's quantity, A = 4 pi sum_{l=1..4} sum_m <Y_lm(u)>^2, 0 for a molecule without orientational
