@@ -88,3 +88,13 @@ def peak_cpu_bytes(function) -> int:
         held += event.self_cpu_memory_usage
         peak = max(peak, held)
     return peak
+
+
+def reference_state(system, positions_nm, groups=-1):
+    """Energy (kJ/mol) and forces (kJ/mol/nm) of ``groups`` in a Reference-platform Context."""
+    context = openmm.Context(system, openmm.VerletIntegrator(0.0005),
+                             openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions_nm)
+    state = context.getState(getEnergy=True, getForces=True, groups=groups)
+    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+            state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))

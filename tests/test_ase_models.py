@@ -5,12 +5,11 @@ direct-force calculator; a calculator that takes its forces by torch autograd; b
 Orb-v3: tests/test_orb_model.py."""
 
 import numpy as np
-import openmm
 import pytest
 import torch
-from openmm import unit
 
 from ase_models import AutogradCalculator, DirectForceCalculator, PolynomialCalculator
+from conftest import reference_state
 from omm_symbreak.export import check_exportable, openmm_module
 from omm_symbreak.grids import parse_grid, random_rotations
 from omm_symbreak.kernel import random_rotation
@@ -39,16 +38,6 @@ def _energy_and_forces(module, positions_nm, box_nm):
 
 def _in_openmm_units(energy_ev, forces_ev_angstrom):
     return ev_to_kj_mol(energy_ev), ev_angstrom_to_kj_mol_nm(forces_ev_angstrom)
-
-
-def _context_state(system, positions_nm, groups=-1):
-    """Energy (kJ/mol) and forces (kJ/mol/nm) of ``groups`` in a Reference-platform Context."""
-    context = openmm.Context(system, openmm.VerletIntegrator(0.0005),
-                             openmm.Platform.getPlatformByName("Reference"))
-    context.setPositions(positions_nm)
-    state = context.getState(getEnergy=True, getForces=True, groups=groups)
-    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
-            state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
 
 
 def _rotated_energy_and_forces(calculator, positions_nm, rotation):
@@ -109,14 +98,14 @@ def test_a_context_gives_full_and_mts_groups_as_the_python_evaluation(name):
     isotropic, isotropic_forces = _in_openmm_units(
         *calculator.isotropic(nm_to_angstrom(positions)))
     raw, raw_forces = _rotated_energy_and_forces(calculator, positions, np.eye(3))
-    energy, forces = _context_state(create_system(topology, calculator, "full", grid, positions),
+    energy, forces = reference_state(create_system(topology, calculator, "full", grid, positions),
                                     positions)
     assert energy == pytest.approx(isotropic, rel=1e-10)
     np.testing.assert_allclose(forces, isotropic_forces, atol=1e-8 * np.abs(forces).max())
     system = create_system(topology, calculator, "mts", grid, positions)
     assert [force.getForceGroup() for force in system.getForces()] == [FAST_GROUP, SLOW_GROUP]
-    fast = _context_state(system, positions, {FAST_GROUP})
-    slow = _context_state(system, positions, {SLOW_GROUP})
+    fast = reference_state(system, positions, {FAST_GROUP})
+    slow = reference_state(system, positions, {SLOW_GROUP})
     assert fast[0] == pytest.approx(raw, rel=1e-10)
     np.testing.assert_allclose(fast[1], raw_forces, atol=1e-8 * np.abs(raw_forces).max())
     assert slow[0] == pytest.approx(isotropic - raw, rel=1e-9)
@@ -132,7 +121,7 @@ def test_a_calculator_that_takes_forces_by_torch_autograd_gets_gradients():
     isotropic, isotropic_forces = _in_openmm_units(
         *calculator.isotropic(nm_to_angstrom(positions)))
     system = create_system(topology, calculator, "full", parse_grid("Ti"), positions)
-    energy, forces = _context_state(system, positions)
+    energy, forces = reference_state(system, positions)
     assert energy == pytest.approx(isotropic, rel=1e-10)
     np.testing.assert_allclose(forces, isotropic_forces, atol=1e-8 * np.abs(forces).max())
 
@@ -141,7 +130,7 @@ def test_random_uses_kernel_random_rotation_of_the_call():
     topology, positions, box = _structure("liquid-64")
     calculator = PolynomialCalculator()
     system = create_system(topology, calculator, "random", None, positions)
-    energy, forces = _context_state(system, positions)
+    energy, forces = reference_state(system, positions)
     # the rotation of the configuration as the export wrapper hands it to the strategy: about
     # the centroid, in Angstrom (export.OpenMMEnergy)
     positions_nm = torch.tensor(positions, dtype=torch.float64)
@@ -167,8 +156,8 @@ def test_mlpotential_symbreak_takes_a_calculator(strategy, spec):
         topology, removeCMMotion=False)
     expected = create_system(topology, calculator, strategy,
                              parse_grid(spec) if spec else None, positions)
-    energy, forces = _context_state(system, positions)
-    reference, reference_forces = _context_state(expected, positions)
+    energy, forces = reference_state(system, positions)
+    reference, reference_forces = reference_state(expected, positions)
     assert energy == pytest.approx(reference, rel=1e-12)
     np.testing.assert_allclose(forces, reference_forces, atol=1e-10 * np.abs(forces).max())
 

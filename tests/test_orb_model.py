@@ -11,17 +11,15 @@ energy is exact to about eps_32 |E| (``FLOAT32_EPS``), whatever the precision of
 """
 
 import numpy as np
-import openmm
 import pytest
 import torch
-from openmm import unit
 
 pytest.importorskip("orb_models")
 from orb_models.forcefield import pretrained  # noqa: E402
 from orb_models.forcefield.atomic_system import SystemConfig  # noqa: E402
 from orb_models.forcefield.calculator import ORBCalculator  # noqa: E402
 
-from conftest import water_positions_angstrom, water_topology  # noqa: E402
+from conftest import reference_state, water_positions_angstrom, water_topology  # noqa: E402
 from omm_symbreak.export import openmm_module  # noqa: E402
 from omm_symbreak.grids import parse_grid, random_rotations  # noqa: E402
 from omm_symbreak.model_kinds import ASEModel  # noqa: E402
@@ -64,16 +62,6 @@ def energy_and_forces(module, positions_nm):
     return float(energy.detach()), -gradient.numpy()
 
 
-def context_state(system, positions_nm, groups=-1):
-    """Energy (kJ/mol) and forces (kJ/mol/nm) of ``groups`` in a Reference-platform Context."""
-    context = openmm.Context(system, openmm.VerletIntegrator(0.0005),
-                             openmm.Platform.getPlatformByName("Reference"))
-    context.setPositions(positions_nm)
-    state = context.getState(getEnergy=True, getForces=True, groups=groups)
-    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
-            state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
-
-
 def test_every_strategy_runs_through_openmmml():
     """MLPotential("symbreak", model=calculator): none, full, mts, random give finite energies
     and forces; mts puts the raw model in its fast group and the correction in its slow one,
@@ -87,11 +75,11 @@ def test_every_strategy_runs_through_openmmml():
         potential = mlpotential.MLPotential("symbreak", model=calculator, strategy=strategy,
                                             **({"grid": grid} if grid else {}))
         systems[strategy] = potential.createSystem(topology, removeCMMotion=False)
-        states[strategy] = context_state(systems[strategy], positions)
+        states[strategy] = reference_state(systems[strategy], positions)
         assert np.isfinite(states[strategy][0]) and np.isfinite(states[strategy][1]).all()
     assert ([force.getForceGroup() for force in systems["mts"].getForces()]
             == [FAST_GROUP, SLOW_GROUP])
-    fast = context_state(systems["mts"], positions, {FAST_GROUP})
+    fast = reference_state(systems["mts"], positions, {FAST_GROUP})
     assert fast[0] == pytest.approx(states["none"][0], rel=1e-12)
     assert states["mts"][0] == pytest.approx(states["full"][0], rel=1e-12)
     np.testing.assert_allclose(states["mts"][1], states["full"][1], rtol=0,
