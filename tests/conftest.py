@@ -1,5 +1,9 @@
 """Shared fixtures: a tiny deterministic model and small water structures built from scratch."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import openmm
 import openmm.app as app
@@ -7,6 +11,7 @@ import openmm.unit as unit
 import pytest
 import torch
 
+import omm_symbreak
 from omm_symbreak.grids import random_rotations
 from omm_symbreak.model import UnconstrainedPET
 from omm_symbreak.units import angstrom_to_nm
@@ -98,3 +103,19 @@ def reference_state(system, positions_nm, groups=-1):
     state = context.getState(getEnergy=True, getForces=True, groups=groups)
     return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
             state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+
+
+# the analysis scripts of the repository under test (a checkout: analysis/ is not installed)
+ANALYSIS = Path(omm_symbreak.__file__).resolve().parent.parent / "analysis"
+
+
+def analysis_script(name: str):
+    """analysis/NAME.py as a module (it may import its neighbours, analysis/figures.py, ...)."""
+    sys.path.insert(0, str(ANALYSIS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ANALYSIS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ANALYSIS))
+    return module

@@ -4,39 +4,23 @@ from its force constants; its intermolecular energy summed by hand from its char
 Lennard-Jones parameters), and the model's two routes (rotation kernel, energy module) against
 each other and against finite differences with the tiny model."""
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.constants
 from openmm import app, unit
 
-import omm_symbreak
-from conftest import tiny_model
+from conftest import analysis_script, tiny_model
 from omm_symbreak import systems
 from omm_symbreak.grids import parse_grid, random_rotations
 from omm_symbreak.reference import qtip4pf_forcefield_parameters as QTIP4PF
 from omm_symbreak.symmetrize import strategy_energy
 from omm_symbreak.units import angstrom_to_nm, as_nm_array, per_ps_to_wavenumber
 
-# the repository of the package under test (a checkout: analysis/ is not installed)
-SCRIPT = Path(omm_symbreak.__file__).resolve().parent.parent / "analysis" / "model_domain.py"
-
-
 @pytest.fixture(scope="module")
 def domain():
-    """The script as a module (it imports analysis/figures.py from its own folder)."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("model_domain", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+    return analysis_script("model_domain")
 
 
 def gf_wavenumbers(r_nm: float, theta: float) -> np.ndarray:

@@ -2,31 +2,20 @@
 it describes the shipped checkpoint, and the evaluations it runs are ones ``evaluate_files``
 accepts (a changed grid API once broke it after 13 minutes of evaluation)."""
 
-import importlib.util
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
-import omm_symbreak
-from conftest import tiny_model
+from conftest import analysis_script, tiny_model
 from omm_symbreak.evaluate import evaluate_files
 from omm_symbreak.model import load_model, model_fingerprint, save_model
 from omm_symbreak.model.model_file import DEFAULT_MODEL
 
-# the repository of the package under test (a checkout: analysis/ is not installed)
-SCRIPT = Path(omm_symbreak.__file__).resolve().parent.parent / "analysis" / "ship_model.py"
-
-
 @pytest.fixture(scope="module")
 def ship_model():
-    """The script as a module."""
-    spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return analysis_script("ship_model")
 
 
 def test_the_committed_card_is_what_the_committed_results_give(ship_model, tmp_path,

@@ -2,31 +2,17 @@
 limit on hand-computed cases, the block error's convergence and the correlation time on an AR(1)
 series whose standard error of the mean is known, and seeds combined by hand."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-import omm_symbreak
+from conftest import analysis_script
 from omm_symbreak.observables import block_average, integrated_correlation_time
 from test_observables import ar1_series
-
-# the repository of the package under test (a checkout: analysis/ is not installed)
-SCRIPT = Path(omm_symbreak.__file__).resolve().parent.parent / "analysis" / "verdicts.py"
 
 
 @pytest.fixture(scope="module")
 def verdicts():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("verdicts", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+    return analysis_script("verdicts")
 
 
 def test_verdicts_by_hand(verdicts):
