@@ -33,7 +33,6 @@ from .model_kinds import EnergyModel, as_energy_model
 from .strategies import check_strategy, strategy_of
 
 
-
 class RotationWeightedEnergy(nn.Module):
     """E(x) = sum_g weights[g] * E_model(R_g x) for a set of rotations; with ``turned``, the
     rows ``turned[g]`` use R_g Q instead, Q a random rotation of O(3) drawn from the
