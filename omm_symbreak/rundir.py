@@ -40,6 +40,7 @@ import torch
 
 from .checkpoint import CHECKPOINT_FILE, checkpoint_step, has_checkpoint
 from .frames import TRAJECTORY_FORMATS, FrameWriter, truncate_frames
+from .model_kinds.base import file_fingerprint
 from .observables.mechanics import angular_momentum, torque
 from .quiet import c_stdout_dropped
 from .settings import RunSettings, flag
@@ -223,6 +224,8 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     else; the model must be the one
     the run started with, by its ``model_fingerprint`` in run.json: the same model path, the
     shipped model's say, may hold another model by then, and another path the same model.
+    A system that is a PDB file may move too (an archive extended on another checkout): its
+    ``system_fingerprint`` in run.json, the file's content, decides.
     """
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"-o {directory} is a file: name a directory for the run's outputs")
@@ -234,6 +237,9 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     changed = sorted(k for k in record["settings"] if record["settings"][k] != wanted.get(k))
     if record.get("model_fingerprint") == fingerprint and "model" in changed:
         changed.remove("model")  # the same model under another path (a copy, say)
+    if "system" in changed and record.get("system_fingerprint") is not None \
+            and record["system_fingerprint"] == system_fingerprint(settings.system):
+        changed.remove("system")  # the same PDB file under another path
     changed = [name for name in changed if name not in COST_SETTINGS]
     if changed == ["steps"] and not resume:
         steps = record["settings"]["steps"]
@@ -241,7 +247,9 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
         raise ValueError(f"{directory} holds this run with --steps {steps}: pass --resume to "
                          f"{change} --steps {settings.steps}, or choose another output directory")
     if changed and not (resume and changed == ["steps"]):
-        raise ValueError(_different_run(directory, record["settings"], wanted, changed))
+        # a resume may change steps: the message names what it may not
+        named = [name for name in changed if not (resume and name == "steps")]
+        raise ValueError(_different_run(directory, record["settings"], wanted, named))
     if not resume:
         raise ValueError(f"{directory} already holds this run: pass --resume to continue it")
     if record.get("model_fingerprint", fingerprint) != fingerprint:
@@ -252,6 +260,13 @@ def check_directory(directory: Path, settings: RunSettings, resume: bool,
     if settings.steps < done:
         raise ValueError(f"{directory} is checkpointed at step {done}: --steps "
                          f"{settings.steps} would end the run before it")
+
+
+def system_fingerprint(system: str):
+    """The ``file_fingerprint`` of a system that is a PDB file (``systems.load_structure``);
+    None for a template of systems/, named rather than read, or a file that is not there."""
+    path = Path(system)
+    return file_fingerprint(path) if system.lower().endswith(".pdb") and path.is_file() else None
 
 
 # the defaults of an earlier version, {setting: (then, now)}: a run started then differs in them
@@ -370,6 +385,7 @@ def create_run_directory(directory: Path, settings: RunSettings, model, fingerpr
         "settings": dataclasses.asdict(settings),
         "notes": list(settings.notes),
         "model_fingerprint": fingerprint,
+        "system_fingerprint": system_fingerprint(settings.system),
         "model_description": model.description(),
         "versions": {"omm_symbreak": __version__, "openmm": openmm.__version__,
                      "torch": torch.__version__},

@@ -2,6 +2,7 @@
 that a kill at any moment leaves a state paired with its step."""
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,28 @@ def test_the_checkpoints_step_is_the_step_count_of_its_openmm_state(tmp_path):
         step = load_checkpoint(simulation, directory)
         assert step == settings.steps
         assert simulation.context.getStepCount() * settings.stride == step
+
+
+def test_a_run_of_a_pdb_file_resumes_where_the_same_file_lies_elsewhere(tmp_path):
+    """An archive extended on another checkout: the PDB file's path has changed, its content
+    (run.json's system_fingerprint) has not; a file with other content is refused."""
+    template = Path(__file__).resolve().parent.parent / "systems" / "water-monomer.pdb"
+    first, second = tmp_path / "checkout-a" / "mol.pdb", tmp_path / "checkout-b" / "mol.pdb"
+    for path in (first, second):
+        path.parent.mkdir()
+        shutil.copy(template, path)
+    whole = dataclasses.replace(SETTINGS, system=str(first))
+    run(whole, tmp_path / "whole", progress=False)
+    run(dataclasses.replace(whole, steps=40), tmp_path / "moved", progress=False)
+    shutil.rmtree(first.parent)
+
+    edited = tmp_path / "edited.pdb"
+    edited.write_text("REMARK   1 EDITED\n" + template.read_text())
+    with pytest.raises(ValueError,
+                       match=r"settings differ: SYSTEM \S*checkout-a/mol.pdb in the run"):
+        run(dataclasses.replace(whole, system=str(edited)), tmp_path / "moved", resume=True,
+            progress=False)
+    run(dataclasses.replace(whole, system=str(second)), tmp_path / "moved", resume=True,
+        progress=False)
+    np.testing.assert_array_equal(read_trajectory(tmp_path / "moved").xyz,
+                                  read_trajectory(tmp_path / "whole").xyz)
