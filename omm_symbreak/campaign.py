@@ -55,7 +55,8 @@ REFERENCE_KEYS = ("temperature_k", "friction_per_ps", "timestep_fs", "trajectory
                   "state_interval", "checkpoint_interval", "platform", "trajectory_format")
 POLL_S = 2.0
 PROGRESS_TOPIC = "omm-symbreak-progress"
-MARKER_FILE = "campaign.json"  # written by the client in the output directory
+# written by the client in the output directory, one per campaign running on it
+MARKER_FILE = "campaign-{token}.json"
 # glibc's mallopt parameters, and the values its dynamic thresholds reach in a plain process
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 TRIM_THRESHOLD_BYTES, MMAP_THRESHOLD_BYTES = 64 << 20, 32 << 20
@@ -304,12 +305,12 @@ def execute(run: PlannedRun, directory, archive_dir=None, token: Optional[str] =
     """Run, resume (from its checkpoint, or from its archive ``archive_dir`` where that is
     later) or finish one run in ``directory``: the task of a dask worker, again when a worker
     died under it. With ``token``, the output directory must hold the client's marker file
-    with that token (a filesystem shared with the client). Returns its wall time (s)."""
+    of that token (a filesystem shared with the client). Returns its wall time (s)."""
     from .simulate import run as simulate
 
     started = time.perf_counter()
     directory = Path(directory)
-    if token is not None and _read_token(directory.parent) != token:
+    if token is not None and not (directory.parent / MARKER_FILE.format(token=token)).is_file():
         raise RuntimeError(f"this worker ({socket.gethostname()}) does not see the campaign's "
                            f"output directory {directory.parent}: the output directory and the "
                            f"archive must be on a filesystem the client and every worker share")
@@ -366,13 +367,6 @@ def _report_progress(name: str, step: int) -> None:
     except ValueError:
         return
     worker.log_event(PROGRESS_TOPIC, {"run": name, "step": step})
-
-
-def _read_token(output_dir: Path) -> Optional[str]:
-    try:
-        return json.loads((output_dir / MARKER_FILE).read_text())["token"]
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _missing_directories(paths: list, token: str) -> list:
@@ -434,27 +428,32 @@ def run_campaign(runs: list, output_dir, scheduler: Optional[str] = None,
                if states[run.name] == "done"}
     if to_run:
         token = _mark_output_directory(output_dir, archive)
-        if scheduler is None:
-            with local_cluster(workers) as cluster, Client(cluster) as client:
-                results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
-                                                progress))
-        else:
-            with Client(scheduler) as client:
-                results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
-                                                progress))
+        try:
+            if scheduler is None:
+                with local_cluster(workers) as cluster, Client(cluster) as client:
+                    results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
+                                                    progress))
+            else:
+                with Client(scheduler) as client:
+                    results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
+                                                    progress))
+        finally:
+            (output_dir / MARKER_FILE.format(token=token)).unlink(missing_ok=True)
     return [results[run.name] for run in runs]
 
 
 def _mark_output_directory(output_dir: Path, archive: Optional[Path]) -> str:
-    """Create the output directory and the archive and write the marker file, with a new token,
-    that each task looks for (``execute``); returns the token."""
+    """Create the output directory and the archive and write this campaign's marker file,
+    named by a new token, that each task looks for (``execute``); returns the token. Each
+    campaign on one output directory has its own (runs of two campaigns are kept apart by
+    their run directories' locks)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     if archive is not None:
         archive.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)
     marker = {"token": token, "client_host": socket.gethostname(), "started": time.time(),
               "archive": None if archive is None else str(archive)}
-    (output_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2))
+    (output_dir / MARKER_FILE.format(token=token)).write_text(json.dumps(marker, indent=2))
     return token
 
 

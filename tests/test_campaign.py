@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omm_symbreak.campaign import (CampaignError, PlannedRun, check_shared_filesystem, execute,
-                                   load_campaign, local_cluster, plan_states, run_campaign)
+from omm_symbreak.campaign import (CampaignError, PlannedRun, _mark_output_directory,
+                                   check_shared_filesystem, execute, load_campaign, local_cluster,
+                                   plan_states, run_campaign)
 from omm_symbreak.model import DEFAULT_MODEL
 from omm_symbreak.cli import main
 from omm_symbreak.reference.run import ReferenceSettings, run_reference
@@ -121,6 +122,19 @@ def test_the_undisturbed_campaign_runs_every_run_to_its_end(undisturbed):
     for name in NAMES:
         assert trajectory(output / name).n_frames == STEPS // 10 + 1
         assert checkpoint_step(output / name) == STEPS
+    assert not list(output.glob("campaign-*.json"))  # the client took its marker file away
+
+
+def test_a_second_campaign_on_the_output_directory_leaves_the_first_ones_tasks_running(
+        tmp_path):
+    """Each campaign marks the output directory with its own token (two campaign files may
+    share an output directory): a task of the first still finds its marker."""
+    output = tmp_path / "out"
+    first = _mark_output_directory(output, None)
+    _mark_output_directory(output, None)
+    run = load_campaign(campaign_file(tmp_path))[0]
+    execute(run, output / run.name, token=first)
+    assert checkpoint_step(output / run.name) == STEPS
 
 
 def test_a_worker_killed_mid_run_changes_nothing_and_a_failed_run_stops_no_other(
