@@ -301,11 +301,13 @@ def _reference_state(directory: Path, settings: ReferenceSettings) -> str:
     return "done" if checkpoint_step(directory) == settings.steps else "resume"
 
 
-def execute(run: PlannedRun, directory, archive_dir=None, token: Optional[str] = None) -> float:
+def execute(run: PlannedRun, directory, archive_dir=None, token: Optional[str] = None,
+            threads: int = 1) -> float:
     """Run, resume (from its checkpoint, or from its archive ``archive_dir`` where that is
-    later) or finish one run in ``directory``: the task of a dask worker, again when a worker
-    died under it. With ``token``, the output directory must hold the client's marker file
-    of that token (a filesystem shared with the client). Returns its wall time (s)."""
+    later) or finish one run in ``directory`` on ``threads`` threads: the task of a dask
+    worker, again when a worker died under it. With ``token``, the output directory must hold
+    the client's marker file of that token (a filesystem shared with the client). Returns its
+    wall time (s)."""
     from .simulate import run as simulate
 
     started = time.perf_counter()
@@ -314,7 +316,7 @@ def execute(run: PlannedRun, directory, archive_dir=None, token: Optional[str] =
         raise RuntimeError(f"this worker ({socket.gethostname()}) does not see the campaign's "
                            f"output directory {directory.parent}: the output directory and the "
                            f"archive must be on a filesystem the client and every worker share")
-    set_run_environment()
+    set_run_environment(threads)
     if archive_dir is not None:
         with hold_lock(directory):
             restore_durable_state(archive_dir, directory)
@@ -396,22 +398,27 @@ def check_shared_filesystem(client, paths: list) -> None:
             "every worker share (NFS, Lustre, ...): choose such paths with -o and --archive"])
 
 
-def local_cluster(workers: Optional[int] = None):
-    """A ``distributed.LocalCluster`` of ``workers`` (default: ``os.cpu_count()``) worker
-    processes of one thread each (each task sets its run's environment,
-    ``set_run_environment``)."""
+def local_cluster(workers: Optional[int] = None, threads_per_run: int = 1):
+    """A ``distributed.LocalCluster`` of ``workers`` worker processes, each running one task
+    at a time (default: as many as the CPU cores hold runs of ``threads_per_run`` threads;
+    each task sets its run's environment, ``set_run_environment``)."""
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
-                        processes=True, dashboard_address=None)
+    workers = workers or max(1, (os.cpu_count() or 1) // threads_per_run)
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                        dashboard_address=None)
 
 
 def run_campaign(runs: list, output_dir, scheduler: Optional[str] = None,
-                 workers: Optional[int] = None, progress: bool = True, archive=None) -> list:
+                 workers: Optional[int] = None, progress: bool = True, archive=None,
+                 threads_per_run: int = 1) -> list:
     """Run the planned runs in ``output_dir/<name>``, one dask task each, on the scheduler at
-    ``scheduler`` or else on a ``local_cluster(workers)``; with ``archive``, each run's durable
-    state is kept in ``archive/<name>`` and runs are restored from it (module docstring).
-    Returns a ``RunResult`` per run, in the order of ``runs``.
+    ``scheduler`` or else on a ``local_cluster(workers, threads_per_run)``; with ``archive``,
+    each run's durable state is kept in ``archive/<name>`` and runs are restored from it
+    (module docstring). Each run computes on ``threads_per_run`` threads (torch and OpenMM's
+    CPU platform): more than one where fewer runs than cores are left, a single long run say;
+    a worker of a cluster should then own that many cores. Returns a ``RunResult`` per run,
+    in the order of ``runs``.
 
     Finished runs are skipped; every directory is checked first (``plan_states``), and that
     every worker shares the output directory and the archive (``check_shared_filesystem``):
@@ -420,6 +427,8 @@ def run_campaign(runs: list, output_dir, scheduler: Optional[str] = None,
     """
     from distributed import Client
 
+    if threads_per_run < 1:
+        raise ValueError(f"threads_per_run must be a positive number, not {threads_per_run}")
     output_dir = Path(output_dir).resolve()
     archive = None if archive is None else Path(archive).resolve()
     states = plan_states(runs, output_dir, archive)
@@ -430,13 +439,14 @@ def run_campaign(runs: list, output_dir, scheduler: Optional[str] = None,
         token = _mark_output_directory(output_dir, archive)
         try:
             if scheduler is None:
-                with local_cluster(workers) as cluster, Client(cluster) as client:
+                with local_cluster(workers, threads_per_run) as cluster, \
+                        Client(cluster) as client:
                     results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
-                                                    progress))
+                                                    threads_per_run, progress))
             else:
                 with Client(scheduler) as client:
                     results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
-                                                    progress))
+                                                    threads_per_run, progress))
         finally:
             (output_dir / MARKER_FILE.format(token=token)).unlink(missing_ok=True)
     return [results[run.name] for run in runs]
@@ -458,7 +468,7 @@ def _mark_output_directory(output_dir: Path, archive: Optional[Path]) -> str:
 
 
 def _submit_and_wait(client, runs: list, output_dir: Path, archive: Optional[Path], token: str,
-                     progress: bool) -> dict:
+                     threads: int, progress: bool) -> dict:
     """Check the workers' view of the directories, submit a task per run and wait for all of
     them; the progress bars follow the workers' events (``PROGRESS_TOPIC``). {name:
     RunResult}."""
@@ -471,7 +481,7 @@ def _submit_and_wait(client, runs: list, output_dir: Path, archive: Optional[Pat
     # the file's order is the order of work: a worker free for one run takes the first waiting
     futures = {run.name: client.submit(execute, run, output_dir / run.name,
                                        None if archive is None else archive / run.name, token,
-                                       pure=False, priority=len(runs) - index,
+                                       threads, pure=False, priority=len(runs) - index,
                                        key=f"omm-symbreak-{run.name}-{time.time_ns()}")
                for index, run in enumerate(runs)}
     total_steps = sum(run.settings.steps for run in runs)

@@ -277,13 +277,17 @@ def run_campaign(args) -> None:
         raise ValueError("--archive must be another directory than the output directory")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be a positive number of processes, not {args.workers}")
+    if args.threads_per_run < 1:
+        raise ValueError(f"--threads-per-run must be a positive number, not "
+                         f"{args.threads_per_run}")
     if args.dry_run:
         print(format_plan(runs, plan_states(runs, output_dir, archive), output_dir, archive))
         print(f"{len(runs)} runs in {output_dir}"
               + (f", durable state in {archive}" if archive else ""))
         return
     results = campaign(runs, output_dir, scheduler=args.scheduler, workers=args.workers,
-                       progress=not args.quiet, archive=archive)
+                       progress=not args.quiet, archive=archive,
+                       threads_per_run=args.threads_per_run)
     print(format_summary(results))
     failed = [result.name for result in results if result.status == "failed"]
     if failed:
@@ -308,8 +312,8 @@ def add_campaign_parser(commands) -> None:
                         ".toml)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None,
-                       help="worker processes of the local dask cluster, one thread each "
-                            "(default: the number of CPU cores)")
+                       help="worker processes of the local dask cluster, one run at a time each "
+                            "(default: the CPU cores over --threads-per-run)")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="the address of a running dask scheduler (dask-jobqueue, ...) to "
                             "use instead of a local cluster")
@@ -318,6 +322,9 @@ def add_campaign_parser(commands) -> None:
                         "DIR/<run name>, updated after every checkpoint, and extend runs from "
                         "it on a new machine or checkout (use trajectory_format = \"xtc\" to "
                         "keep it small)")
+    p.add_argument("--threads-per-run", type=int, default=1, metavar="N",
+                   help="threads of torch and of OpenMM's CPU platform for each run (default "
+                        "1): more where fewer runs than cores are left, one long run say")
     p.add_argument("--dry-run", action="store_true",
                    help="print the planned runs and their state (new, resume, done) and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import openmm
 import pytest
+import torch
 
+from omm_symbreak import simulate
 from omm_symbreak.campaign import (CampaignError, PlannedRun, _mark_output_directory,
                                    check_shared_filesystem, execute, load_campaign, local_cluster,
                                    plan_states, run_campaign)
@@ -135,6 +138,35 @@ def test_a_second_campaign_on_the_output_directory_leaves_the_first_ones_tasks_r
     run = load_campaign(campaign_file(tmp_path))[0]
     execute(run, output / run.name, token=first)
     assert checkpoint_step(output / run.name) == STEPS
+
+
+def test_a_run_computes_on_the_campaigns_threads_per_run(tmp_path, monkeypatch, capsys):
+    """The OpenMM Context of a run, and torch while it runs, use the threads asked for; a
+    count below 1 is refused before anything runs."""
+    contexts = []
+
+    def recorded(*args, **kwargs):
+        simulation = original(*args, **kwargs)
+        contexts.append((simulation.context, torch.get_num_threads()))
+        return simulation
+
+    original = simulate._simulation
+    monkeypatch.setattr(simulate, "_simulation", recorded)
+    cpu = openmm.Platform.getPlatformByName("CPU")
+    before = (torch.get_num_threads(), cpu.getPropertyDefaultValue("Threads"))
+    # the run sets it: monkeypatch restores (or removes) it after the test
+    monkeypatch.setenv("OPENMM_CPU_THREADS", os.environ.get("OPENMM_CPU_THREADS", "1"))
+    run = load_campaign(campaign_file(tmp_path))[0]
+    try:
+        execute(run, tmp_path / "out" / run.name, threads=2)
+    finally:
+        torch.set_num_threads(before[0])
+        cpu.setPropertyDefaultValue("Threads", before[1])
+    ((context, torch_threads),) = contexts
+    assert context.getPlatform().getPropertyValue(context, "Threads") == "2"
+    assert torch_threads == 2
+    assert main(["campaign", str(campaign_file(tmp_path)), "--threads-per-run", "0"]) == 2
+    assert "--threads-per-run must be a positive number" in capsys.readouterr().err
 
 
 def test_a_worker_killed_mid_run_changes_nothing_and_a_failed_run_stops_no_other(
