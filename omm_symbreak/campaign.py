@@ -24,6 +24,7 @@ another worker (up to ``distributed.scheduler.allowed-failures`` times), which r
 from its last checkpoint: the dead process's lock went with it (``rundir.hold_lock``).
 """
 
+import contextlib
 import ctypes
 import dataclasses
 import itertools
@@ -437,16 +438,12 @@ def run_campaign(runs: list, output_dir, scheduler: Optional[str] = None,
                if states[run.name] == "done"}
     if to_run:
         token = _mark_output_directory(output_dir, archive)
+        cluster = (local_cluster(workers, threads_per_run) if scheduler is None
+                   else contextlib.nullcontext(scheduler))
         try:
-            if scheduler is None:
-                with local_cluster(workers, threads_per_run) as cluster, \
-                        Client(cluster) as client:
-                    results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
-                                                    threads_per_run, progress))
-            else:
-                with Client(scheduler) as client:
-                    results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
-                                                    threads_per_run, progress))
+            with cluster as address_or_cluster, Client(address_or_cluster) as client:
+                results.update(_submit_and_wait(client, to_run, output_dir, archive, token,
+                                                threads_per_run, progress))
         finally:
             (output_dir / MARKER_FILE.format(token=token)).unlink(missing_ok=True)
     return [results[run.name] for run in runs]
