@@ -14,7 +14,8 @@ unbiased for correlated frames) in blocks of BLOCK_PS, with its error, the error
 with the block length and u's correlation time (``verdicts.measurement``). The seeds of a
 model are independent runs: their mean has an error from their spread and one from their block
 errors (``verdicts.independent_runs``), the larger counting; raw against ``Ti`` gets the verdict
-at 2 sigma with its detection limit (``verdicts.compare``), and each model's error is set
+at 2 sigma with its detection limit (``verdicts.compare``), so does each model against A = 0
+(the exact value of a model without orientational preference), and each model's error is set
 against TARGET_ERROR (with the seeds of 100 ps it would take). Seeds not complete are listed with
 the length they reached and left out. Writes analysis/results/gas_anisotropy.json and .png.
 """
@@ -113,6 +114,16 @@ def raw_against_ti(models: dict) -> dict:
     return verdicts.compare(models["raw"]["combined"], models["Ti"]["combined"])
 
 
+def against_isotropy(models: dict) -> dict:
+    """Each model's verdict against A = 0, the exact value of a model without orientational
+    preference (``verdicts.verdict`` with no error on the 0), or why there is none."""
+    return {label: verdicts.verdict(record["combined"]["value"], record["combined"]["error"],
+                                    0.0, 0.0)
+            if record["combined"] is not None else {"verdict": "not measured",
+                                                    "why": "no complete seed"}
+            for label, record in models.items()}
+
+
 def plot(numbers: dict):
     """The figure (matplotlib) of ``numbers``: A per seed and combined; the block error of each
     seed against the block length."""
@@ -150,8 +161,12 @@ def main() -> None:
     parser.set_defaults(quick=False, model=None)
     args = parser.parse_args()
     models = {label: model_record(seeds) for label, seeds in seeds_by_model(args.archive).items()}
-    numbers = {"archive": str(args.archive), "models": models,
-               "raw_vs_Ti": raw_against_ti(models)}
+    # relative to the repository where it lies inside it: the JSON is the same on every checkout
+    archive = args.archive.resolve()
+    numbers = {"archive": str(archive.relative_to(ROOT.parent)
+                              if archive.is_relative_to(ROOT.parent) else archive),
+               "models": models,
+               "raw_vs_Ti": raw_against_ti(models), "against_isotropy": against_isotropy(models)}
     write_figure("gas_anisotropy", args, {
         "what": "water molecule in the gas phase, NVT 300 K: anisotropy A of the distribution of "
                 "its direction u (dimensionless; 0 without orientational preference), raw model "
@@ -163,7 +178,7 @@ def main() -> None:
         "seeds": {seed: [entry.get("value"), entry.get("error"), entry["reached_ps"]]
                   for seed, entry in record["seeds"].items()},
         "missing_seeds": record["missing_seeds"]} for label, record in models.items()}
-        | {"raw_vs_Ti": numbers["raw_vs_Ti"]}, indent=1))
+        | {key: numbers[key] for key in ("raw_vs_Ti", "against_isotropy")}, indent=1))
 
 
 if __name__ == "__main__":
