@@ -18,6 +18,13 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = REPOSITORY / "analysis" / "results"
 
 
+def repository_path(path) -> str:
+    """``path`` relative to the repository where it lies inside it, else absolute: a results
+    JSON then reads the same on every checkout."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPOSITORY) if path.is_relative_to(REPOSITORY) else path)
+
+
 def figure_arguments(description: str, archive: Optional[Path] = None) -> argparse.Namespace:
     """``--quick`` (smoke-test lengths), ``--model`` (default: the shipped model) and, for the
     figures of a campaign with durable state in ``archive``, ``--analyse-only`` and

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import verdicts
-from figures import write_figure
+from figures import repository_path, write_figure
 from omm_symbreak import observables as obs
 from omm_symbreak.campaign import load_campaign
 from omm_symbreak.checkpoint import checkpoint_step, has_checkpoint
@@ -161,11 +161,7 @@ def main() -> None:
     parser.set_defaults(quick=False, model=None)
     args = parser.parse_args()
     models = {label: model_record(seeds) for label, seeds in seeds_by_model(args.archive).items()}
-    # relative to the repository where it lies inside it: the JSON is the same on every checkout
-    archive = args.archive.resolve()
-    numbers = {"archive": str(archive.relative_to(ROOT.parent)
-                              if archive.is_relative_to(ROOT.parent) else archive),
-               "models": models,
+    numbers = {"archive": repository_path(args.archive), "models": models,
                "raw_vs_Ti": raw_against_ti(models), "against_isotropy": against_isotropy(models)}
     write_figure("gas_anisotropy", args, {
         "what": "water molecule in the gas phase, NVT 300 K: anisotropy A of the distribution of "

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import estimated_wall_time_s, read_state, run_as_campaign
+from figures import estimated_wall_time_s, read_state, repository_path, run_as_campaign
 from omm_symbreak.campaign import load_campaign
 from omm_symbreak.checkpoint import checkpoint_step, has_checkpoint
 from omm_symbreak.observables import block_average
@@ -140,7 +140,8 @@ def mean_temperature_k(directory, n_blocks: int) -> list:
 
 def run_record(simulated_ps: dict, wall: dict, directories: dict, n_blocks: int) -> dict:
     """The run facts every liquid figure's JSON states (the directories it read among them)."""
-    return {"run_directories": {name: str(directory) for name, directory in directories.items()},
+    return {"run_directories": {name: repository_path(directory)
+                                for name, directory in directories.items()},
             "simulated_ps": simulated_ps,
             "analysed_from_ps": {name: analysed_from_ps(length)
                                  for name, length in simulated_ps.items()},
