@@ -105,7 +105,7 @@ def write_series(run_root: Path, name: str, numbers: dict) -> str:
     Path(run_root).mkdir(parents=True, exist_ok=True)  # not there yet with --analyse-only
     path = Path(run_root) / f"{name}.json"
     path.write_text(json.dumps(numbers) + "\n")
-    return str(path.relative_to(REPOSITORY))
+    return repository_path(path)
 
 
 def write_figure(name: str, args: argparse.Namespace, result: dict, numbers: dict, plot) -> None:
